@@ -1,0 +1,45 @@
+# `make serve` and `make test` each bootstrap everything from a fresh clone:
+# a virtual environment in .venv, the package, the models, then run.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.facedb-installed
+
+.PHONY: install models test test-fast lint serve bench clean postgres
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+models: install
+	$(BIN)/facedb models install
+
+# Start the local PostgreSQL cluster if this machine has one and it is down.
+postgres:
+	@if command -v pg_lsclusters >/dev/null 2>&1 && pg_lsclusters -h | grep -q down; then \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; fi
+
+test: models postgres
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not models"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+serve: models
+	$(BIN)/facedb db upgrade
+	$(BIN)/facedb serve
+
+bench: models
+	$(BIN)/python bench/pipeline_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""FaceDB's HTTP API (FastAPI)."""

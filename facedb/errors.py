@@ -1,0 +1,92 @@
+"""Domain errors. No HTTP here: `api/errors.py` maps each class to a status and code."""
+
+from __future__ import annotations
+
+
+class FaceDBError(Exception):
+    """Base of every error FaceDB raises on purpose. ``code`` is stable and machine-readable."""
+
+    code = "facedb_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --- models -------------------------------------------------------------------------------
+class ModelsMissing(FaceDBError):
+    """A model file the pipeline needs is absent or corrupt."""
+
+    code = "models_missing"
+
+
+class ModelInstallError(FaceDBError):
+    """`facedb models install` could not obtain or verify a model."""
+
+    code = "model_install_failed"
+
+
+# --- images -------------------------------------------------------------------------------
+class ImageError(FaceDBError):
+    """Base of the errors about an uploaded photo."""
+
+    code = "invalid_image"
+
+
+class EmptyImage(ImageError):
+    code = "empty_image"
+
+
+class TruncatedImage(ImageError):
+    code = "truncated_image"
+
+
+class NotAnImage(ImageError):
+    code = "not_an_image"
+
+
+class UnsupportedImageFormat(ImageError):
+    code = "unsupported_image_format"
+
+
+class ImageTooLarge(ImageError):
+    code = "image_too_large"
+
+
+# --- faces --------------------------------------------------------------------------------
+class NoFaceFound(FaceDBError):
+    code = "no_face"
+
+
+class MultipleFaces(FaceDBError):
+    code = "multiple_faces"
+
+
+# --- records ------------------------------------------------------------------------------
+class NotFound(FaceDBError):
+    code = "not_found"
+
+
+class Conflict(FaceDBError):
+    code = "conflict"
+
+
+class InvalidInput(FaceDBError):
+    code = "invalid_input"
+
+
+class DatabaseNotMigrated(FaceDBError):
+    code = "database_not_migrated"
+
+
+class DatabaseUnavailable(FaceDBError):
+    code = "database_unavailable"
+
+
+# --- auth ---------------------------------------------------------------------------------
+class Unauthenticated(FaceDBError):
+    code = "unauthenticated"
+
+
+class Forbidden(FaceDBError):
+    code = "forbidden"

@@ -1,0 +1,1 @@
+"""Photo → faces: decode, detect, align, embed, estimate age and gender."""

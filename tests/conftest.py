@@ -1,0 +1,62 @@
+"""Shared fixtures: settings in a temporary data folder, the real models, the sample photos."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from facedb.config import Settings, get_settings
+from facedb.provision import model_status
+from facedb.sample_data import celebrity_dataset
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def installed_model_dir() -> Path:
+    """Return the model folder `make models` filled (or FACEDB_MODEL_DIR)."""
+    return Path(os.environ.get("FACEDB_MODEL_DIR", REPO / "data" / "models")).resolve()
+
+
+def cache_dir() -> Path:
+    return Settings().cache_dir
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Point every test's default settings at its own data folder, sharing the models."""
+    for name in list(os.environ):
+        if name.startswith("FACEDB_") and name not in {"FACEDB_MODEL_DIR", "FACEDB_CACHE_DIR"}:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("FACEDB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FACEDB_MODEL_DIR", str(installed_model_dir()))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def model_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings whose model folder holds every installed model (fails if not installed)."""
+    model_dir = installed_model_dir()
+    bad = [s for s in model_status(model_dir) if not s.valid]
+    if bad:
+        pytest.fail(f"models missing under {model_dir}: {[s.name for s in bad]}; run `make models`")
+    return Settings(data_dir=tmp_path_factory.mktemp("models-data"), model_dir=model_dir)
+
+
+@pytest.fixture(scope="session")
+def analyzer(model_settings: Settings):  # type: ignore[no-untyped-def]
+    from facedb.pipeline.analyzer import FaceAnalyzer
+
+    instance = FaceAnalyzer(model_settings)
+    instance.load()
+    return instance
+
+
+@pytest.fixture(scope="session")
+def celebrity() -> Path:
+    """The 5-celebrity set: ``train/<person>/*.jpg`` and ``val/<person>/*.jpg``."""
+    return celebrity_dataset(cache_dir())

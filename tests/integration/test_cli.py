@@ -1,0 +1,47 @@
+"""`facedb analyze` and `facedb models status` as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from facedb.sample_data import photos
+
+pytestmark = pytest.mark.models
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "facedb.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_models_status_reports_every_model_valid() -> None:
+    result = run_cli("models", "status", "--json")
+    assert result.returncode == 0, result.stderr
+    statuses = json.loads(result.stdout)
+    assert {"facenet-128d", "age-gender/age-v1.onnx", "mtcnn/onet"} <= {s["name"] for s in statuses}
+    assert all(s["valid"] for s in statuses)
+
+
+def test_analyze_json_shape(celebrity: Path, tmp_path: Path) -> None:
+    photo = photos(celebrity / "val")["elton_john"][0]
+    junk = tmp_path / "notes.jpg"
+    junk.write_text("not a photo")
+    result = run_cli("analyze", "--json", str(photo), str(junk))
+    assert result.returncode == 1  # one photo failed
+    reports = json.loads(result.stdout)
+    assert [r["path"] for r in reports] == [str(photo), str(junk)]
+    good, bad = reports
+    assert good["error"] is None and len(good["faces"]) == 1
+    face = good["faces"][0]
+    assert set(face["box"]) == {"x", "y", "w", "h"}
+    assert face["gender"] == "male" and 0.5 <= face["gender_probability"] <= 1
+    assert 20 <= face["age"] <= 90
+    assert 0 < face["confidence"] <= 1
+    assert len(face["embedding"]) == 128
+    assert bad["faces"] == [] and bad["error"]["code"] == "not_an_image"

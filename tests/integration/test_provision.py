@@ -1,0 +1,47 @@
+"""Model provisioning: offline install from a folder, idempotence, verification, no downloads."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from facedb.errors import ModelsMissing
+from facedb.provision import facenet_path, install_models, model_status
+from tests.conftest import installed_model_dir
+
+pytestmark = pytest.mark.models
+
+
+def test_install_from_folder_is_offline_and_idempotent(tmp_path: Path) -> None:
+    source = installed_model_dir()
+    target = tmp_path / "models"
+    empty_cache = tmp_path / "cache"  # nothing to fall back on: the folder must suffice
+    statuses = install_models(target, empty_cache, source=source)
+    assert all(s.valid for s in statuses)
+    assert not (empty_cache / "sdists").exists()
+    mtime = facenet_path(target).stat().st_mtime_ns
+    install_models(target, empty_cache, source=source)
+    assert facenet_path(target).stat().st_mtime_ns == mtime
+
+
+def test_status_flags_a_corrupt_file(tmp_path: Path) -> None:
+    target = tmp_path / "models"
+    shutil.copytree(installed_model_dir(), target)
+    with facenet_path(target).open("r+b") as handle:
+        handle.seek(1000)
+        handle.write(b"\x00" * 16)
+    facenet = next(s for s in model_status(target) if s.name == "facenet-128d")
+    assert facenet.present and not facenet.valid
+
+
+def test_deepface_never_downloads(tmp_path: Path) -> None:
+    """A deepface model whose weights are absent raises ModelsMissing instead of fetching."""
+    from deepface.modules import modeling
+
+    from facedb.pipeline.deepface_env import configure_deepface
+
+    configure_deepface(installed_model_dir())
+    with pytest.raises(ModelsMissing, match="facedb models install"):
+        modeling.build_model(task="facial_recognition", model_name="OpenFace")
