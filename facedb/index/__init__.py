@@ -1,0 +1,1 @@
+"""Vector index: a small interface and its FAISS implementation."""

@@ -1,0 +1,273 @@
+"""FAISS index: exact inner product by default, IVF for large collections, GPU when present.
+
+Concurrency and device design:
+- A CPU index (IndexIDMap2 over Flat or IVF) is the master copy: it supports remove_ids
+  and can be written to disk.
+- On a GPU, a replica serves searches. GPU indexes cannot remove ids, so removals there are
+  tombstones filtered at search time; the replica is re-cloned from the master when
+  tombstones pile up. GPU indexes are not thread-safe even for search, so the replica has a
+  single lane (a lock).
+- A readers-writer lock lets CPU searches run concurrently while adds and removes wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+from numpy.typing import NDArray
+
+log = logging.getLogger(__name__)
+
+IndexKind = Literal["flat", "ivf"]
+_MIN_TRAIN_PER_LIST = 39  # faiss warns below this many training points per list
+
+
+def gpu_count() -> int:
+    """Return how many GPUs this faiss build can use (0 for faiss-cpu)."""
+    get = getattr(faiss, "get_num_gpus", None)
+    return int(get()) if get is not None else 0
+
+
+class _RWLock:
+    """Many readers or one writer; writers are not starved by a stream of readers."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting_writers = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._waiting_writers:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting_writers += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._waiting_writers -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+class FaissIndex:
+    """A VectorIndex over faiss. Build with ``FaissIndex.build`` or ``FaissIndex.load``."""
+
+    def __init__(self, master: Any, dimension: int, device: str, nprobe: int = 32) -> None:
+        self.dimension = dimension
+        self._master = master
+        self._lock = _RWLock()
+        self._ids: set[int] = set(int(i) for i in faiss.vector_to_array(master.id_map))
+        self._nprobe = nprobe
+        self._set_nprobe(master)
+        self._gpu_lane = threading.Lock()
+        self._gpu: Any = None
+        self._tombstones: set[int] = set()
+        self._gpu_resources: Any = None
+        if device == "gpu":
+            self._gpu_resources = faiss.StandardGpuResources()
+            self._gpu = self._clone_to_gpu()
+        self.device = device
+
+    # --- construction ---------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        dimension: int,
+        ids: NDArray[np.int64],
+        vectors: NDArray[np.float32],
+        kind: IndexKind = "flat",
+        nlist: int = 1024,
+        nprobe: int = 32,
+        device: Literal["auto", "cpu", "gpu"] = "auto",
+    ) -> FaissIndex:
+        """Return an index holding ``vectors`` under ``ids``.
+
+        IVF needs training data: with fewer than 39 vectors per list the list count shrinks,
+        and below 2 lists it falls back to exact search (logged).
+        """
+        vectors = _as_vectors(vectors, dimension)
+        ids = _as_ids(ids)
+        inner: Any
+        if kind == "ivf":
+            lists = min(nlist, len(vectors) // _MIN_TRAIN_PER_LIST)
+            if lists >= 2:
+                quantizer = faiss.IndexFlatIP(dimension)
+                inner = faiss.IndexIVFFlat(quantizer, dimension, lists, faiss.METRIC_INNER_PRODUCT)
+                inner.train(vectors)
+            else:
+                log.info("IVF needs more vectors (have %d); using exact search", len(vectors))
+                inner = faiss.IndexFlatIP(dimension)
+        else:
+            inner = faiss.IndexFlatIP(dimension)
+        master = faiss.IndexIDMap2(inner)
+        if len(ids):
+            master.add_with_ids(vectors, ids)
+        chosen = device
+        if device == "auto":
+            chosen = "gpu" if gpu_count() > 0 else "cpu"
+        return cls(master, dimension, chosen, nprobe)
+
+    @classmethod
+    def load(
+        cls, path: Path, nprobe: int = 32, device: Literal["auto", "cpu", "gpu"] = "auto"
+    ) -> FaissIndex:
+        """Return the index written by ``save`` (raises on a corrupt file)."""
+        master = faiss.read_index(str(path))
+        if not isinstance(master, faiss.IndexIDMap2):
+            master = faiss.downcast_index(master)
+        chosen = "gpu" if device == "gpu" or (device == "auto" and gpu_count() > 0) else "cpu"
+        return cls(master, master.d, chosen, nprobe)
+
+    # --- VectorIndex -------------------------------------------------------------------
+    @property
+    def count(self) -> int:
+        return len(self._ids)
+
+    @property
+    def kind(self) -> str:
+        inner = faiss.downcast_index(self._master.index)
+        return "ivf" if isinstance(inner, faiss.IndexIVF) else "flat"
+
+    def contains(self, face_id: int) -> bool:
+        return face_id in self._ids
+
+    def ids(self) -> NDArray[np.int64]:
+        with self._lock.read():
+            return np.fromiter(self._ids, dtype=np.int64, count=len(self._ids))
+
+    def add(self, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
+        """Add vectors; an id already present is replaced."""
+        ids = _as_ids(ids)
+        vectors = _as_vectors(vectors, self.dimension)
+        if not len(ids):
+            return
+        with self._lock.write():
+            present = np.array([i for i in ids.tolist() if i in self._ids], dtype=np.int64)
+            if len(present):
+                self._remove_locked(present)
+            self._master.add_with_ids(vectors, ids)
+            if self._gpu is not None:
+                with self._gpu_lane:
+                    self._gpu.add_with_ids(vectors, ids)
+                    self._tombstones.difference_update(ids.tolist())
+            self._ids.update(ids.tolist())
+
+    def remove(self, ids: NDArray[np.int64]) -> None:
+        """Remove ids; unknown ids are ignored."""
+        ids = _as_ids(ids)
+        with self._lock.write():
+            self._remove_locked(ids)
+
+    def _remove_locked(self, ids: NDArray[np.int64]) -> None:
+        known = [i for i in ids.tolist() if i in self._ids]
+        if not known:
+            return
+        self._master.remove_ids(np.asarray(known, dtype=np.int64))
+        self._ids.difference_update(known)
+        if self._gpu is not None:
+            with self._gpu_lane:
+                self._tombstones.update(known)
+                if len(self._tombstones) > max(1000, len(self._ids) // 10):
+                    self._gpu = self._clone_to_gpu()
+                    self._tombstones.clear()
+
+    def search(
+        self, queries: NDArray[np.float32], k: int
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Return (scores, ids), each (m, k), best first; -1 ids pad missing results."""
+        queries = _as_vectors(queries, self.dimension)
+        k = max(1, int(k))
+        with self._lock.read():
+            if not self._ids:
+                return _empty(len(queries), k)
+            if self._gpu is None:
+                scores, ids = self._master.search(queries, min(k, len(self._ids)))
+            else:
+                with self._gpu_lane:
+                    extra = len(self._tombstones)
+                    scores, ids = self._gpu.search(queries, min(k + extra, 2048))
+                    if extra:
+                        scores, ids = _drop(scores, ids, self._tombstones)
+        return _pad(scores, ids, k)
+
+    def save(self, path: Path) -> None:
+        """Write the CPU master to ``path`` atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with self._lock.read():
+            faiss.write_index(self._master, str(tmp))
+        tmp.replace(path)
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _set_nprobe(self, index: Any) -> None:
+        inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+        if isinstance(inner, faiss.IndexIVF):
+            inner.nprobe = self._nprobe
+
+    def _clone_to_gpu(self) -> Any:
+        return faiss.index_cpu_to_gpu(self._gpu_resources, 0, self._master)
+
+
+def _as_vectors(vectors: NDArray[Any], dimension: int) -> NDArray[np.float32]:
+    array = np.ascontiguousarray(vectors, dtype=np.float32)
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    if array.ndim != 2 or (array.size and array.shape[1] != dimension):
+        raise ValueError(f"vectors must be (n, {dimension}) float32, got {array.shape}")
+    return array.reshape(-1, dimension)
+
+
+def _as_ids(ids: NDArray[Any]) -> NDArray[np.int64]:
+    return np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+
+
+def _empty(m: int, k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    return np.full((m, k), -np.inf, dtype=np.float32), np.full((m, k), -1, dtype=np.int64)
+
+
+def _pad(
+    scores: NDArray[np.float32], ids: NDArray[np.int64], k: int
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    out_scores, out_ids = _empty(len(ids), k)
+    width = min(k, ids.shape[1])
+    out_scores[:, :width] = scores[:, :width]
+    out_ids[:, :width] = ids[:, :width]
+    out_scores[out_ids < 0] = -np.inf
+    return out_scores, out_ids
+
+
+def _drop(
+    scores: NDArray[np.float32], ids: NDArray[np.int64], dead: set[int]
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    mask = np.isin(ids, np.fromiter(dead, dtype=np.int64, count=len(dead)))
+    kept_scores, kept_ids = _empty(len(ids), ids.shape[1])
+    for row in range(len(ids)):
+        keep = ~mask[row]
+        n = int(keep.sum())
+        kept_scores[row, :n] = scores[row, keep]
+        kept_ids[row, :n] = ids[row, keep]
+    return kept_scores, kept_ids
