@@ -1,0 +1,1 @@
+"""Use cases: where a database commit and an index update meet."""

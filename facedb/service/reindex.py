@@ -1,0 +1,129 @@
+"""The re-index job: rebuild the index from stored embeddings, or re-embed every face.
+
+A re-embed writes the next generation's embeddings beside the current ones, then switches
+the active generation in one transaction; searches keep using the old index until the new
+one is built. A crash mid-job leaves the old generation active and serving; the next job
+deletes the orphaned rows and starts over.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from facedb.errors import ImageError
+from facedb.pipeline.align import aligned_chip
+from facedb.pipeline.decode import decode_image
+from facedb.pipeline.types import Box, Detection
+from facedb.service.context import FaceDB
+from facedb.service.jobs import Job
+from facedb.store import repository as repo
+from facedb.store.db import transaction
+from facedb.store.models import Change, Embedding, Face
+
+log = logging.getLogger(__name__)
+BATCH = 32
+
+
+def reindex(db: FaceDB, job: Job, re_embed: bool = False) -> None:
+    """Run the job in this thread, updating ``job`` as it goes."""
+    with transaction(db.sessions) as session:
+        job.total = repo.count_faces(session)
+    if re_embed:
+        _re_embed(db, job)
+        job.done = 0
+    db.index.rebuild(progress=job.advance)
+    job.counts["indexed"] = db.index.count
+
+
+def _re_embed(db: FaceDB, job: Job) -> None:
+    with transaction(db.sessions) as session:
+        current = repo.index_state(session, db.analyzer.model_name, db.analyzer.model_version)
+        target = current.generation + 1
+        repo.drop_generations(session, current.generation, above=True)
+    job.counts.update({"embedded": 0, "failed": 0})
+    failed: set[int] = set()
+    while True:
+        with transaction(db.sessions) as session:
+            pending = [
+                f
+                for f in repo.faces_missing_generation(session, target, BATCH + len(failed))
+                if f.id not in failed
+            ][:BATCH]
+        if pending:
+            failed |= _embed_batch(db, job, pending, target)
+            continue
+        if _switch(db, target, failed):
+            break
+    with transaction(db.sessions) as session:
+        repo.drop_generations(session, target, above=False)
+    log.info("re-embed switched to generation %d", target)
+
+
+def _embed_batch(db: FaceDB, job: Job, faces: list[Face], generation: int) -> set[int]:
+    """Embed faces from their stored photos; return the ids that could not be embedded."""
+    chips, ok, failed = [], [], set()
+    with transaction(db.sessions) as session:
+        photos = {f.photo_id: repo.get_photo(session, f.photo_id).content for f in faces}
+    decoded = {}
+    for face in faces:
+        try:
+            if face.photo_id not in decoded:
+                decoded[face.photo_id] = decode_image(photos[face.photo_id], 1 << 62, 1 << 62).rgb[
+                    :, :, ::-1
+                ]
+            chips.append(
+                aligned_chip(np.ascontiguousarray(decoded[face.photo_id]), _detection(face))
+            )
+            ok.append(face)
+        except ImageError as exc:
+            failed.add(face.id)
+            job.errors.append(f"face {face.id}: {exc.message}")
+    vectors = db.analyzer.embedder.embed(chips)
+    with transaction(db.sessions) as session:
+        session.add_all(
+            Embedding(
+                face_id=face.id,
+                generation=generation,
+                model_name=db.analyzer.model_name,
+                model_version=db.analyzer.model_version,
+                vector=repo.encode_vector(vector),
+            )
+            for face, vector in zip(ok, vectors, strict=True)
+        )
+    job.advance(len(faces))
+    job.counts["embedded"] += len(ok)
+    job.counts["failed"] = len(failed)
+    return failed
+
+
+def _switch(db: FaceDB, target: int, failed: set[int]) -> bool:
+    """Make ``target`` the active generation unless a face still lacks an embedding.
+
+    The update comes first so it takes the write lock before the final check: an
+    enrollment committing meanwhile is either seen by the check or waits for the switch.
+    """
+    with transaction(db.sessions) as session:
+        repo.switch_generation(session, target, db.analyzer.model_name, db.analyzer.model_version)
+        missing = [
+            f
+            for f in repo.faces_missing_generation(session, target, len(failed) + 1)
+            if f.id not in failed
+        ]
+        if missing:
+            session.rollback()
+            return False
+        session.add(Change(op="generation", face_id=None))
+    return True
+
+
+def _detection(face: Face) -> Detection:
+    landmarks = face.landmarks or {}
+    left, right = landmarks.get("left_eye"), landmarks.get("right_eye")
+    return Detection(
+        box=Box(face.box_x, face.box_y, face.box_w, face.box_h),
+        confidence=face.confidence,
+        left_eye=tuple(left) if left else None,
+        right_eye=tuple(right) if right else None,
+    )
