@@ -71,11 +71,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
+    # The app reads the bind address from the settings (keyless mode is loopback-only).
+    if args.host:
+        os.environ["FACEDB_HOST"] = args.host
+    if args.port:
+        os.environ["FACEDB_PORT"] = str(args.port)
+    get_settings.cache_clear()
     settings = get_settings()
-    host = args.host or settings.host
-    port = args.port or settings.port
+    host, port = settings.host, settings.port
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
     return 0
 

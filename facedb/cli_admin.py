@@ -28,6 +28,24 @@ def add_admin_commands(commands: Any) -> None:
     )
     reindex.set_defaults(handler=_reindex)
 
+    keys = commands.add_parser("keys", help="API keys")
+    key_commands = keys.add_subparsers(title="keys commands")
+    create = key_commands.add_parser("create", help="create a key; its secret is shown once")
+    create.add_argument("--role", required=True, choices=("admin", "enroller", "searcher"))
+    create.add_argument("--name", default="", help="who or what holds the key")
+    create.set_defaults(handler=_keys_create)
+    listing = key_commands.add_parser("list", help="list keys (never their secrets)")
+    listing.set_defaults(handler=_keys_list)
+    revoke = key_commands.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=_keys_revoke)
+
+    audit = commands.add_parser("audit", help="list recent searches and verifications")
+    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--action", choices=("search", "verify"), default=None)
+    audit.add_argument("--json", action="store_true")
+    audit.set_defaults(handler=_audit)
+
 
 def _db_upgrade(args: argparse.Namespace) -> int:
     from facedb.store.db import upgrade
@@ -74,3 +92,69 @@ def _redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def _started_db() -> Any:
+    from facedb.service.context import FaceDB
+    from facedb.store.db import require_migrated
+
+    db = FaceDB(get_settings())
+    require_migrated(db.engine, db.settings.database_url)
+    return db
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from facedb.service.keys import create_key
+
+    key, secret = create_key(_started_db(), args.role, args.name or args.role)
+    print(f"created {key.role} key {key.id} ({key.name})")
+    print(f"secret (shown once, store it now): {secret}")
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    from facedb.service.keys import list_keys
+
+    for key in list_keys(_started_db()):
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        print(f"{key.id}  {key.role:9} {key.prefix}…  {state:18} {key.name}")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from facedb.service.keys import revoke_key
+
+    revoke_key(_started_db(), args.key_id)
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import json
+
+    from facedb.service.audit import recent
+
+    entries = recent(_started_db(), args.limit, args.action)
+    if args.json:
+        rows = [
+            {
+                "id": e.id,
+                "at": e.at.isoformat(),
+                "action": e.action,
+                "key_id": e.key_id,
+                "key_name": e.key_name,
+                "client": e.client,
+                "faces_found": e.faces_found,
+                "results": e.results,
+                "took_ms": e.took_ms,
+            }
+            for e in entries
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    for e in entries:
+        print(
+            f"{e.at:%Y-%m-%d %H:%M:%S} {e.action:6} key={e.key_name or '-'} "
+            f"client={e.client or '-'} faces={e.faces_found} {json.dumps(e.results)[:160]}"
+        )
+    return 0

@@ -1,0 +1,101 @@
+"""Prometheus text-format metrics, kept in process memory."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request, Response
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Histogram:
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.total = 0.0
+        self.n = 0
+
+    def observe(self, seconds: float) -> None:
+        self.n += 1
+        self.total += seconds
+        for i, bound in enumerate(BUCKETS):
+            if seconds <= bound:
+                self.counts[i] += 1
+                return
+        self.counts[-1] += 1
+
+    def lines(self, name: str, labels: str) -> list[str]:
+        out, cumulative = [], 0
+        sep = "," if labels else ""
+        for bound, count in zip([*BUCKETS, float("inf")], self.counts, strict=True):
+            cumulative += count
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            out.append(f'{name}_bucket{{{labels}{sep}le="{le}"}} {cumulative}')
+        out.append(f"{name}_sum{{{labels}}} {self.total:.6f}")
+        out.append(f"{name}_count{{{labels}}} {self.n}")
+        return out
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
+        self.latency: dict[tuple[str, str], Histogram] = defaultdict(Histogram)
+        self.search_latency = Histogram()
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        with self._lock:
+            self.requests[(method, route, status)] += 1
+            self.latency[(method, route)].observe(seconds)
+
+    def observe_search(self, seconds: float) -> None:
+        with self._lock:
+            self.search_latency.observe(seconds)
+
+    def render(self, index_faces: int) -> str:
+        with self._lock:
+            lines = [
+                "# HELP facedb_requests_total HTTP requests by route and status.",
+                "# TYPE facedb_requests_total counter",
+            ]
+            for (method, route, status), count in sorted(self.requests.items()):
+                labels = f'method="{method}",route="{route}",status="{status}"'
+                lines.append(f"facedb_requests_total{{{labels}}} {count}")
+            lines += [
+                "# HELP facedb_request_seconds HTTP request latency by route.",
+                "# TYPE facedb_request_seconds histogram",
+            ]
+            for (method, route), hist in sorted(self.latency.items()):
+                lines += hist.lines("facedb_request_seconds", f'method="{method}",route="{route}"')
+            lines += [
+                "# HELP facedb_search_seconds Index search latency per probe face.",
+                "# TYPE facedb_search_seconds histogram",
+                *self.search_latency.lines("facedb_search_seconds", ""),
+                "# HELP facedb_index_faces Faces in this process's index.",
+                "# TYPE facedb_index_faces gauge",
+                f"facedb_index_faces {index_faces}",
+            ]
+        return "\n".join(lines) + "\n"
+
+
+def middleware(
+    metrics: Metrics,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            metrics.observe_request(request.method, path, status, time.perf_counter() - start)
+
+    return measure
