@@ -111,12 +111,12 @@ def main() -> None:
         write_section(text)
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of RESULTS.md, keeping the others."""
+def write_section(text: str, section: str = SECTION) -> None:
+    """Replace one benchmark's section of RESULTS.md, keeping the others."""
     existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     sections = existing.split("\n## ")
     kept = [sections[0].rstrip("\n")] + [
-        "## " + s.rstrip("\n") for s in sections[1:] if not ("## " + s).startswith(SECTION)
+        "## " + s.rstrip("\n") for s in sections[1:] if not ("## " + s).startswith(section)
     ]
     RESULTS.write_text("\n\n".join([*kept, text.rstrip("\n")]) + "\n")
 
