@@ -166,6 +166,12 @@ def main() -> None:
         write_section(text, SECTION)
 
 
+def ann_cell(ms: float | None, error: object) -> str:
+    if ms is None:
+        return str(error or "—")
+    return f"{ms:.0f}" if ms >= 1 else "<1 (below the noise of represent)"
+
+
 def render(rows: list[dict[str, float]]) -> str:
     lines = [
         SECTION,
@@ -188,7 +194,7 @@ def render(rows: list[dict[str, float]]) -> str:
             f"| {r['n']:,} | {r['exact_p50_ms']:.2f} / {r['exact_p99_ms']:.2f} | {r['exact_mib']:.0f} "
             f"| ({r['ivf_nlist']}) {r['ivf_p50_ms']:.2f} / {r['ivf_p99_ms']:.2f} | {r['ivf_mib']:.0f} "
             f"| {r['ivf_recall10']:.3f} / {r['ivf_top1']:.3f} | {f'{df_exact:.0f}' if df_exact else '—'} "
-            f"| {f'{df_ann:.0f}' if df_ann is not None else r.get('deepface_ann_error', '—')} | {ratio} |"
+            f"| {ann_cell(df_ann, r.get('deepface_ann_error'))} | {ratio} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from facedb.config import get_settings
@@ -39,6 +42,20 @@ def add_admin_commands(commands: Any) -> None:
     revoke = key_commands.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=_keys_revoke)
+
+    for name, helptext in (
+        ("eval", "measure accuracy on a folder of per-person photo folders"),
+        ("calibrate", "choose the match threshold for a target FAR and save it"),
+    ):
+        command = commands.add_parser(name, help=helptext)
+        command.add_argument("directory", type=Path, help="one folder of photos per person")
+        command.add_argument("--gallery", type=int, default=3, help="photos enrolled per person")
+        command.add_argument("--holdout", type=float, default=0.2, help="share of persons kept out")
+        command.add_argument("--seed", type=int, default=0)
+        command.add_argument("--far", type=float, default=0.001, help="target false accept rate")
+        command.add_argument("--json", action="store_true", help="print the report as JSON")
+        command.add_argument("--plot", type=Path, default=None, help="write the DET/histogram PNG")
+        command.set_defaults(handler=_eval if name == "eval" else _calibrate)
 
     audit = commands.add_parser("audit", help="list recent searches and verifications")
     audit.add_argument("--limit", type=int, default=50)
@@ -157,4 +174,49 @@ def _audit(args: argparse.Namespace) -> int:
             f"{e.at:%Y-%m-%d %H:%M:%S} {e.action:6} key={e.key_name or '-'} "
             f"client={e.client or '-'} faces={e.faces_found} {json.dumps(e.results)[:160]}"
         )
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> dict[str, Any]:
+    from facedb.errors import InvalidInput
+    from facedb.evaluation import protocol, render
+
+    if not args.directory.is_dir():
+        raise InvalidInput(f"{args.directory} is not a folder of per-person photo folders")
+    config = protocol.EvalConfig(
+        gallery_per_person=args.gallery,
+        holdout=args.holdout,
+        seed=args.seed,
+        target_far=args.far,
+        progress=sys.stderr.isatty() or not args.json,
+    )
+    report = protocol.run(args.directory, get_settings(), config)
+    if args.plot:
+        report["plot"] = str(render.plot(report, args.plot))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(render.table(report))
+    return report
+
+
+def _eval(args: argparse.Namespace) -> int:
+    _run_eval(args)
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from facedb.config import write_config_value
+
+    report = _run_eval(args)
+    threshold = report["threshold"]
+    if not threshold["measurable"]:
+        print(
+            f"warning: {report['scores']['nonmated_pairs']} non-mated pairs cannot measure "
+            f"FAR {args.far}; the threshold is the strictest these photos support. "
+            "Calibrate on more persons for a trustworthy value.",
+            file=sys.stderr,
+        )
+    path = write_config_value("match_threshold", float(threshold["value"]))
+    print(f"match_threshold = {threshold['value']} written to {path}", file=sys.stderr)
     return 0

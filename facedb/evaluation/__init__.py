@@ -1,0 +1,1 @@
+"""Accuracy evaluation on labeled photo folders, and threshold calibration."""

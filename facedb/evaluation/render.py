@@ -1,0 +1,76 @@
+"""The evaluation report as a readable table and as a PNG (DET curve, score histograms)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facedb.evaluation.metrics import det_curve
+
+
+def table(report: dict[str, Any]) -> str:
+    """Return the report as aligned plain text."""
+    g, p, s = report["gallery"], report["probes"], report["scores"]
+    lines = [
+        f"dataset        {report['dataset']}  (seed {report['seed']})",
+        f"gallery        {g['persons']} persons, {g['photos']} photos",
+        f"probes         {p['mated']} mated, {p['nonmated']} non-mated, "
+        f"{len(report['skipped'])} photos skipped",
+        f"rank-1         {report['rank1']:.4f}",
+        f"rank-5         {report['rank5']:.4f}",
+    ]
+    for far, point in report["tar_at_far"].items():
+        note = "" if point["measurable"] else "  (too few non-mated pairs to measure)"
+        lines.append(
+            f"TAR @ FAR {far:<6} {point['value']:.4f}  threshold {point['threshold']:.4f}{note}"
+        )
+    for fpir, point in report["fnir_at_fpir"].items():
+        note = "" if point["measurable"] else "  (too few non-mated searches to measure)"
+        lines.append(
+            f"FNIR @ FPIR {fpir:<5} {point['value']:.4f}  threshold {point['threshold']:.4f}{note}"
+        )
+    t = report["threshold"]
+    lines.append(
+        f"threshold      {t['value']:.4f} for FAR {t['far']} "
+        f"(achieved {t['achieved_far']:.4f}, TAR {t['tar']:.4f})"
+    )
+    lines.append(f"score medians  mated {s['mated_median']}, non-mated {s['nonmated_median']}")
+    for item in report["skipped"]:
+        lines.append(f"skipped        {item['path']} ({item['stage']}: {item['reason']})")
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: Path) -> Path:
+    """Write the DET curve and the mated / non-mated score histograms to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mated = np.asarray(report["scores"]["mated"], dtype=np.float64)
+    nonmated = np.asarray(report["scores"]["nonmated"], dtype=np.float64)
+    figure, (det, hist) = plt.subplots(1, 2, figsize=(11, 4.5))
+    if len(mated) and len(nonmated):
+        far, fnmr = det_curve(mated, nonmated)
+        floor = 1.0 / max(len(nonmated), 1) / 2
+        det.plot(np.maximum(far, floor), np.maximum(fnmr, floor), drawstyle="steps-post")
+        det.set_xscale("log")
+        det.set_yscale("log")
+    det.set_xlabel("false match rate (FAR)")
+    det.set_ylabel("false non-match rate (FNMR)")
+    det.set_title("DET curve")
+    det.grid(True, which="both", alpha=0.3)
+    bins = np.linspace(-1, 1, 81)
+    hist.hist(nonmated, bins=bins, alpha=0.6, label=f"non-mated ({len(nonmated)})", density=True)
+    hist.hist(mated, bins=bins, alpha=0.6, label=f"mated ({len(mated)})", density=True)
+    hist.axvline(report["threshold"]["value"], color="k", linestyle="--", label="threshold")
+    hist.set_xlabel("cosine similarity")
+    hist.set_title("score distributions")
+    hist.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
