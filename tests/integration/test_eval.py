@@ -39,7 +39,7 @@ def test_calibrate_reports_and_writes_the_threshold(celebrity: Path, tmp_path: P
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
-    assert REPORT_KEYS <= set(report)
+    assert set(report) >= REPORT_KEYS
     assert report["schema"] == "facedb-eval/1"
     assert set(report["tar_at_far"]) == {"0.01", "0.001"}
     assert set(report["fnir_at_fpir"]) == {"0.01", "0.003", "0.001"}
