@@ -63,12 +63,17 @@ def changes_after(session: Session, after_id: int, limit: int = 10_000) -> list[
 def add_person(session: Session, **fields: Any) -> Person:
     person = Person(**fields)
     session.add(person)
+    _flush_person(session, fields.get("external_ref"))
+    return person
+
+
+def _flush_person(session: Session, external_ref: object) -> None:
+    """Flush, turning a duplicate external reference into Conflict."""
     try:
         session.flush()
     except IntegrityError as exc:
         session.rollback()
-        raise Conflict(f"a person with external_ref {fields.get('external_ref')!r} exists") from exc
-    return person
+        raise Conflict(f"a person with external_ref {external_ref!r} exists") from exc
 
 
 def get_person(session: Session, person_id: str) -> Person:
@@ -105,11 +110,7 @@ def find_persons(
 def update_person(session: Session, person: Person, fields: dict[str, Any]) -> Person:
     for key, value in fields.items():
         setattr(person, key, value)
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        session.rollback()
-        raise Conflict(f"a person with external_ref {fields.get('external_ref')!r} exists") from exc
+    _flush_person(session, fields.get("external_ref"))
     return person
 
 

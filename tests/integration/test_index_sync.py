@@ -7,7 +7,6 @@ import logging
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,19 +23,10 @@ from tests.factories import (
     add_person,
     add_synthetic_faces,
     database_face_ids,
-    database_url,
     make_settings,
     started_db,
     unit_vectors,
 )
-
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with database_url(request.param, tmp_path) as value:
-        yield value
 
 
 def index_ids(db: FaceDB) -> set[int]:

@@ -17,19 +17,10 @@ from facedb.store.db import downgrade, make_engine, transaction, upgrade
 from tests.factories import (
     add_person,
     add_synthetic_faces,
-    database_url,
     make_settings,
     started_db,
     unit_vectors,
 )
-
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with database_url(request.param, tmp_path) as value:
-        yield value
 
 
 @pytest.fixture
