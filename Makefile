@@ -39,7 +39,7 @@ serve: models
 	$(BIN)/facedb serve
 
 bench: models
-	$(BIN)/python bench/pipeline_bench.py
+	$(BIN)/python -m bench.pipeline_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

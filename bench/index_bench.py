@@ -1,6 +1,6 @@
 """Index search latency, memory and IVF recall; DeepFace.search on the same data as baseline.
 
-Run: .venv/bin/python bench/index_bench.py [--sizes 10000 100000 1000000] [--deepface-max 100000] [--write]
+Run: .venv/bin/python -m bench.index_bench [--sizes 10000 100000 1000000] [--deepface-max 100000] [--write]
 
 Synthetic face-like 128-d unit vectors (many people, a few photos each). For each size:
 FaceDB's FaissIndex exact and IVF (p50/p99 of single-query search, resident memory added,
@@ -176,7 +176,7 @@ def render(rows: list[dict[str, float]]) -> str:
     lines = [
         SECTION,
         "",
-        "Command: `.venv/bin/python bench/index_bench.py --write` (2-core CPU, no GPU).",
+        "Command: `.venv/bin/python -m bench.index_bench --write` (2-core CPU, no GPU).",
         "Single-query top-10 search, 200 queries; memory is resident memory added by building",
         "the index (at least its serialized size). IVF top-1: share of queries whose best hit",
         "equals exact search's. DeepFace columns: DeepFace.search on its SQLite backend holding the same",

@@ -1,6 +1,6 @@
 """Detect + align + embed (+ age/gender) time per photo and per face.
 
-Run: .venv/bin/python bench/pipeline_bench.py [--write]
+Run: .venv/bin/python -m bench.pipeline_bench [--write]
 Baseline in the same process: DeepFace.represent(model_name="Facenet", detector_backend="mtcnn")
 on the same photos, reported as a ratio. With --write the table replaces the pipeline section
 of bench/RESULTS.md.
@@ -88,7 +88,7 @@ def main() -> None:
         SECTION,
         "",
         f"Machine: {platform.processor() or platform.machine()}, CPU only. "
-        "Command: `.venv/bin/python bench/pipeline_bench.py --write`.",
+        "Command: `.venv/bin/python -m bench.pipeline_bench --write`.",
         "Our time includes age/gender; DeepFace.represent's does not.",
         "",
         "| workload | photos | faces | s/photo | s/face |",

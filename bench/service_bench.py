@@ -1,6 +1,6 @@
 """Enrollment throughput and HTTP find latency, each against deepface in the same run.
 
-Run: .venv/bin/python bench/service_bench.py [--faces 100000] [--write]
+Run: .venv/bin/python -m bench.service_bench [--faces 100000] [--write]
 
 1. Enrollment: the 5-celebrity train photos through the whole pipeline into the database
    (decode, detect, align, embed, age/gender, store, index) in batches of 1, 8 and 32
@@ -133,7 +133,7 @@ def main() -> None:
     lines = [
         SECTION,
         "",
-        "Command: `.venv/bin/python bench/service_bench.py --write` (2-core CPU, no GPU).",
+        "Command: `.venv/bin/python -m bench.service_bench --write` (2-core CPU, no GPU).",
         "",
     ]
     lines += [

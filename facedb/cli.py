@@ -83,6 +83,16 @@ def _serve(args: argparse.Namespace) -> int:
     get_settings.cache_clear()
     settings = get_settings()
     host, port = settings.host, settings.port
+    # Fail here, with the command to run, rather than inside uvicorn's start-up traceback.
+    from facedb.provision import require_models
+    from facedb.store.db import make_engine, require_migrated
+
+    require_models(settings.models_path, settings.detector)
+    engine = make_engine(settings.database_url)
+    try:
+        require_migrated(engine, settings.database_url)
+    finally:
+        engine.dispose()
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
     return 0
 
