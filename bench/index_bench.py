@@ -180,7 +180,7 @@ def render(rows: list[dict[str, float]]) -> str:
         "Single-query top-10 search, 200 queries; memory is resident memory added by building",
         "the index (at least its serialized size). IVF top-1: share of queries whose best hit",
         "equals exact search's. DeepFace columns: DeepFace.search on its SQLite backend holding the same",
-        "vectors, minus DeepFace.represent of the same photo (median of 3), i.e. its search part.",
+        "vectors, minus DeepFace.represent of the same photo (median of 5 pairs), i.e. its search part.",
         "",
         "| faces | exact p50 / p99 ms | exact MiB | IVF (nlist) p50 / p99 ms | IVF MiB | IVF recall@10 / top-1 "
         "| DeepFace exact ms | DeepFace ann ms | DeepFace exact / FaceDB exact p50 |",
