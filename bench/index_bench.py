@@ -196,6 +196,14 @@ def render(rows: list[dict[str, float]]) -> str:
             f"| {r['ivf_recall10']:.3f} / {r['ivf_top1']:.3f} | {f'{df_exact:.0f}' if df_exact else '—'} "
             f"| {ann_cell(df_ann, r.get('deepface_ann_error'))} | {ratio} |"
         )
+    lines += [
+        "",
+        "Reading the index table: the synthetic set is people with about four photos each, so a",
+        "query's top 10 holds its own person's few photos and then far-away strangers whose order",
+        "is close to random; IVF finds the person every time (top-1 agreement 1.000) while the",
+        "strangers beyond them differ (recall@10). Use IVF for collections well past 10^5 faces;",
+        "exact search is the default.",
+    ]
     return "\n".join(lines) + "\n"
 
 
