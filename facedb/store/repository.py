@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from facedb.errors import Conflict, NotFound
 from facedb.store.models import Change, Embedding, Face, IndexState, Person, Photo
+
+_Row = TypeVar("_Row")
 
 
 # --- index state and change log ------------------------------------------------------------
@@ -76,11 +78,16 @@ def _flush_person(session: Session, external_ref: object) -> None:
         raise Conflict(f"a person with external_ref {external_ref!r} exists") from exc
 
 
+def _get(session: Session, model: type[_Row], key: object, label: str) -> _Row:
+    """Return the row with this primary key, or raise NotFound naming what is missing."""
+    row = session.get(model, key)
+    if row is None:
+        raise NotFound(f"no {label} with id {key}")
+    return row
+
+
 def get_person(session: Session, person_id: str) -> Person:
-    person = session.get(Person, person_id)
-    if person is None:
-        raise NotFound(f"no person with id {person_id}")
-    return person
+    return _get(session, Person, person_id, "person")
 
 
 def find_persons(
@@ -202,10 +209,7 @@ def add_photo(
 
 
 def get_photo(session: Session, photo_id: str) -> Photo:
-    photo = session.get(Photo, photo_id)
-    if photo is None:
-        raise NotFound(f"no photo with id {photo_id}")
-    return photo
+    return _get(session, Photo, photo_id, "photo")
 
 
 def photos_of(session: Session, person_id: str) -> list[tuple[Photo, list[Face]]]:
@@ -238,10 +242,7 @@ def delete_photo(session: Session, photo_id: str) -> list[int]:
 
 
 def get_face(session: Session, face_id: int) -> Face:
-    face = session.get(Face, face_id)
-    if face is None:
-        raise NotFound(f"no face with id {face_id}")
-    return face
+    return _get(session, Face, face_id, "face")
 
 
 def faces_with_persons(session: Session, face_ids: Sequence[int]) -> dict[int, tuple[Face, Person]]:
