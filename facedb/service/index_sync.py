@@ -24,7 +24,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +38,7 @@ from facedb.store.db import transaction
 log = logging.getLogger(__name__)
 
 GAP_PATIENCE_S = 60.0
+CHANGE_BATCH = 10_000
 SNAPSHOT_FILE = "faces.faiss"
 MANIFEST_FILE = "manifest.json"
 
@@ -179,29 +179,38 @@ class IndexSync:
     # --- tailing ------------------------------------------------------------------------
     def catch_up(self) -> int:
         """Apply every committed change not applied yet; return how many were applied."""
+        applied = 0
+        while True:
+            count, more, rebuild_needed = self._catch_up_batch()
+            applied += count
+            if rebuild_needed:
+                log.info("a re-embed switched generations; rebuilding the index")
+                self.rebuild()
+                return applied
+            if not more:
+                return applied
+
+    def _catch_up_batch(self) -> tuple[int, bool, bool]:
+        """Apply one batch of the log: (changes applied, more to read, rebuild needed)."""
         with self._apply_lock:
-            floor = min([self._last_change, *(g - 1 for g in self._gaps)])
             with transaction(self.sessions) as session:
-                changes = repo.changes_after(session, floor)
-                if not changes:
+                tail = repo.changes_after(session, self._last_change, CHANGE_BATCH)
+                late = repo.changes_with_ids(session, list(self._gaps))
+                fresh = late + tail
+                if not fresh:
                     self._expire_gaps()
-                    return 0
-                fresh = [c for c in changes if c.id > self._last_change or c.id in self._gaps]
+                    return 0, False, False
+                rebuild_needed = False
                 if any(c.op == "generation" for c in fresh):
                     state = repo.index_state(session, self.model_name, self.model_version)
                     rebuild_needed = state.generation != self.generation
-                else:
-                    rebuild_needed = False
                 adds = [int(c.face_id) for c in fresh if c.op == "add" and c.face_id is not None]
                 ids, vectors = repo.embeddings_for(session, self.generation, adds, self.dimension)
             removes = [int(c.face_id) for c in fresh if c.op == "remove" and c.face_id is not None]
             self._apply(ids, vectors, removes)
-            self._advance([c.id for c in changes])
+            self._advance([c.id for c in fresh])
             self._changes_since_save += len(fresh)
-        if rebuild_needed:
-            log.info("a re-embed switched generations; rebuilding the index")
-            self.rebuild()
-        return len(fresh)
+        return len(fresh), len(tail) == CHANGE_BATCH, rebuild_needed
 
     def _apply(
         self, ids: NDArray[np.int64], vectors: NDArray[np.float32], removes: list[int]
@@ -270,7 +279,3 @@ class IndexSync:
             np.zeros((0, self.dimension), np.float32),
             device="cpu",
         )
-
-
-def snapshot_paths(index_dir: Path) -> tuple[Path, Path]:
-    return index_dir / SNAPSHOT_FILE, index_dir / MANIFEST_FILE

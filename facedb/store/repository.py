@@ -61,6 +61,12 @@ def changes_after(session: Session, after_id: int, limit: int = 10_000) -> list[
     return list(rows.scalars())
 
 
+def changes_with_ids(session: Session, ids: Sequence[int]) -> list[Change]:
+    if not ids:
+        return []
+    return list(session.execute(select(Change).where(Change.id.in_(list(ids)))).scalars())
+
+
 # --- persons -------------------------------------------------------------------------------
 def add_person(session: Session, **fields: Any) -> Person:
     person = Person(**fields)

@@ -182,3 +182,42 @@ def test_ivf_index_kind_serves_search(url: str, tmp_path: Path) -> None:
     assert top and top[0].person.id == person
     assert np.isclose(top[0].score, 1.0, atol=1e-5)
     db.close()
+
+
+@pytest.mark.postgres
+def test_changes_committed_out_of_order_are_not_missed(tmp_path: Path) -> None:
+    """PostgreSQL hands out change ids at insert time, so id N can commit after id N+1."""
+    import hashlib
+    import uuid
+
+    from facedb.pipeline.embed import MODEL_NAME, MODEL_VERSION
+    from facedb.store import repository as repo
+    from facedb.store.models import Photo
+    from tests.factories import postgres_schema
+
+    def stage(db: FaceDB, person: str, vector: np.ndarray):  # type: ignore[no-untyped-def]
+        """Insert a face in an open transaction; return the session (not committed)."""
+        session = db.sessions()
+        content = uuid.uuid4().bytes
+        photo = Photo(person_id=person, sha256=hashlib.sha256(content).hexdigest(),
+                      content=content, media_type="image/jpeg", width=1, height=1)  # fmt: skip
+        face = repo.NewFace((0, 0, 1, 1), {}, 1.0, None, None, None, b"", vector)
+        repo.add_photo(session, photo, [face], 1, MODEL_NAME, MODEL_VERSION)
+        return session
+
+    with postgres_schema() as url:
+        db = started_db(make_settings(tmp_path, url))
+        person = add_person(db)
+        slow, fast = unit_vectors(2, seed=21)
+        slow_session = stage(db, person, slow)  # takes the lower change id, commits last
+        fast_session = stage(db, person, fast)
+        fast_session.commit()
+        db.index.catch_up()
+        assert db.index.count == 1
+        slow_session.commit()
+        db.index.catch_up()
+        assert db.index.count == 2
+        assert index_ids(db) == database_face_ids(db)
+        slow_session.close()
+        fast_session.close()
+        db.close()
