@@ -9,9 +9,12 @@ STAMP  := $(VENV)/.facedb-installed
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing FaceDB and its packages into $(VENV) (about 1 GB on the first run)..."
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
+	$(BIN)/python -c 'import facedb, fastapi_offline'
 	touch $(STAMP)
+	@echo "Installed. The command line is $(BIN)/facedb (or run: source $(BIN)/activate)."
 
 install: $(STAMP)
 
@@ -24,7 +27,7 @@ postgres:
 		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; fi
 
 test: models postgres
-	$(BIN)/python -m pytest
+	FACEDB_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not models"

@@ -6,40 +6,43 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
+from typing import Any
 
+import uvicorn
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from api import errors
-from api.auth import KeylessPolicy
-from api.metrics import Metrics, middleware
+from api.auth import AuthModeCache, Gatekeeper
+from api.errors import ErrorBoundary
+from api.metrics import MeasureRequests, Metrics
 from api.routes import admin, persons, search
 from facedb import __version__
 from facedb.config import Settings, get_settings
+from facedb.domain import AuthMode
 from facedb.service.context import FaceDB
 
 log = logging.getLogger("facedb.api")
 TAIL_INTERVAL_S = 1.0
 SNAPSHOT_INTERVAL_S = 60.0
+# Swagger UI and ReDoc, shipped inside the fastapi-offline package: /docs works air-gapped.
+DOCS_ASSETS = files("fastapi_offline") / "static"
 
 
 def create_app(settings: Settings | None = None, db: FaceDB | None = None) -> FastAPI:
     """Return the application; it loads the models and the index when it starts."""
     settings = settings or get_settings()
     facedb = db or FaceDB(settings)
+    modes = AuthModeCache(facedb)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         facedb.start(load_models=True)
-        app.state.keyless = KeylessPolicy(facedb)
-        if app.state.keyless.allows():
-            log.warning(
-                "no API keys exist and the service is bound to %s: requests without a key "
-                "are admitted as admin (keyless local mode). Create keys with "
-                "`facedb keys create --role admin` before exposing the service.",
-                settings.host,
-            )
-        elif not app.state.keyless.loopback:
-            log.info("bound to %s: every request needs an API key", settings.host)
+        _announce(modes.current(), settings)
         stop = threading.Event()
         tailer = threading.Thread(target=_tail, args=(facedb, stop), name="index-tail", daemon=True)
         tailer.start()
@@ -55,15 +58,88 @@ def create_app(settings: Settings | None = None, db: FaceDB | None = None) -> Fa
         version=__version__,
         description="Face identification database: enroll identities, search 1:N, verify 1:1.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.facedb = facedb
     app.state.metrics = Metrics()
-    app.middleware("http")(middleware(app.state.metrics))
+    app.state.auth_modes = modes
     errors.install(app)
     app.include_router(persons.router)
     app.include_router(search.router)
     app.include_router(admin.router)
+    _offline_docs(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    # Outermost first: measure, answer unexpected errors cleanly, authenticate, route.
+    app.add_middleware(Gatekeeper, db=facedb, modes=modes)
+    app.add_middleware(ErrorBoundary)
+    app.add_middleware(MeasureRequests, metrics=app.state.metrics)
     return app
+
+
+def uvicorn_config(app: FastAPI | str, settings: Settings, **overrides: Any) -> uvicorn.Config:
+    """Return the server configuration: X-Forwarded-For is FaceDB's to judge, not uvicorn's."""
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "proxy_headers": False,
+        "log_level": "info",
+        **overrides,
+    }
+    return uvicorn.Config(app, **options)
+
+
+def _announce(mode: AuthMode, settings: Settings) -> None:
+    if mode is AuthMode.KEYLESS_LOCAL:
+        log.warning(
+            "auth mode %s: no API key was ever created and the service is bound to %s, so "
+            "requests without a key are admitted as admin. Create keys with "
+            "`facedb keys create --role admin` before exposing the service.",
+            mode,
+            settings.host,
+        )
+    else:
+        log.info("auth mode %s: every request needs an API key (bound to %s)", mode, settings.host)
+
+
+def _offline_docs(app: FastAPI) -> None:
+    app.mount("/docs-assets", StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="FaceDB API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="FaceDB API",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """Return the OpenAPI document; either key header satisfies a route (not both)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                for requirement in operation.pop("security", []):
+                    operation.setdefault("security", []).extend(
+                        {k: v} for k, v in requirement.items()
+                    )
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def _tail(db: FaceDB, stop: threading.Event) -> None:

@@ -1,32 +1,44 @@
-"""API-key authentication and role checks.
+"""Who is calling: the API key, checked before a request body is read, and role checks.
 
-Roles: ``admin`` (everything), ``enroller`` (persons and photos, read), ``searcher``
-(search, verify, read persons). Keys come as ``Authorization: Bearer <key>`` or
-``X-API-Key: <key>``. With no active key in the database and the service bound to a
-loopback address, requests without a key are admitted as a local admin ("keyless local
-mode", announced at start-up); anywhere else a key is required.
+Keys come as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. ``Gatekeeper``
+(a plain ASGI middleware) authenticates every request to a non-public path before the
+application reads its body, so an unauthenticated 200 MB upload is refused at its headers.
+The routes then check the caller's role with ``require(permission)``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import time
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from facedb.errors import Forbidden, Unauthenticated
-from facedb.service import keys
+from api.envelope import envelope
+from facedb.config import Settings
+from facedb.domain import AuditAction, AuthMode, Permission, may
+from facedb.errors import FaceDBError, Forbidden, Unauthenticated
+from facedb.service import audit, keys
 from facedb.service.audit import Caller
 from facedb.service.context import FaceDB
 
-READ, ENROLL, SEARCH, ADMIN = "read", "enroll", "search", "admin"
-GRANTS = {
-    "admin": {READ, ENROLL, SEARCH, ADMIN},
-    "enroller": {READ, ENROLL},
-    "searcher": {READ, SEARCH},
+PUBLIC_PATHS = frozenset({"/v1/health", "/metrics", "/openapi.json", "/docs", "/redoc"})
+PUBLIC_PREFIXES = ("/docs/", "/docs-assets/")
+# The actions whose every attempt, refused or not, is written to the audit trail.
+AUDITED: dict[str, AuditAction] = {
+    "/v1/search": AuditAction.SEARCH,
+    "/v1/verify": AuditAction.VERIFY,
 }
-_KEYS_CACHE_S = 2.0
+_MODE_RECHECK_S = 2.0
+
+bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer fdb_…`")
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
 
 
 def is_loopback(host: str) -> bool:
@@ -38,47 +50,145 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class KeylessPolicy:
-    """Whether keyless local mode applies now (re-checked every couple of seconds)."""
+class AuthModeCache:
+    """The service's auth mode, re-read every couple of seconds until keys exist.
+
+    Keys are never deleted (only revoked), so once KEYS it stays KEYS.
+    """
 
     def __init__(self, db: FaceDB) -> None:
         self.db = db
         self.loopback = is_loopback(db.settings.host)
+        self._mode: AuthMode | None = None
         self._checked_at = -1e9
-        self._no_keys = False
 
-    def allows(self) -> bool:
-        if not self.loopback:
-            return False
+    def current(self) -> AuthMode:
+        if self._mode is AuthMode.KEYS:
+            return self._mode
         now = time.monotonic()
-        if now - self._checked_at > _KEYS_CACHE_S:
-            self._no_keys = keys.active_key_count(self.db) == 0
+        if self._mode is None or now - self._checked_at > _MODE_RECHECK_S:
+            self._mode = keys.auth_mode(self.db, self.loopback)
             self._checked_at = now
-        return self._no_keys
+        return self._mode
 
 
-def secret_from(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return request.headers.get("x-api-key") or None
+def client_address(scope: Scope, settings: Settings) -> str | None:
+    """Return the socket peer, or what X-Forwarded-For says when the peer is a trusted proxy.
+
+    The header is read right to left, skipping trusted proxies: the first other address is
+    the client (addresses further left were written by the client and prove nothing).
+    """
+    peer = scope.get("client")
+    address = peer[0] if peer else None
+    networks = settings.proxy_networks
+    if address is None or not networks or not _trusted(address, networks):
+        return address
+    header = next((v for k, v in scope["headers"] if k == b"x-forwarded-for"), None)
+    if header is None:
+        return address
+    for hop in reversed([h.strip() for h in header.decode("latin-1").split(",") if h.strip()]):
+        if not _trusted(hop, networks):
+            return hop
+    return address
 
 
-def require(permission: str) -> Callable[[Request], Caller]:
-    """Return a dependency that authenticates the caller and checks one permission."""
+def _trusted(address: str, networks: list[Any]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
-    def check(request: Request) -> Caller:
-        db: FaceDB = request.app.state.facedb
-        policy: KeylessPolicy = request.app.state.keyless
-        client = request.client.host if request.client else None
-        secret = secret_from(request)
-        if secret is None:
-            if policy.allows():
-                return Caller(None, "local (no keys)", "admin", client)
-            raise Unauthenticated("an API key is required (Authorization: Bearer <key>)")
-        key = keys.authenticate(db, secret)
-        if permission not in GRANTS.get(key.role, set()):
-            raise Forbidden(f"the {key.role} role may not do this ({permission})")
+
+def secret_from(scope: Scope) -> str | None:
+    headers = {k: v for k, v in scope["headers"] if k in (b"authorization", b"x-api-key")}
+    authorization = headers.get(b"authorization", b"").decode("latin-1")
+    if authorization.lower().startswith("bearer "):
+        return authorization[7:].strip() or None
+    return headers.get(b"x-api-key", b"").decode("latin-1").strip() or None
+
+
+class Gatekeeper:
+    """Authenticates each request before the application reads it; refuses NUL in the URL."""
+
+    def __init__(self, app: ASGIApp, db: FaceDB, modes: AuthModeCache) -> None:
+        self.app = app
+        self.db = db
+        self.modes = modes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        client = client_address(scope, self.db.settings)
+        scope.setdefault("state", {})
+        if not _public(path):
+            try:
+                caller = await run_in_threadpool(self._authenticate, scope, client)
+            except FaceDBError as exc:
+                await _refuse(send, 401, envelope(exc.code, exc.message), bearer=True)
+                return
+            scope["state"]["caller"] = caller
+        if "\x00" in path or "\x00" in unquote(scope.get("query_string", b"").decode("latin-1")):
+            body = envelope("invalid_input", "the URL contains a NUL character")
+            await _refuse(send, 422, body)
+            return
+        await self.app(scope, receive, send)
+
+    def _authenticate(self, scope: Scope, client: str | None) -> Caller:
+        secret = secret_from(scope)
+        action = AUDITED.get(scope["path"])
+        try:
+            if secret is None:
+                if self.modes.current() is AuthMode.KEYLESS_LOCAL:
+                    return Caller(None, "local (no keys)", "admin", client)
+                raise Unauthenticated("an API key is required (Authorization: Bearer <key>)")
+            key = keys.authenticate(self.db, secret)
+        except Unauthenticated as exc:
+            if action is not None:
+                audit.refused(self.db, action, Caller(None, None, None, client), exc.code)
+            raise
         return Caller(key.id, key.name, key.role, client)
+
+
+def _public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+async def _refuse(send: Send, status: int, body: dict[str, Any], bearer: bool = False) -> None:
+    payload = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if bearer:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def caller_of(request: Request) -> Caller:
+    caller: Caller | None = request.scope.get("state", {}).get("caller")
+    if caller is None:  # Gatekeeper runs on every non-public path; this is a wiring error
+        raise Unauthenticated("an API key is required (Authorization: Bearer <key>)")
+    return caller
+
+
+def require(permission: Permission) -> Callable[..., Caller]:
+    """Return a dependency that checks the authenticated caller holds ``permission``."""
+
+    def check(
+        request: Request,
+        _bearer: HTTPAuthorizationCredentials | None = Security(bearer),  # noqa: B008
+        _header: str | None = Security(api_key_header),
+    ) -> Caller:
+        caller = caller_of(request)
+        if caller.role is None or not may(caller.role, permission):
+            action = AUDITED.get(request.url.path)
+            if action is not None:
+                audit.refused(request.app.state.facedb, action, caller, Forbidden.code)
+            raise Forbidden(f"the {caller.role} role may not do this ({permission})")
+        return caller
 
     return check

@@ -1,16 +1,27 @@
-"""One JSON error envelope for every failure, and the table of domain error → status."""
+"""One JSON error envelope for every failure, the table of domain error → status, and the
+ASGI boundary that turns an unexpected exception into a clean 500 (keeping the connection).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import AUDITED
+from api.envelope import envelope
 from facedb import errors
+from facedb.domain import AuditAction
+from facedb.service import audit
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +29,10 @@ STATUS: dict[type[errors.FaceDBError], int] = {
     errors.EmptyImage: 400,
     errors.TruncatedImage: 400,
     errors.NotAnImage: 400,
+    errors.FileUnreadable: 400,
     errors.ImageError: 400,
     errors.ImageTooLarge: 413,
+    errors.RequestTooLarge: 413,
     errors.UnsupportedImageFormat: 415,
     errors.NoFaceFound: 422,
     errors.MultipleFaces: 422,
@@ -41,41 +54,98 @@ def status_of(error: errors.FaceDBError) -> int:
     return 500
 
 
-def envelope(code: str, message: str, **extra: object) -> dict[str, object]:
-    return {"error": {"code": code, "message": message, **extra}}
-
-
 def install(app: FastAPI) -> None:
-    """Register the handlers that turn every exception into the envelope."""
+    """Register the handlers that turn every expected exception into the envelope."""
 
     @app.exception_handler(errors.FaceDBError)
     async def domain(_: Request, exc: errors.FaceDBError) -> JSONResponse:
         headers = (
             {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.Unauthenticated) else None
         )
-        return JSONResponse(envelope(exc.code, exc.message), status_of(exc), headers=headers)
+        extra: dict[str, Any] = {}
+        if isinstance(exc, errors.InvalidInput) and exc.field:
+            extra["details"] = [{"field": exc.field, "problem": exc.message}]
+        return JSONResponse(envelope(exc.code, exc.message, **extra), status_of(exc), headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
             {"field": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
             for e in exc.errors()
         ]
+        await _audit_refusal(request, "invalid_input")
         return JSONResponse(
             envelope("invalid_input", "the request is invalid", details=details), 422
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(envelope(code, str(exc.detail)), exc.status_code)
+    async def http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}
+        code = codes.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse(envelope(code, str(exc.detail)), exc.status_code, headers)
 
     @app.exception_handler(OperationalError)
     async def database(_: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database unavailable: %s", exc.orig)
         return JSONResponse(envelope("database_unavailable", "the database is unreachable"), 503)
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return JSONResponse(envelope("internal_error", "an internal error occurred"), 500)
+
+def allowed_methods(request: Request) -> list[str]:
+    """Return every documented method at this path (for a 405's Allow header)."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(request.url.path):
+            methods |= {m.upper() for m in operations if m != "parameters"}
+    return sorted(methods)
+
+
+async def _audit_refusal(request: Request, code: str) -> None:
+    action: AuditAction | None = AUDITED.get(request.url.path)
+    caller = request.scope.get("state", {}).get("caller")
+    if action is not None and caller is not None:
+        await run_in_threadpool(audit.refused, request.app.state.facedb, action, caller, code)
+
+
+class ErrorBoundary:
+    """Answers an unexpected exception with the 500 envelope and keeps the connection open.
+
+    (Starlette's own handler answers and then re-raises, and the server drops the
+    keep-alive connection without saying so.)
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise  # half an answer is out; only closing the connection is honest
+            body = json.dumps(envelope("internal_error", "an internal error occurred")).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})

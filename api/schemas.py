@@ -2,54 +2,65 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Any, Literal
+from datetime import date, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from facedb.domain import Gender, PersonStatus, UploadStatus
+from facedb.pipeline.types import Box
 from facedb.pipeline.types import Face as DetectedFace
 from facedb.service.ages import age_on
-from facedb.store.models import Face, Person, Photo
+from facedb.service.enrollment import EnrollmentReport, PhotoResult
+from facedb.service.records import FaceRecord, PersonRecord, PhotoRecord
+from facedb.service.search import Candidate
 
 
-def utc(moment: datetime) -> datetime:
-    """Return the time as UTC-aware (SQLite hands back naive UTC datetimes)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+def no_nul(value: Any) -> Any:
+    """Refuse NUL characters anywhere in a value (PostgreSQL cannot store them)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            no_nul(key)
+            no_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            no_nul(item)
+    return value
 
 
-Status = Literal["missing", "found", "closed", "unidentified", "other"]
-Gender = Literal["male", "female", "other"]
+Text = Annotated[str, AfterValidator(no_nul)]
+Attributes = Annotated[dict[str, Any], AfterValidator(no_nul)]
 
 
 class PersonIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=300)
-    external_ref: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=300)
+    external_ref: Text | None = Field(default=None, min_length=1, max_length=200)
     gender: Gender | None = None
-    birth_date: date | None = None
-    birth_year: int | None = Field(default=None, ge=1880, le=2200)
-    status: Status = "missing"
-    attributes: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("birth_date")
-    @classmethod
-    def _not_in_future(cls, value: date | None) -> date | None:
-        if value is not None and value > date.today():
-            raise ValueError("birth_date is in the future")
-        return value
+    birth_date: date | None = Field(default=None, description="1900-01-01 … today")
+    birth_year: int | None = Field(
+        default=None, ge=1900, le=2200, description="1900 … this year; must agree with birth_date"
+    )
+    status: PersonStatus = PersonStatus.MISSING
+    attributes: Attributes = Field(default_factory=dict, description="free JSON, at most 16 KiB")
 
 
 class PersonPatch(BaseModel):
+    """Only the fields sent change; ``null`` clears a field (never the name)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=300)
-    external_ref: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Text = Field(default=None, min_length=1, max_length=300)  # type: ignore[assignment]
+    external_ref: Text | None = Field(default=None, min_length=1, max_length=200)
     gender: Gender | None = None
     birth_date: date | None = None
-    birth_year: int | None = Field(default=None, ge=1880, le=2200)
-    status: Status | None = None
-    attributes: dict[str, Any] | None = None
+    birth_year: int | None = Field(default=None, ge=1900, le=2200)
+    status: PersonStatus | None = None
+    attributes: Attributes | None = None
 
 
 class PersonOut(BaseModel):
@@ -66,19 +77,10 @@ class PersonOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, person: Person) -> PersonOut:
+    def of(cls, person: PersonRecord) -> PersonOut:
         return cls(
-            id=person.id,
-            external_ref=person.external_ref,
-            name=person.name,
-            gender=person.gender,
-            birth_date=person.birth_date,
-            birth_year=person.birth_year,
             age=age_on(date.today(), person.birth_date, person.birth_year),
-            status=person.status,
-            attributes=person.attributes or {},
-            created_at=utc(person.created_at),
-            updated_at=utc(person.updated_at),
+            **{k: getattr(person, k) for k in PersonRecord.__dataclass_fields__},
         )
 
 
@@ -95,6 +97,10 @@ class BoxOut(BaseModel):
     w: int
     h: int
 
+    @classmethod
+    def of(cls, box: Box) -> BoxOut:
+        return cls(**box.as_dict())
+
 
 class FaceOut(BaseModel):
     id: int
@@ -108,12 +114,12 @@ class FaceOut(BaseModel):
     crop_url: str
 
     @classmethod
-    def of(cls, face: Face) -> FaceOut:
+    def of(cls, face: FaceRecord) -> FaceOut:
         return cls(
             id=face.id,
             photo_id=face.photo_id,
-            box=BoxOut(x=face.box_x, y=face.box_y, w=face.box_w, h=face.box_h),
-            landmarks=face.landmarks or {},
+            box=BoxOut.of(face.box),
+            landmarks=face.landmarks,
             confidence=face.confidence,
             age=face.age,
             gender=face.gender,
@@ -136,7 +142,7 @@ class PhotoOut(BaseModel):
     faces: list[FaceOut]
 
     @classmethod
-    def of(cls, photo: Photo, faces: list[Face]) -> PhotoOut:
+    def of(cls, photo: PhotoRecord) -> PhotoOut:
         return cls(
             id=photo.id,
             person_id=photo.person_id,
@@ -146,9 +152,9 @@ class PhotoOut(BaseModel):
             height=photo.height,
             taken_at=photo.taken_at,
             age_at_photo=photo.age_at_photo,
-            created_at=utc(photo.created_at),
+            created_at=photo.created_at,
             image_url=f"/v1/photos/{photo.id}/image",
-            faces=[FaceOut.of(f) for f in faces],
+            faces=[FaceOut.of(f) for f in photo.faces],
         )
 
 
@@ -159,9 +165,19 @@ class ErrorOut(BaseModel):
 
 class UploadResult(BaseModel):
     filename: str
-    status: Literal["stored", "duplicate", "refused"]
+    status: UploadStatus
     photo: PhotoOut | None
     error: ErrorOut | None
+
+    @classmethod
+    def of(cls, result: PhotoResult) -> UploadResult:
+        error = result.error
+        return cls(
+            filename=result.filename,
+            status=result.status,
+            photo=PhotoOut.of(result.photo) if result.photo else None,
+            error=ErrorOut(code=error.code, message=error.message) if error else None,
+        )
 
 
 class UploadReport(BaseModel):
@@ -171,6 +187,16 @@ class UploadReport(BaseModel):
     refused: int
     results: list[UploadResult]
 
+    @classmethod
+    def of(cls, report: EnrollmentReport) -> UploadReport:
+        return cls(
+            person_id=report.person_id,
+            stored=report.count(UploadStatus.STORED),
+            duplicates=report.count(UploadStatus.DUPLICATE),
+            refused=report.count(UploadStatus.REFUSED),
+            results=[UploadResult.of(r) for r in report.results],
+        )
+
 
 class CandidateOut(BaseModel):
     person: PersonOut
@@ -178,6 +204,16 @@ class CandidateOut(BaseModel):
     match: bool
     face_id: int
     photo_id: str
+
+    @classmethod
+    def of(cls, candidate: Candidate) -> CandidateOut:
+        return cls(
+            person=PersonOut.of(candidate.person),
+            score=round(candidate.score, 5),
+            match=candidate.match,
+            face_id=candidate.face.id,
+            photo_id=candidate.face.photo_id,
+        )
 
 
 class ProbeFaceOut(BaseModel):
@@ -189,14 +225,14 @@ class ProbeFaceOut(BaseModel):
     candidates: list[CandidateOut]
 
     @classmethod
-    def probe(cls, face: DetectedFace, candidates: list[CandidateOut]) -> ProbeFaceOut:
+    def probe(cls, face: DetectedFace, candidates: list[Candidate]) -> ProbeFaceOut:
         return cls(
-            box=BoxOut(**face.box.as_dict()),
+            box=BoxOut.of(face.box),
             confidence=round(face.detection.confidence, 4),
             age=face.age,
             gender=face.gender,
             gender_probability=face.gender_probability,
-            candidates=candidates,
+            candidates=[CandidateOut.of(c) for c in candidates],
         )
 
 
@@ -218,3 +254,11 @@ class VerifyOut(BaseModel):
 
 class JobOut(BaseModel):
     job: dict[str, Any]
+
+
+class HealthOut(BaseModel):
+    status: str = Field(description="`ok`, or `unavailable` while the database is down")
+    database: bool
+    auth: str = Field(description="`keys`, or `keyless-local` (no key was ever created)")
+    index: dict[str, Any]
+    models: dict[str, bool]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import io
 import tempfile
 import threading
 import time
@@ -30,12 +31,14 @@ import uvicorn
 from bench.index_bench import deepface_db, face_like
 from bench.pipeline_bench import write_section
 from facedb.config import Settings
+from facedb.domain import UploadStatus
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.embed import MODEL_NAME, MODEL_VERSION
 from facedb.sample_data import celebrity_dataset, photos
 from facedb.service.context import FaceDB
-from facedb.service.enrollment import enroll_photos
+from facedb.service.enrollment import enroll
 from facedb.service.persons import create_person
+from facedb.service.uploads import Upload
 from facedb.store.db import upgrade
 from facedb.store.models import Embedding, Face, Person, Photo
 
@@ -58,8 +61,8 @@ def enroll_all(db: FaceDB, people: dict[str, list[Path]], batch: int) -> tuple[i
     for name, files in people.items():
         person = create_person(db, {"name": name})
         for i in range(0, len(files), batch):
-            chunk = [(str(f), f.read_bytes()) for f in files[i : i + batch]]
-            stored += sum(o.status == "stored" for o in enroll_photos(db, person.id, chunk))
+            chunk = [Upload(str(f), io.BytesIO(f.read_bytes())) for f in files[i : i + batch]]
+            stored += enroll(db, person.id, chunk).count(UploadStatus.STORED)
     return stored, time.perf_counter() - start
 
 

@@ -1,4 +1,7 @@
-"""The ``facedb`` command line."""
+"""FaceDB: enroll people with face photos, search them 1:N, and run the service.
+
+The `facedb` program lives in the virtual environment `make` builds: .venv/bin/facedb.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from facedb.config import get_settings
-from facedb.errors import FaceDBError, ImageError
+from facedb.errors import FaceDBError, FileUnreadable, ImageError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -19,10 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(args.verbose)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -34,9 +34,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+# Libraries that log their start-up at INFO (TensorFlow, faiss, Alembic): quiet by default.
+_NOISY_LOGGERS = ("tensorflow", "absl", "h5py", "faiss", "alembic", "deepface", "matplotlib")
+
+
+def _configure_logging(verbose: bool) -> None:
+    import os
+
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # read when TensorFlow loads
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="facedb", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser = argparse.ArgumentParser(
+        prog="facedb", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show the libraries' own log lines too"
+    )
     commands = parser.add_subparsers(title="commands")
 
     serve = commands.add_parser("serve", help="run the HTTP service")
@@ -64,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="one JSON array, embeddings included")
     analyze.set_defaults(handler=_analyze)
 
+    sample = commands.add_parser(
+        "sample-data", help="fetch five celebrities' photos to try enrollment and search with"
+    )
+    sample.set_defaults(handler=_sample_data)
+
     from facedb.cli_admin import add_admin_commands
 
     add_admin_commands(commands)
@@ -74,6 +100,8 @@ def _serve(args: argparse.Namespace) -> int:
     import os
 
     import uvicorn
+
+    from api.app import uvicorn_config
 
     # The app reads the bind address from the settings (keyless mode is loopback-only).
     if args.host:
@@ -93,7 +121,8 @@ def _serve(args: argparse.Namespace) -> int:
         require_migrated(engine, settings.database_url)
     finally:
         engine.dispose()
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
+    print(f"FaceDB on http://{host}:{port}  (API docs: http://{host}:{port}/docs)", flush=True)
+    uvicorn.Server(uvicorn_config("api.app:create_app", settings, factory=True)).run()
     return 0
 
 
@@ -102,8 +131,7 @@ def _models_install(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     statuses = install_models(settings.models_path, settings.cache_dir, args.source)
-    for status in statuses:
-        print(f"{'ok ' if status.valid else 'BAD'} {status.name:45} {status.path}")
+    _print_columns([("ok" if s.valid else "BAD", s.name, str(s.path)) for s in statuses])
     return 0
 
 
@@ -115,9 +143,17 @@ def _models_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([s.as_dict() for s in statuses], indent=2))
     else:
-        for s in statuses:
-            state = "valid" if s.valid else ("INVALID" if s.present else "MISSING")
-            print(f"{state:8} {s.name:45} {s.path}  ({s.detail})")
+        _print_columns(
+            [
+                (
+                    "valid" if s.valid else ("INVALID" if s.present else "MISSING"),
+                    s.name,
+                    str(s.path),
+                    s.detail,
+                )
+                for s in statuses
+            ]
+        )
     if all(s.valid for s in statuses):
         return 0
     print("run `facedb models install` to install the missing models", file=sys.stderr)
@@ -139,7 +175,7 @@ def _analyze(args: argparse.Namespace) -> int:
             try:
                 payloads.append(path.read_bytes())
             except OSError as exc:
-                read_errors[i] = ImageError(f"cannot read {path}: {exc.strerror}")
+                read_errors[i] = FileUnreadable(f"cannot read {path}: {exc.strerror}")
                 payloads.append(b"")
         results = analyzer.analyze_many(payloads)
         for i, (path, result) in enumerate(zip(chunk, results, strict=True)):
@@ -156,6 +192,25 @@ def _analyze(args: argparse.Namespace) -> int:
         for report in reports:
             _print_report(report)
     return 0 if all(r["error"] is None for r in reports) else 1
+
+
+def _sample_data(args: argparse.Namespace) -> int:
+    from facedb.sample_data import celebrity_dataset, photos
+
+    folder = celebrity_dataset(get_settings().cache_dir)
+    people = photos(folder / "train")
+    print(f"{sum(len(p) for p in people.values())} photos of {len(people)} people in {folder}")
+    print(f"  enroll from {folder / 'train'}/<person>/, search with {folder / 'val'}/<person>/")
+    return 0
+
+
+def _print_columns(rows: list[tuple[str, ...]]) -> None:
+    """Print rows as left-aligned columns, each as wide as its widest cell."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))] if rows else []
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 def _print_report(report: dict[str, object]) -> None:

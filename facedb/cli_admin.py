@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from facedb.config import get_settings
+from facedb.domain import AuditAction, Role
 
 
 def add_admin_commands(commands: Any) -> None:
@@ -34,7 +35,7 @@ def add_admin_commands(commands: Any) -> None:
     keys = commands.add_parser("keys", help="API keys")
     key_commands = keys.add_subparsers(title="keys commands")
     create = key_commands.add_parser("create", help="create a key; its secret is shown once")
-    create.add_argument("--role", required=True, choices=("admin", "enroller", "searcher"))
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--name", default="", help="who or what holds the key")
     create.set_defaults(handler=_keys_create)
     listing = key_commands.add_parser("list", help="list keys (never their secrets)")
@@ -59,7 +60,7 @@ def add_admin_commands(commands: Any) -> None:
 
     audit = commands.add_parser("audit", help="list recent searches and verifications")
     audit.add_argument("--limit", type=int, default=50)
-    audit.add_argument("--action", choices=("search", "verify"), default=None)
+    audit.add_argument("--action", choices=[a.value for a in AuditAction], default=None)
     audit.add_argument("--json", action="store_true")
     audit.set_defaults(handler=_audit)
 
@@ -83,13 +84,14 @@ def _db_downgrade(args: argparse.Namespace) -> int:
 def _reindex(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from facedb.domain import JobKind
     from facedb.service.context import FaceDB
     from facedb.service.jobs import Job, run_job
     from facedb.service.reindex import reindex
 
     db = FaceDB(get_settings())
     db.start(load_models=args.re_embed)
-    job = Job(kind="reindex", params={"re_embed": args.re_embed})
+    job = Job(kind=JobKind.REINDEX, params={"re_embed": args.re_embed})
     worker = threading.Thread(target=run_job, args=(job, lambda j: reindex(db, j, args.re_embed)))
     worker.start()
     with tqdm(unit="face") as bar:
@@ -147,34 +149,33 @@ def _keys_revoke(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    import json
-
     from facedb.service.audit import recent
 
-    entries = recent(_started_db(), args.limit, args.action)
+    action = AuditAction(args.action) if args.action else None
+    entries = recent(_started_db(), args.limit, action)
     if args.json:
-        rows = [
-            {
-                "id": e.id,
-                "at": e.at.isoformat(),
-                "action": e.action,
-                "key_id": e.key_id,
-                "key_name": e.key_name,
-                "client": e.client,
-                "faces_found": e.faces_found,
-                "results": e.results,
-                "took_ms": e.took_ms,
-            }
-            for e in entries
-        ]
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([e.as_dict() for e in entries], indent=2))
         return 0
     for e in entries:
         print(
             f"{e.at:%Y-%m-%d %H:%M:%S} {e.action:6} key={e.key_name or '-'} "
-            f"client={e.client or '-'} faces={e.faces_found} {json.dumps(e.results)[:160]}"
+            f"client={e.client or '-'} faces={e.faces_found} {_outcome(e.results)}"
         )
     return 0
+
+
+def _outcome(results: list[Any]) -> str:
+    """Return one audit entry's results in a few words: its error, or each face's best."""
+    parts = []
+    for item in results:
+        if "error" in item:
+            parts.append(f"refused: {item['error']}")
+        elif "candidates" in item:
+            best = item["candidates"][0] if item["candidates"] else None
+            parts.append(f"top {best['person_id']} {best['score']:.3f}" if best else "no candidate")
+        else:
+            parts.append(f"{item.get('person_id')} score {item.get('score', 0):.3f}")
+    return "; ".join(parts) or "-"
 
 
 def _run_eval(args: argparse.Namespace) -> dict[str, Any]:

@@ -6,6 +6,7 @@ Precedence, highest first: keyword overrides (tests), environment, the TOML file
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from functools import lru_cache
@@ -61,12 +62,15 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FACEDB_", env_nested_delimiter="__")
 
-    data_dir: Path = Field(default=Path("data"), description="Database file, blobs, index.")
+    data_dir: Path = Field(default=Path("data"), description="Database file and index snapshot.")
     database_url: str = Field(default="", description="Empty: SQLite file in data_dir.")
-    model_dir: Path | None = Field(default=None, description="Default: <data_dir>/models.")
     cache_dir: Path = Field(
         default=Path.home() / ".cache" / "facedb",
-        description="Where `facedb models install` keeps downloaded packages.",
+        description="Downloaded packages, sample photos and (by default) the models.",
+    )
+    model_dir: Path | None = Field(
+        default=None,
+        description="Default: <cache_dir>/models, shared by every data directory of this user.",
     )
 
     detector: str = "mtcnn"
@@ -76,6 +80,12 @@ class Settings(BaseSettings):
 
     max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=50_000_000, ge=10_000)
+    # One upload request: how many files, and how many pixels all its photos hold together.
+    max_upload_files: int = Field(default=20, ge=1, le=1000)
+    max_request_pixels: int = Field(default=150_000_000, ge=10_000)
+    # Photos decoded and analysed at once in this process; each decoded photo holds
+    # width x height x 3 bytes, so this bounds the pipeline's memory under load.
+    inference_threads: int = Field(default=2, ge=1, le=64)
 
     # Cosine similarity at or above which a candidate is reported as a match. The default is
     # deepface's published Facenet cosine-distance threshold (0.40) expressed as a similarity;
@@ -89,7 +99,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    inference_threads: int = Field(default=2, ge=1)
+    # Proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated);
+    # from anyone else the audit records the socket peer.
+    trusted_proxies: str = ""
 
     @field_validator("detector")
     @classmethod
@@ -98,11 +110,22 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown detector {value!r}; choose one of {', '.join(DETECTORS)}")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        for item in _split(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
+        self.cache_dir = self.cache_dir.expanduser().resolve()
         if self.model_dir is None:
-            self.model_dir = self.data_dir / "models"
+            self.model_dir = self.cache_dir / "models"
         self.model_dir = self.model_dir.expanduser().resolve()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'facedb.sqlite3'}"
@@ -115,9 +138,9 @@ class Settings(BaseSettings):
         return self.model_dir
 
     @property
-    def blob_dir(self) -> Path:
-        """Return the content-addressed folder that holds original photo bytes."""
-        return self.data_dir / "blobs"
+    def proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """Return the networks whose X-Forwarded-For header is trusted."""
+        return [ipaddress.ip_network(item, strict=False) for item in _split(self.trusted_proxies)]
 
     @property
     def index_dir(self) -> Path:
@@ -160,6 +183,10 @@ def write_config_value(key: str, value: Any) -> Path:
     tmp.replace(path)
     get_settings.cache_clear()
     return path
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def _toml_value(value: Any) -> str:

@@ -53,6 +53,18 @@ class ImageTooLarge(ImageError):
     code = "image_too_large"
 
 
+class FileUnreadable(ImageError):
+    """A photo file named on the command line or in a manifest cannot be read."""
+
+    code = "file_unreadable"
+
+
+class RequestTooLarge(FaceDBError):
+    """A request carries more files or pixels than one request may."""
+
+    code = "request_too_large"
+
+
 # --- faces --------------------------------------------------------------------------------
 class NoFaceFound(FaceDBError):
     code = "no_face"
@@ -72,7 +84,13 @@ class Conflict(FaceDBError):
 
 
 class InvalidInput(FaceDBError):
+    """A value breaks a rule; ``field`` names it (dotted, as in the request) when one does."""
+
     code = "invalid_input"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class DatabaseNotMigrated(FaceDBError):

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import logging
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -284,9 +282,3 @@ def _cached_sdist(folder: Path, name: str, version: str) -> Path | None:
         if path.is_file():
             return path
     return None
-
-
-def iter_status_json(statuses: list[ModelStatus]) -> Iterator[str]:
-    """Yield one JSON line per model status."""
-    for status in statuses:
-        yield json.dumps(status.as_dict())

@@ -16,8 +16,29 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def installed_model_dir() -> Path:
-    """Return the model folder `make models` filled (or FACEDB_MODEL_DIR)."""
-    return Path(os.environ.get("FACEDB_MODEL_DIR", REPO / "data" / "models")).resolve()
+    """Return the model folder `make models` filled (FACEDB_MODEL_DIR, else the default)."""
+    explicit = os.environ.get("FACEDB_MODEL_DIR")
+    return Path(explicit).resolve() if explicit else Settings().models_path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the PostgreSQL tests, saying why, when no server answers (unless required)."""
+    if os.environ.get("FACEDB_REQUIRE_POSTGRES") or not any(
+        "postgres" in i.keywords for i in items
+    ):
+        return
+    from tests.factories import postgres_reachable
+
+    problem = postgres_reachable()
+    if problem is None:
+        return
+    skip = pytest.mark.skip(
+        reason=f"PostgreSQL unreachable ({problem}); start it (`make postgres`) or point "
+        "FACEDB_TEST_POSTGRES_URL at one. `make test` requires it."
+    )
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
 
 
 def cache_dir() -> Path:

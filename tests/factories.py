@@ -25,6 +25,19 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+def postgres_reachable() -> str | None:
+    """Return None when the test PostgreSQL answers, else what went wrong."""
+    engine = sa.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://"))
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        return None
+    except sa.exc.OperationalError as exc:
+        return str(exc.orig).strip().splitlines()[0]
+    finally:
+        engine.dispose()
+
+
 @contextmanager
 def postgres_schema() -> Iterator[str]:
     """Yield a URL whose search_path is a fresh schema, dropped afterwards."""

@@ -1,0 +1,1 @@
+"""HTTP routes: each parses the request, calls one service, shapes the answer."""

@@ -8,6 +8,7 @@ and the rest are mated searches. Each search ranks every enrolled identity.
 
 from __future__ import annotations
 
+import io
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,14 +18,16 @@ import numpy as np
 from tqdm import tqdm
 
 from facedb.config import Settings
+from facedb.domain import UploadStatus
 from facedb.errors import FaceDBError
 from facedb.evaluation import metrics
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.sample_data import photos
 from facedb.service.context import FaceDB
-from facedb.service.enrollment import enroll_photos
+from facedb.service.enrollment import enroll
 from facedb.service.persons import create_person
 from facedb.service.search import SearchFilters, rank_identities
+from facedb.service.uploads import Upload
 from facedb.store.db import upgrade
 
 SCHEMA = "facedb-eval/1"
@@ -112,13 +115,14 @@ def _enroll(
         gallery.items(), desc="enroll", unit="person", disable=not config.progress
     ):
         person = create_person(db, {"name": name, "external_ref": name})
-        outcomes = enroll_photos(db, person.id, [(str(f), f.read_bytes()) for f in files])
+        uploads = [Upload(str(f), io.BytesIO(f.read_bytes())) for f in files]
+        outcomes = enroll(db, person.id, uploads).results
         for outcome in outcomes:
             if outcome.error is not None:
                 skipped.append(
                     {"path": outcome.filename, "stage": "gallery", "reason": outcome.error.code}
                 )
-        ok = sum(o.status == "stored" for o in outcomes)
+        ok = sum(o.status == UploadStatus.STORED for o in outcomes)
         stored += ok
         if ok:
             enrolled[name] = person.id

@@ -74,7 +74,7 @@ class _RWLock:
 
 
 class FaissIndex:
-    """A VectorIndex over faiss. Build with ``FaissIndex.build`` or ``FaissIndex.load``."""
+    """Cosine top-k search over faiss. Build with ``FaissIndex.build`` or ``FaissIndex.load``."""
 
     def __init__(self, master: Any, dimension: int, device: str, nprobe: int = 32) -> None:
         self.dimension = dimension
@@ -142,7 +142,7 @@ class FaissIndex:
         chosen = "gpu" if device == "gpu" or (device == "auto" and gpu_count() > 0) else "cpu"
         return cls(master, master.d, chosen, nprobe)
 
-    # --- VectorIndex -------------------------------------------------------------------
+    # --- queries and updates----------------------------------------------------------------
     @property
     def count(self) -> int:
         return len(self._ids)
@@ -214,12 +214,16 @@ class FaissIndex:
                         scores, ids = _drop(scores, ids, self._tombstones)
         return _pad(scores, ids, k)
 
+    def serialize(self) -> NDArray[np.uint8]:
+        """Return the CPU master as bytes (``load`` reads them back from a file)."""
+        with self._lock.read():
+            return np.asarray(faiss.serialize_index(self._master), dtype=np.uint8)
+
     def save(self, path: Path) -> None:
         """Write the CPU master to ``path`` atomically."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        with self._lock.read():
-            faiss.write_index(self._master, str(tmp))
+        tmp.write_bytes(self.serialize().tobytes())
         tmp.replace(path)
 
     # --- helpers ---------------------------------------------------------------------------

@@ -1,4 +1,10 @@
-"""The whole pipeline: photo bytes → faces with embedding, age and gender."""
+"""The whole pipeline: photo bytes → faces with embedding, age and gender.
+
+Memory: a decoded photo holds width x height x 3 bytes (147 MB at 7000x7000). Photos are
+decoded one at a time per caller and released before the next; what is kept per face is
+small (the 160x160 model input and a display thumbnail). ``inference_threads`` bounds how
+many photos the whole process decodes and analyses at once.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
 from facedb.config import Settings
 from facedb.errors import ImageError
@@ -15,31 +22,38 @@ from facedb.pipeline.attributes import AgeGender, AgeGenderEstimator
 from facedb.pipeline.decode import decode_image
 from facedb.pipeline.deepface_env import configure_deepface
 from facedb.pipeline.detect import FaceDetector
-from facedb.pipeline.embed import FaceEmbedder
+from facedb.pipeline.embed import FaceEmbedder, model_input
+from facedb.pipeline.memory import return_large_buffers
 from facedb.pipeline.types import Detection, Face
 from facedb.provision import age_gender_dir, require_models
 
+THUMBNAIL_SIDE = 160
+# Stored photos were admitted under the caps in force then; re-embedding decodes them as-is.
+_NO_CAP = 1 << 62
+
 
 @dataclass
-class _Located:
-    """A photo after detection and alignment, before the (batched) embedding."""
+class LocatedFace:
+    """A face after detection and alignment, before the (batched) embedding."""
 
-    rgb: NDArray[np.uint8]
-    detections: list[Detection]
-    chips_bgr: list[NDArray[np.uint8]]
-    attributes: list[AgeGender | None]
+    detection: Detection
+    model_input: NDArray[np.float32]
+    attributes: AgeGender | None
+    thumbnail: NDArray[np.uint8]  # RGB, at most THUMBNAIL_SIDE on its long side
 
 
 class FaceAnalyzer:
     """Holds the three models, each built once per process, lazily and thread-safely."""
 
     def __init__(self, settings: Settings) -> None:
+        return_large_buffers()  # process-wide and idempotent: decoded photos are large
         self.settings = settings
         self.detector = FaceDetector(settings.detector, settings.detect_max_side)
         self.embedder = FaceEmbedder()
         self.attributes = AgeGenderEstimator(age_gender_dir(settings.models_path))
         self._checked = False
         self._check_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(settings.inference_threads)
 
     @property
     def model_name(self) -> str:
@@ -60,9 +74,8 @@ class FaceAnalyzer:
     def load(self) -> None:
         """Load every model now (start-up), instead of on the first photo."""
         self.ensure_models()
-        self.detector.load()
-        self.embedder.load()
-        self.attributes.load()
+        for model in (self.detector, self.embedder, self.attributes):
+            model.load()
 
     def loaded(self) -> dict[str, bool]:
         return {
@@ -71,62 +84,82 @@ class FaceAnalyzer:
             "age_gender": self.attributes.loaded,
         }
 
+    # --- photos -------------------------------------------------------------------------
     def analyze(self, data: bytes) -> list[Face]:
         """Return every face in one photo. Raises an ImageError for a bad photo."""
-        result = self.analyze_many([data])[0]
-        if isinstance(result, ImageError):
-            raise result
-        return result
+        return self.embed(self.locate(data))
 
     def analyze_many(self, photos: list[bytes]) -> list[list[Face] | ImageError]:
-        """Analyse several photos; all their faces are embedded in one batched model call.
+        """Analyse several photos, one decoded at a time; all faces embedded in one call.
 
         Each entry is that photo's faces, or the ImageError that refused it.
         """
-        self.ensure_models()
-        located: list[_Located | ImageError] = []
+        located: list[list[LocatedFace] | ImageError] = []
         for data in photos:
             try:
-                located.append(self._locate(data))
+                located.append(self.locate(data))
             except ImageError as exc:
                 located.append(exc)
-        chips = [chip for item in located if isinstance(item, _Located) for chip in item.chips_bgr]
-        vectors = self.embedder.embed(chips)
+        faces = self.embed(
+            [f for item in located if not isinstance(item, ImageError) for f in item]
+        )
         results: list[list[Face] | ImageError] = []
-        offset = 0
         for item in located:
             if isinstance(item, ImageError):
                 results.append(item)
-                continue
-            faces = []
-            for detection, chip, attrs in zip(
-                item.detections, item.chips_bgr, item.attributes, strict=True
-            ):
-                faces.append(
-                    Face(
-                        detection=detection,
-                        embedding=vectors[offset],
-                        age=attrs.age if attrs else None,
-                        gender=attrs.gender if attrs else None,
-                        gender_probability=attrs.gender_probability if attrs else None,
-                        chip=np.ascontiguousarray(chip[:, :, ::-1]),
-                    )
-                )
-                offset += 1
-            results.append(faces)
+            else:
+                results.append(faces[: len(item)])
+                faces = faces[len(item) :]
         return results
 
-    def _locate(self, data: bytes) -> _Located:
-        decoded = decode_image(data, self.settings.max_image_bytes, self.settings.max_image_pixels)
-        rgb = decoded.rgb
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        detections = [
-            d
-            for d in self.detector.detect(bgr)
-            if d.confidence >= self.settings.min_confidence
-            and min(d.box.w, d.box.h) >= self.settings.min_face_size
+    def locate(self, data: bytes) -> list[LocatedFace]:
+        """Decode, detect, align and estimate age/gender; the decoded photo is then released."""
+        self.ensure_models()
+        with self._slots:
+            s = self.settings
+            bgr = decode_image(data, s.max_image_bytes, s.max_image_pixels).bgr
+            detections = [
+                d
+                for d in self.detector.detect(bgr)
+                if d.confidence >= self.settings.min_confidence
+                and min(d.box.w, d.box.h) >= self.settings.min_face_size
+            ]
+            detections.sort(key=lambda d: (d.box.y, d.box.x))
+            attributes = self.attributes.estimate(bgr, [d.box for d in detections])
+            located = []
+            for detection, attrs in zip(detections, attributes, strict=True):
+                chip = aligned_chip(bgr, detection)
+                located.append(LocatedFace(detection, model_input(chip), attrs, _thumbnail(chip)))
+            del bgr
+        return located
+
+    def embed(self, located: list[LocatedFace]) -> list[Face]:
+        """Return the faces with their embeddings, computed in one batched model call."""
+        self.ensure_models()
+        vectors = self.embedder.embed([f.model_input for f in located])
+        return [
+            Face(
+                detection=f.detection,
+                embedding=vector,
+                age=f.attributes.age if f.attributes else None,
+                gender=f.attributes.gender if f.attributes else None,
+                gender_probability=f.attributes.gender_probability if f.attributes else None,
+                chip=f.thumbnail,
+            )
+            for f, vector in zip(located, vectors, strict=True)
         ]
-        detections.sort(key=lambda d: (d.box.y, d.box.x))
-        chips = [aligned_chip(bgr, d) for d in detections]
-        attributes = self.attributes.estimate(rgb, [d.box for d in detections])
-        return _Located(rgb, detections, chips, attributes)
+
+    def embed_stored(self, data: bytes, detections: list[Detection]) -> NDArray[np.float32]:
+        """Return embeddings of known faces of a stored photo (re-embedding), (n, 128)."""
+        self.ensure_models()
+        with self._slots:
+            bgr = decode_image(data, _NO_CAP, _NO_CAP).bgr
+            inputs = [model_input(aligned_chip(bgr, d)) for d in detections]
+            del bgr
+        return self.embedder.embed(inputs)
+
+
+def _thumbnail(chip_bgr: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    image = Image.fromarray(np.ascontiguousarray(chip_bgr[:, :, ::-1]))
+    image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    return np.asarray(image, dtype=np.uint8)

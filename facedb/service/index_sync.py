@@ -12,9 +12,13 @@ appends rows to the ``changes`` table in the same transaction. Each process:
 
 PostgreSQL may commit change ids out of order (id 11 visible before id 10). Ids not yet
 seen below the highest applied id are remembered as gaps and re-read until they appear or
-are a minute old (a rolled-back transaction leaves a permanent gap). Applying a change is
-idempotent: an add re-reads the vector from the database (a face deleted since is
-skipped), and face ids are never reused.
+are a minute old (a rolled-back transaction leaves a permanent gap). A rebuild keeps the
+gaps it inherits, and adds the ids below the change it covers that were not visible when it
+read the log. Applying a change is idempotent: an add re-reads the vector from the
+database (a face deleted since is skipped), and face ids are never reused.
+
+A snapshot is copied in memory under the apply lock and written to disk outside it, so
+searches never wait for the disk.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,16 +37,30 @@ from numpy.typing import NDArray
 from sqlalchemy.orm import Session, sessionmaker
 
 from facedb.config import Settings
+from facedb.domain import ChangeOp
 from facedb.index.faiss_index import FaissIndex
 from facedb.store import repository as repo
 from facedb.store.db import transaction
+from facedb.store.models import Change
 
 log = logging.getLogger(__name__)
 
 GAP_PATIENCE_S = 60.0
 CHANGE_BATCH = 10_000
+# How far below the covered change a rebuild looks for ids still in flight. A transaction
+# that took its change id more than this many ids ago and has not committed is not waited for.
+GAP_WINDOW = 10_000
 SNAPSHOT_FILE = "faces.faiss"
 MANIFEST_FILE = "manifest.json"
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One batch of the change log: how many changes were applied, and what comes next."""
+
+    applied: int
+    more: bool  # the batch was full: read again
+    rebuild_needed: bool  # a re-embed switched generations
 
 
 class IndexSync:
@@ -64,6 +84,7 @@ class IndexSync:
         self._last_change = 0
         self._gaps: dict[int, float] = {}
         self._apply_lock = threading.Lock()
+        self._save_lock = threading.Lock()
         self._changes_since_save = 0
 
     @property
@@ -132,14 +153,18 @@ class IndexSync:
     # --- rebuilds ------------------------------------------------------------------------
     def build_from_database(
         self, generation: int, progress: Callable[[int], None] | None = None
-    ) -> tuple[FaissIndex, int]:
-        """Return a new index of every embedding of ``generation`` and the change id it covers.
+    ) -> tuple[FaissIndex, int, list[int]]:
+        """Return a new index of every embedding of ``generation``, the change id it covers,
+        and the ids below that change not yet visible (transactions still in flight).
 
         The change id is read before the embeddings, so replaying from it can only repeat
         (idempotently) what the index already holds.
         """
         with transaction(self.sessions) as session:
             covered = repo.last_change_id(session)
+            low = max(0, covered - GAP_WINDOW)
+            seen = set(repo.change_ids_between(session, low, covered))
+            unseen = [i for i in range(low + 1, covered) if i not in seen]
             chunks = []
             for ids, vectors in repo.iter_embeddings(session, generation, self.dimension):
                 chunks.append((ids, vectors))
@@ -160,19 +185,21 @@ class IndexSync:
             nprobe=self.settings.index_ivf_nprobe,
             device=self.settings.index_device,
         )
-        return index, covered
+        return index, covered, unseen
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> None:
         """Rebuild from the database beside the serving index, then swap it in."""
         with transaction(self.sessions) as session:
             generation = repo.index_state(session, self.model_name, self.model_version).generation
-        index, covered = self.build_from_database(generation, progress)
+        index, covered, unseen = self.build_from_database(generation, progress)
         with self._apply_lock:
             self._index = index
             self.generation = generation
             # Replaying from before the build re-applies what it may have missed.
             self._last_change = min(covered, self._last_change) if self._last_change else covered
-            self._gaps = {}
+            now = time.monotonic()
+            for change_id in unseen:
+                self._gaps.setdefault(change_id, now)
         self.catch_up()
         self.save()
 
@@ -181,17 +208,17 @@ class IndexSync:
         """Apply every committed change not applied yet; return how many were applied."""
         applied = 0
         while True:
-            count, more, rebuild_needed = self._catch_up_batch()
-            applied += count
-            if rebuild_needed:
+            batch = self._catch_up_batch()
+            applied += batch.applied
+            if batch.rebuild_needed:
                 log.info("a re-embed switched generations; rebuilding the index")
                 self.rebuild()
                 return applied
-            if not more:
+            if not batch.more:
                 return applied
 
-    def _catch_up_batch(self) -> tuple[int, bool, bool]:
-        """Apply one batch of the log: (changes applied, more to read, rebuild needed)."""
+    def _catch_up_batch(self) -> BatchResult:
+        """Apply one batch of the log."""
         with self._apply_lock:
             with transaction(self.sessions) as session:
                 tail = repo.changes_after(session, self._last_change, CHANGE_BATCH)
@@ -199,18 +226,18 @@ class IndexSync:
                 fresh = late + tail
                 if not fresh:
                     self._expire_gaps()
-                    return 0, False, False
+                    return BatchResult(0, False, False)
                 rebuild_needed = False
-                if any(c.op == "generation" for c in fresh):
+                if any(c.op == ChangeOp.GENERATION for c in fresh):
                     state = repo.index_state(session, self.model_name, self.model_version)
                     rebuild_needed = state.generation != self.generation
-                adds = [int(c.face_id) for c in fresh if c.op == "add" and c.face_id is not None]
+                adds = [_face(c) for c in fresh if c.op == ChangeOp.ADD]
                 ids, vectors = repo.embeddings_for(session, self.generation, adds, self.dimension)
-            removes = [int(c.face_id) for c in fresh if c.op == "remove" and c.face_id is not None]
+            removes = [_face(c) for c in fresh if c.op == ChangeOp.REMOVE]
             self._apply(ids, vectors, removes)
             self._advance([c.id for c in fresh])
             self._changes_since_save += len(fresh)
-        return len(fresh), len(tail) == CHANGE_BATCH, rebuild_needed
+        return BatchResult(len(fresh), len(tail) == CHANGE_BATCH, rebuild_needed)
 
     def _apply(
         self, ids: NDArray[np.int64], vectors: NDArray[np.float32], removes: list[int]
@@ -249,24 +276,28 @@ class IndexSync:
         self.catch_up()
 
     def save(self) -> None:
-        """Write the snapshot and its manifest (atomically, manifest last)."""
-        with self._apply_lock:
+        """Write the snapshot and its manifest (atomically, manifest last).
+
+        Only the in-memory copy is made under the apply lock; the disk write is not.
+        """
+        with self._save_lock:
+            with self._apply_lock:
+                image = self._index.serialize()
+                manifest: dict[str, Any] = {
+                    "model_name": self.model_name,
+                    "model_version": self.model_version,
+                    "dimension": self.dimension,
+                    "generation": self.generation,
+                    "count": self._index.count,
+                    "kind": self._index.kind,
+                    "last_change": self._last_change,
+                    "gaps": sorted(self._gaps),
+                }
+                self._changes_since_save = 0
             folder = self.settings.index_dir
-            self._index.save(folder / SNAPSHOT_FILE)
-            manifest: dict[str, Any] = {
-                "model_name": self.model_name,
-                "model_version": self.model_version,
-                "dimension": self.dimension,
-                "generation": self.generation,
-                "count": self._index.count,
-                "kind": self._index.kind,
-                "last_change": self._last_change,
-                "gaps": sorted(self._gaps),
-            }
-            tmp = folder / (MANIFEST_FILE + ".tmp")
-            tmp.write_text(json.dumps(manifest, indent=2))
-            tmp.replace(folder / MANIFEST_FILE)
-            self._changes_since_save = 0
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_atomically(folder / SNAPSHOT_FILE, image.tobytes())
+            _write_atomically(folder / MANIFEST_FILE, json.dumps(manifest, indent=2).encode())
 
     def save_if_dirty(self, min_changes: int = 1) -> None:
         if self._changes_since_save >= min_changes:
@@ -279,3 +310,15 @@ class IndexSync:
             np.zeros((0, self.dimension), np.float32),
             device="cpu",
         )
+
+
+def _face(change: Change) -> int:
+    if change.face_id is None:
+        raise ValueError(f"change {change.id} ({change.op}) names no face")
+    return int(change.face_id)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from facedb.domain import JobKind, JobState
+
 log = logging.getLogger(__name__)
 
 
@@ -17,10 +19,10 @@ log = logging.getLogger(__name__)
 class Job:
     """One job's state. ``progress`` is done / total (0 when total is unknown)."""
 
-    kind: str
+    kind: JobKind
     params: dict[str, Any]
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    state: str = "queued"  # queued, running, succeeded, failed
+    state: JobState = JobState.QUEUED
     total: int = 0
     done: int = 0
     counts: dict[str, int] = field(default_factory=dict)
@@ -35,9 +37,9 @@ class Job:
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "kind": self.kind,
+            "kind": self.kind.value,
             "params": self.params,
-            "state": self.state,
+            "state": self.state.value,
             "progress": round(self.done / self.total, 4) if self.total else 0.0,
             "total": self.total,
             "done": self.done,
@@ -59,22 +61,11 @@ class JobRegistry:
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
-    def running(self, kind: str) -> Job | None:
-        with self._lock:
-            return next(
-                (
-                    j
-                    for j in self._jobs.values()
-                    if j.kind == kind and j.state in ("queued", "running")
-                ),
-                None,
-            )
-
     def submit(self, job: Job, work: Callable[[Job], None]) -> Job:
         """Start ``work(job)`` in the background, unless a job of that kind is running."""
         with self._lock:
             for other in self._jobs.values():
-                if other.kind == job.kind and other.state in ("queued", "running"):
+                if other.kind == job.kind and other.state.active:
                     return other
             self._jobs[job.id] = job
         threading.Thread(
@@ -85,14 +76,14 @@ class JobRegistry:
 
 def run_job(job: Job, work: Callable[[Job], None]) -> None:
     """Run ``work(job)`` in this thread, recording state, timing and failure."""
-    job.state = "running"
+    job.state = JobState.RUNNING
     job.started_at = datetime.now(UTC)
     try:
         work(job)
-        job.state = "succeeded"
+        job.state = JobState.SUCCEEDED
     except Exception as exc:
         log.exception("job %s (%s) failed", job.id, job.kind)
         job.errors.append(f"{type(exc).__name__}: {exc}")
-        job.state = "failed"
+        job.state = JobState.FAILED
     finally:
         job.finished_at = datetime.now(UTC)

@@ -1,36 +1,103 @@
-"""Person records: create, read, update, delete (delete also empties the index of them)."""
+"""Person records: the rules a record obeys, and create, read, update, delete."""
 
 from __future__ import annotations
 
+import json
+from datetime import date
 from typing import Any
 
+from facedb.errors import InvalidInput
 from facedb.service.context import FaceDB
+from facedb.service.records import PersonRecord
 from facedb.store import repository as repo
 from facedb.store.db import transaction
-from facedb.store.models import Person
 
-STATUSES = ("missing", "found", "closed", "unidentified", "other")
+EARLIEST_BIRTH = date(1900, 1, 1)
+MAX_ATTRIBUTES_BYTES = 16 * 1024
 
 
-def create_person(db: FaceDB, fields: dict[str, Any]) -> Person:
+def check_person(fields: dict[str, Any]) -> None:
+    """Raise InvalidInput naming the field unless a person's fields agree with each other."""
+    birth_date: date | None = fields.get("birth_date")
+    birth_year: int | None = fields.get("birth_year")
+    today = date.today()
+    if birth_date is not None and not EARLIEST_BIRTH <= birth_date <= today:
+        raise InvalidInput(
+            f"birth_date must lie between {EARLIEST_BIRTH} and today", field="birth_date"
+        )
+    if birth_year is not None and not EARLIEST_BIRTH.year <= birth_year <= today.year:
+        raise InvalidInput(
+            f"birth_year must lie between {EARLIEST_BIRTH.year} and {today.year}",
+            field="birth_year",
+        )
+    if birth_date is not None and birth_year is not None and birth_date.year != birth_year:
+        raise InvalidInput(
+            f"birth_year {birth_year} contradicts birth_date {birth_date}; send one, or both "
+            "agreeing",
+            field="birth_year",
+        )
+    attributes = fields.get("attributes")
+    if attributes is not None:
+        size = len(json.dumps(attributes, ensure_ascii=False).encode())
+        if size > MAX_ATTRIBUTES_BYTES:
+            raise InvalidInput(
+                f"attributes take {size} bytes as JSON; the limit is {MAX_ATTRIBUTES_BYTES}",
+                field="attributes",
+            )
+
+
+def check_taken_at(taken_at: date, birth_date: date | None, birth_year: int | None) -> None:
+    """Raise InvalidInput unless a photo date is possible for a person born then."""
+    if taken_at > date.today():
+        raise InvalidInput(f"taken_at {taken_at} is in the future", field="taken_at")
+    born = birth_date or (date(birth_year, 1, 1) if birth_year else None)
+    if born is not None and taken_at < born:
+        raise InvalidInput(
+            f"taken_at {taken_at} is before the person's birth ({birth_date or birth_year})",
+            field="taken_at",
+        )
+
+
+def create_person(db: FaceDB, fields: dict[str, Any]) -> PersonRecord:
+    check_person(fields)
     with transaction(db.sessions) as session:
-        return repo.add_person(session, **fields)
+        return PersonRecord.of(repo.add_person(session, **fields))
 
 
-def get_person(db: FaceDB, person_id: str) -> Person:
+def get_person(db: FaceDB, person_id: str) -> PersonRecord:
     with transaction(db.sessions) as session:
-        return repo.get_person(session, person_id)
+        return PersonRecord.of(repo.get_person(session, person_id))
 
 
-def list_persons(db: FaceDB, **filters: Any) -> tuple[list[Person], int]:
+def list_persons(db: FaceDB, **filters: Any) -> tuple[list[PersonRecord], int]:
+    """Return one page of persons (newest first) and how many match the filters."""
     with transaction(db.sessions) as session:
-        return repo.find_persons(session, **filters)
+        rows, total = repo.find_persons(session, **filters)
+        return [PersonRecord.of(r) for r in rows], total
 
 
-def update_person(db: FaceDB, person_id: str, fields: dict[str, Any]) -> Person:
+def update_person(db: FaceDB, person_id: str, fields: dict[str, Any]) -> PersonRecord:
+    """Change some fields; the merged record must obey the same rules as a new one."""
+    if "name" in fields and fields["name"] is None:
+        raise InvalidInput("name cannot be null", field="name")
     with transaction(db.sessions) as session:
         person = repo.get_person(session, person_id)
-        return repo.update_person(session, person, fields)
+        merged = {
+            "birth_date": fields.get("birth_date", person.birth_date),
+            "birth_year": fields.get("birth_year", person.birth_year),
+            "attributes": fields.get("attributes"),
+        }
+        check_person(merged)
+        earliest = repo.earliest_photo_date(session, person_id)
+        if earliest is not None and ("birth_date" in fields or "birth_year" in fields):
+            try:
+                check_taken_at(earliest, merged["birth_date"], merged["birth_year"])
+            except InvalidInput as exc:
+                raise InvalidInput(
+                    f"a photo of this person is dated {earliest}, before that birth",
+                    field="birth_date" if "birth_date" in fields else "birth_year",
+                ) from exc
+        return PersonRecord.of(repo.update_person(session, person, fields))
 
 
 def delete_person(db: FaceDB, person_id: str) -> int:

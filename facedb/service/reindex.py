@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-
+from facedb.domain import ChangeOp
 from facedb.errors import ImageError
-from facedb.pipeline.align import aligned_chip
-from facedb.pipeline.decode import decode_image
 from facedb.pipeline.types import Box, Detection
 from facedb.service.context import FaceDB
 from facedb.service.jobs import Job
@@ -62,27 +59,26 @@ def _re_embed(db: FaceDB, job: Job) -> None:
 
 
 def _embed_batch(db: FaceDB, job: Job, faces: list[Face], generation: int) -> set[int]:
-    """Embed faces from their stored photos; return the ids that could not be embedded."""
-    chips, ok, failed = [], [], set()
-    with transaction(db.sessions) as session:
-        photos = {f.photo_id: repo.get_photo(session, f.photo_id).content for f in faces}
-    decoded = {}
+    """Embed faces from their stored photos; return the ids that could not be embedded.
+
+    The pipeline's own decode and alignment run on each stored photo, with the stored
+    detections, so a re-embed sees exactly what an enrollment would.
+    """
+    by_photo: dict[str, list[Face]] = {}
     for face in faces:
+        by_photo.setdefault(face.photo_id, []).append(face)
+    failed: set[int] = set()
+    rows: list[Embedding] = []
+    for photo_id, photo_faces in by_photo.items():
+        with transaction(db.sessions) as session:
+            content = repo.get_photo(session, photo_id).content
         try:
-            if face.photo_id not in decoded:
-                decoded[face.photo_id] = decode_image(photos[face.photo_id], 1 << 62, 1 << 62).rgb[
-                    :, :, ::-1
-                ]
-            chips.append(
-                aligned_chip(np.ascontiguousarray(decoded[face.photo_id]), _detection(face))
-            )
-            ok.append(face)
+            vectors = db.analyzer.embed_stored(content, [_detection(f) for f in photo_faces])
         except ImageError as exc:
-            failed.add(face.id)
-            job.errors.append(f"face {face.id}: {exc.message}")
-    vectors = db.analyzer.embedder.embed(chips)
-    with transaction(db.sessions) as session:
-        session.add_all(
+            failed.update(f.id for f in photo_faces)
+            job.errors.append(f"photo {photo_id}: {exc.message}")
+            continue
+        rows.extend(
             Embedding(
                 face_id=face.id,
                 generation=generation,
@@ -90,10 +86,12 @@ def _embed_batch(db: FaceDB, job: Job, faces: list[Face], generation: int) -> se
                 model_version=db.analyzer.model_version,
                 vector=repo.encode_vector(vector),
             )
-            for face, vector in zip(ok, vectors, strict=True)
+            for face, vector in zip(photo_faces, vectors, strict=True)
         )
+    with transaction(db.sessions) as session:
+        session.add_all(rows)
     job.advance(len(faces))
-    job.counts["embedded"] += len(ok)
+    job.counts["embedded"] += len(rows)
     job.counts["failed"] = len(failed)
     return failed
 
@@ -114,7 +112,7 @@ def _switch(db: FaceDB, target: int, failed: set[int]) -> bool:
         if missing:
             session.rollback()
             return False
-        session.add(Change(op="generation", face_id=None))
+        session.add(Change(op=ChangeOp.GENERATION, face_id=None))
     return True
 
 

@@ -1,4 +1,4 @@
-"""1:N search (ranked identities per face) and 1:1 verification."""
+"""1:N search (ranked identities per face) and 1:1 verification, both audited."""
 
 from __future__ import annotations
 
@@ -8,26 +8,44 @@ from datetime import date
 import numpy as np
 from numpy.typing import NDArray
 
-from facedb.errors import NoFaceFound
+from facedb.domain import AuditAction, Gender, PersonStatus
+from facedb.errors import InvalidInput, NoFaceFound
 from facedb.pipeline.types import Face as DetectedFace
 from facedb.service.ages import age_on
+from facedb.service.audit import Caller, audited
 from facedb.service.context import FaceDB
+from facedb.service.records import FaceRecord, PersonRecord
+from facedb.service.uploads import Upload
 from facedb.store import repository as repo
 from facedb.store.db import transaction
-from facedb.store.models import Face, Person
 
 
 @dataclass(frozen=True)
 class SearchFilters:
-    """Person filters; ages are the person's age today, from the birth date."""
+    """Which persons may be candidates.
 
-    gender: str | None = None
+    ``gender`` keeps persons of that declared gender and, unless ``include_unknown_gender``
+    is false, persons whose gender is not recorded (a missing child's record often lacks
+    it). Ages are the person's age today; a person without a birth date or year is kept
+    out when an age bound is given.
+    """
+
+    gender: Gender | None = None
+    include_unknown_gender: bool = True
     min_age: float | None = None
     max_age: float | None = None
-    status: str | None = None
+    status: PersonStatus | None = None
 
-    def admits(self, person: Person, today: date) -> bool:
-        if self.gender and person.gender != self.gender:
+    def check(self) -> None:
+        """Raise InvalidInput when the filters contradict each other."""
+        if self.min_age is not None and self.max_age is not None and self.min_age > self.max_age:
+            raise InvalidInput(
+                f"min_age {self.min_age} is above max_age {self.max_age}", field="min_age"
+            )
+
+    def admits(self, person: PersonRecord, today: date) -> bool:
+        unknown_kept = person.gender is None and self.include_unknown_gender
+        if self.gender and person.gender != self.gender and not unknown_kept:
             return False
         if self.status and person.status != self.status:
             return False
@@ -42,30 +60,60 @@ class SearchFilters:
         return True
 
 
-@dataclass
+@dataclass(frozen=True)
 class Candidate:
     """One identity for one probe face: the best-matching of that person's faces."""
 
-    person: Person
+    person: PersonRecord
     score: float
     match: bool
-    face: Face
+    face: FaceRecord
 
 
-@dataclass
+@dataclass(frozen=True)
 class FaceMatches:
     face: DetectedFace
     candidates: list[Candidate]
 
 
-def search_photo(
-    db: FaceDB, data: bytes, k: int, threshold: float | None, filters: SearchFilters
-) -> list[FaceMatches]:
-    """Return every face in the photo with its ranked identities, best first."""
-    faces = db.analyzer.analyze(data)
-    db.index.catch_up()
-    cut = db.settings.match_threshold if threshold is None else threshold
-    return [FaceMatches(f, rank_identities(db, f.embedding, k, cut, filters)) for f in faces]
+@dataclass(frozen=True)
+class SearchResult:
+    faces: list[FaceMatches]
+    threshold: float
+
+
+def search(
+    db: FaceDB,
+    caller: Caller,
+    photo: Upload,
+    k: int = 5,
+    threshold: float | None = None,
+    filters: SearchFilters | None = None,
+) -> SearchResult:
+    """Return every face in the photo with its ranked identities, best first (audited)."""
+    filters = filters or SearchFilters()
+    with audited(db, AuditAction.SEARCH, caller) as trail:
+        if not 1 <= k <= 100:
+            raise InvalidInput("k must lie between 1 and 100", field="k")
+        filters.check()
+        faces = db.analyzer.analyze(photo.read(db.settings.max_image_bytes))
+        if not faces:
+            raise NoFaceFound("no face was found in the photo")
+        db.index.catch_up()
+        cut = db.settings.match_threshold if threshold is None else threshold
+        matches = [FaceMatches(f, rank_identities(db, f.embedding, k, cut, filters)) for f in faces]
+        trail.faces_found = len(matches)
+        trail.results = [
+            {
+                "box": m.face.box.as_dict(),
+                "candidates": [
+                    {"person_id": c.person.id, "score": round(c.score, 5), "match": c.match}
+                    for c in m.candidates
+                ],
+            }
+            for m in matches
+        ]
+    return SearchResult(matches, cut)
 
 
 def rank_identities(
@@ -84,7 +132,12 @@ def rank_identities(
         scores, ids = db.index.search(vector[None, :], fetch)
         pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
         with transaction(db.sessions) as session:
-            rows = repo.faces_with_persons(session, [i for i, _ in pairs])
+            rows = {
+                face_id: (FaceRecord.of(face), PersonRecord.of(person))
+                for face_id, (face, person) in repo.faces_with_persons(
+                    session, [i for i, _ in pairs]
+                ).items()
+            }
         best = {}
         for face_id, score in pairs:
             if face_id not in rows:
@@ -99,24 +152,34 @@ def rank_identities(
     return sorted(best.values(), key=lambda c: -c.score)[:k]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Verification:
     match: bool
     score: float
     threshold: float
     face: DetectedFace
-    best_face: Face | None
+    best_face: FaceRecord | None
 
 
-def verify(db: FaceDB, data: bytes, person_id: str, threshold: float | None = None) -> Verification:
-    """Compare the photo's largest face with every enrolled face of one person."""
+def verify(
+    db: FaceDB, caller: Caller, photo: Upload, person_id: str, threshold: float | None = None
+) -> Verification:
+    """Compare the photo's largest face with every enrolled face of one person (audited)."""
     cut = db.settings.match_threshold if threshold is None else threshold
-    with transaction(db.sessions) as session:
-        repo.get_person(session, person_id)
-    faces = db.analyzer.analyze(data)
-    if not faces:
-        raise NoFaceFound("no face was found in the photo")
-    probe = max(faces, key=lambda f: f.box.w * f.box.h)
+    with audited(db, AuditAction.VERIFY, caller) as trail:
+        with transaction(db.sessions) as session:
+            repo.get_person(session, person_id)
+        faces = db.analyzer.analyze(photo.read(db.settings.max_image_bytes))
+        if not faces:
+            raise NoFaceFound("no face was found in the photo")
+        probe = max(faces, key=lambda f: f.box.w * f.box.h)
+        result = _compare(db, probe, person_id, cut)
+        trail.faces_found = 1
+        trail.results = [{"person_id": person_id, "score": result.score, "match": result.match}]
+    return result
+
+
+def _compare(db: FaceDB, probe: DetectedFace, person_id: str, cut: float) -> Verification:
     with transaction(db.sessions) as session:
         face_ids = repo.face_ids_of(session, person_id=person_id)
         ids, vectors = repo.embeddings_for(
@@ -126,6 +189,6 @@ def verify(db: FaceDB, data: bytes, person_id: str, threshold: float | None = No
             return Verification(False, -1.0, cut, probe, None)
         scores = vectors @ probe.embedding
         best = int(np.argmax(scores))
-        best_face = repo.get_face(session, int(ids[best]))
+        best_face = FaceRecord.of(repo.get_face(session, int(ids[best])))
     score = float(scores[best])
     return Verification(score >= cut, score, cut, probe, best_face)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, TypeVar
 
 import numpy as np
@@ -12,6 +13,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from facedb.domain import ChangeOp
 from facedb.errors import Conflict, NotFound
 from facedb.store.models import Change, Embedding, Face, IndexState, Person, Photo
 
@@ -46,7 +48,7 @@ def lock_generation(session: Session) -> int:
     return int(row) if row is not None else 1
 
 
-def log_changes(session: Session, op: str, face_ids: Sequence[int]) -> None:
+def log_changes(session: Session, op: ChangeOp, face_ids: Sequence[int]) -> None:
     session.add_all([Change(op=op, face_id=int(face_id)) for face_id in face_ids])
 
 
@@ -59,6 +61,12 @@ def changes_after(session: Session, after_id: int, limit: int = 10_000) -> list[
         select(Change).where(Change.id > after_id).order_by(Change.id).limit(limit)
     )
     return list(rows.scalars())
+
+
+def change_ids_between(session: Session, low: int, high: int) -> list[int]:
+    """Return the ids of visible changes with ``low < id <= high``."""
+    query = select(Change.id).where(Change.id > low, Change.id <= high)
+    return [int(i) for i in session.execute(query).scalars()]
 
 
 def changes_with_ids(session: Session, ids: Sequence[int]) -> list[Change]:
@@ -96,6 +104,26 @@ def get_person(session: Session, person_id: str) -> Person:
     return _get(session, Person, person_id, "person")
 
 
+def lock_person(session: Session, person_id: str) -> Person:
+    """Return the person, holding a shared row lock until commit (PostgreSQL).
+
+    A photo stored under this lock cannot race the person's deletion: the delete waits
+    for it, or has committed and the person is not found.
+    """
+    person = session.execute(
+        select(Person).where(Person.id == person_id).with_for_update(read=True)
+    ).scalar_one_or_none()
+    if person is None:
+        raise NotFound(f"no person with id {person_id}")
+    return person
+
+
+def earliest_photo_date(session: Session, person_id: str) -> date | None:
+    return session.execute(
+        select(func.min(Photo.taken_at)).where(Photo.person_id == person_id)
+    ).scalar_one_or_none()
+
+
 def find_persons(
     session: Session,
     *,
@@ -109,8 +137,8 @@ def find_persons(
     query = select(Person)
     if status:
         query = query.where(Person.status == status)
-    if name:
-        query = query.where(func.lower(Person.name).contains(name.lower()))
+    if name:  # a substring, taken literally: % and _ match themselves
+        query = query.where(func.lower(Person.name).contains(name.lower(), autoescape=True))
     if external_ref:
         query = query.where(Person.external_ref == external_ref)
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
@@ -142,7 +170,7 @@ def delete_person(session: Session, person_id: str) -> list[int]:
     """Delete a person with their photos, faces and embeddings; return the removed face ids."""
     get_person(session, person_id)
     face_ids = face_ids_of(session, person_id=person_id)
-    log_changes(session, "remove", face_ids)
+    log_changes(session, ChangeOp.REMOVE, face_ids)
     session.execute(delete(Person).where(Person.id == person_id))
     return face_ids
 
@@ -209,7 +237,7 @@ def add_photo(
                 vector=encode_vector(new.embedding),
             )
         )
-    log_changes(session, "add", [row.id for row in rows])
+    log_changes(session, ChangeOp.ADD, [row.id for row in rows])
     session.flush()
     return rows
 
@@ -242,7 +270,7 @@ def faces_of_photos(session: Session, photo_ids: Sequence[str]) -> dict[str, lis
 def delete_photo(session: Session, photo_id: str) -> list[int]:
     get_photo(session, photo_id)
     face_ids = face_ids_of(session, photo_id=photo_id)
-    log_changes(session, "remove", face_ids)
+    log_changes(session, ChangeOp.REMOVE, face_ids)
     session.execute(delete(Photo).where(Photo.id == photo_id))
     return face_ids
 

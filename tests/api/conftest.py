@@ -13,7 +13,7 @@ import httpx
 import pytest
 import uvicorn
 
-from api.app import create_app
+from api.app import create_app, uvicorn_config
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.service.context import FaceDB
 from facedb.service.keys import create_key
@@ -58,9 +58,7 @@ def server(
             for role in ("admin", "enroller", "searcher")
         }
         port = free_port()
-        config = uvicorn.Config(
-            create_app(settings, db), host="127.0.0.1", port=port, log_level="warning"
-        )
+        config = uvicorn_config(create_app(settings, db), settings, port=port, log_level="warning")
         uv = uvicorn.Server(config)
         thread = threading.Thread(target=uv.run, daemon=True)
         thread.start()

@@ -45,3 +45,23 @@ def test_analyze_json_shape(celebrity: Path, tmp_path: Path) -> None:
     assert 0 < face["confidence"] <= 1
     assert len(face["embedding"]) == 128
     assert bad["faces"] == [] and bad["error"]["code"] == "not_an_image"
+
+
+def test_a_missing_file_has_its_own_documented_code_and_libraries_stay_quiet(
+    celebrity: Path, tmp_path: Path
+) -> None:
+    photo = photos(celebrity / "val")["madonna"][0]
+    result = run_cli("analyze", "--json", str(photo), str(tmp_path / "nowhere.jpg"))
+    assert result.returncode == 1
+    good, missing = json.loads(result.stdout)
+    assert good["error"] is None and missing["error"]["code"] == "file_unreadable"
+    noisy = [line for line in result.stderr.splitlines() if " INFO " in line or "I0000" in line]
+    assert noisy == [], noisy
+
+
+def test_help_is_plain_text_and_status_columns_align() -> None:
+    helptext = run_cli("--help").stdout
+    assert "``" not in helptext and ".venv/bin/facedb" in helptext
+    lines = run_cli("models", "status").stdout.splitlines()
+    starts = {line.index(" /") for line in lines}  # every path column starts at one offset
+    assert len(lines) >= 5 and len(starts) == 1

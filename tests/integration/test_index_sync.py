@@ -221,3 +221,76 @@ def test_changes_committed_out_of_order_are_not_missed(tmp_path: Path) -> None:
         slow_session.close()
         fast_session.close()
         db.close()
+
+
+@pytest.mark.postgres
+def test_a_change_committing_during_a_fresh_rebuild_is_not_lost(tmp_path: Path) -> None:
+    """A lower change id still in flight when a fresh process rebuilds is kept as a gap."""
+    import hashlib
+    import uuid
+
+    from facedb.pipeline.embed import MODEL_NAME, MODEL_VERSION
+    from facedb.store import repository as repo
+    from facedb.store.models import Photo
+    from tests.factories import postgres_schema
+
+    with postgres_schema() as url:
+        writer = started_db(make_settings(tmp_path / "w", url))
+        person = add_person(writer)
+        slow, fast = unit_vectors(2, seed=31)
+        session = writer.sessions()  # takes the lower change id and commits last
+        content = uuid.uuid4().bytes
+        photo = Photo(person_id=person, sha256=hashlib.sha256(content).hexdigest(),
+                      content=content, media_type="image/jpeg", width=1, height=1)  # fmt: skip
+        face = repo.NewFace((0, 0, 1, 1), {}, 1.0, None, None, None, b"", slow)
+        repo.add_photo(session, photo, [face], 1, MODEL_NAME, MODEL_VERSION)
+        add_synthetic_faces(writer, person, fast[None, :])  # the higher id, committed now
+
+        fresh = started_db(make_settings(tmp_path / "r", url), migrate=False)  # rebuilds
+        assert fresh.index.count == 1
+        fresh.index.rebuild()  # and again: the gap survives a rebuild
+        session.commit()
+        session.close()
+        fresh.index.catch_up()
+        assert index_ids(fresh) == database_face_ids(fresh)
+        assert fresh.index.count == 2
+        fresh.close()
+        writer.close()
+
+
+def test_searches_do_not_wait_for_a_snapshot_write(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facedb.service import index_sync
+
+    db = started_db(make_settings(tmp_path, url))
+    person = add_person(db)
+    add_synthetic_faces(db, person, unit_vectors(5, seed=41))
+    db.index.apply_committed()
+    writing, release = threading.Event(), threading.Event()
+    real_write = index_sync._write_atomically
+
+    def slow_write(path: Path, data: bytes) -> None:
+        writing.set()
+        assert release.wait(30)
+        real_write(path, data)
+
+    monkeypatch.setattr(index_sync, "_write_atomically", slow_write)
+    saver = threading.Thread(target=db.index.save)
+    saver.start()
+    assert writing.wait(30)
+    searched: list[int] = []
+
+    def searcher() -> None:
+        ranked = rank_identities(db, unit_vectors(1, seed=41)[0], 1, 0.5, SearchFilters())
+        searched.append(len(ranked))
+
+    thread = threading.Thread(target=searcher)
+    thread.start()
+    thread.join(30)  # returns while the snapshot is still being written
+    finished_during_write = not thread.is_alive() and not release.is_set()
+    release.set()
+    saver.join(30)
+    assert finished_during_write and searched == [1]
+    assert (db.settings.index_dir / SNAPSHOT_FILE).is_file()
+    db.close()

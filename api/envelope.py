@@ -1,0 +1,48 @@
+"""The error envelope every failure answers with, and how routes document it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+MEANING = {
+    400: "the photo cannot be read (`empty_image`, `not_an_image`, `truncated_image`) or the "
+    "body cannot be parsed (`invalid_body`)",
+    401: "no API key, or an unknown or revoked one: `unauthenticated`",
+    403: "the key's role may not do this: `forbidden`",
+    404: "no such record: `not_found`",
+    409: "the external_ref is taken: `conflict`",
+    413: "too large: `image_too_large` (bytes or pixels), `request_too_large` (files)",
+    415: "not JPEG, PNG or WebP: `unsupported_image_format`",
+    422: "invalid input (`invalid_input`, with `details` naming the fields) or, for photos, "
+    "`no_face` / `multiple_faces`",
+    503: "`database_unavailable`, `database_not_migrated` or `models_missing`",
+}
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] | None = None
+    results: list[dict[str, Any]] | None = None  # an upload refused whole: each file's result
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error answer: ``{"error": {"code", "message", ...}}``."""
+
+    error: ErrorBody
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Return a route's ``responses`` entry for the error statuses it can answer."""
+    return {s: {"model": ErrorEnvelope, "description": MEANING[s]} for s in statuses}
+
+
+def envelope(code: str, message: str, **extra: object) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}

@@ -1,0 +1,53 @@
+"""What every route shares: the context, the strict query string, id parameters."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from facedb.errors import InvalidInput
+from facedb.service.context import FaceDB
+
+MAX_ID = 2**63 - 1
+
+
+def facedb(request: Request) -> FaceDB:
+    db: FaceDB = request.app.state.facedb
+    return db
+
+
+def strict_query(request: Request) -> None:
+    """Refuse query parameters the route does not take: a filter is never silently ignored."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        where = f"{request.method} {route.path}"
+        raise InvalidInput(
+            f"{where} takes no query parameter {', '.join(unknown)}"
+            + (f"; it takes {', '.join(sorted(known))}" if known else "")
+            + (
+                " (send search and verify fields in the form body)"
+                if request.method == "POST"
+                else ""
+            ),
+            field="query." + unknown[0],
+        )
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+DB = Annotated[FaceDB, Depends(facedb)]
+PersonId = Annotated[str, Path(min_length=1, max_length=100)]
+PhotoId = Annotated[str, Path(min_length=1, max_length=100)]
+FaceId = Annotated[int, Path(ge=1, le=MAX_ID)]
