@@ -18,17 +18,20 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors
 from api.auth import AuthModeCache, Gatekeeper
+from api.console import pages as console
 from api.errors import ErrorBoundary
 from api.metrics import MeasureRequests, Metrics
-from api.routes import admin, persons, search
+from api.routes import admin, matches, persons, search
 from facedb import __version__
 from facedb.config import Settings, get_settings
 from facedb.domain import AuthMode
+from facedb.service import crossmatch
 from facedb.service.context import FaceDB
 
 log = logging.getLogger("facedb.api")
 TAIL_INTERVAL_S = 1.0
 SNAPSHOT_INTERVAL_S = 60.0
+SWEEP_INTERVAL_S = 5.0  # cross-match faces another process enrolled and did not match
 # Swagger UI and ReDoc, shipped inside the fastapi-offline package: /docs works air-gapped.
 DOCS_ASSETS = files("fastapi_offline") / "static"
 
@@ -67,8 +70,10 @@ def create_app(settings: Settings | None = None, db: FaceDB | None = None) -> Fa
     errors.install(app)
     app.include_router(persons.router)
     app.include_router(search.router)
+    app.include_router(matches.router)
     app.include_router(admin.router)
     _offline_docs(app)
+    console.install(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # Outermost first: measure, answer unexpected errors cleanly, authenticate, route.
     app.add_middleware(Gatekeeper, db=facedb, modes=modes)
@@ -143,12 +148,17 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def _tail(db: FaceDB, stop: threading.Event) -> None:
-    """Follow other processes' writes, and snapshot the index now and then."""
-    since_snapshot = 0.0
+    """Follow other processes' writes, cross-match what waits, snapshot the index now and then."""
+    since_snapshot = since_sweep = 0.0
+    crossmatch.sweep(db)  # whatever a process that died left waiting
     while not stop.wait(TAIL_INTERVAL_S):
         try:
             db.index.catch_up()
             since_snapshot += TAIL_INTERVAL_S
+            since_sweep += TAIL_INTERVAL_S
+            if since_sweep >= SWEEP_INTERVAL_S:
+                crossmatch.sweep(db)
+                since_sweep = 0.0
             if since_snapshot >= SNAPSHOT_INTERVAL_S:
                 db.index.save_if_dirty()
                 since_snapshot = 0.0

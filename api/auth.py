@@ -28,8 +28,9 @@ from facedb.service import audit, keys
 from facedb.service.audit import Caller
 from facedb.service.context import FaceDB
 
-PUBLIC_PATHS = frozenset({"/v1/health", "/metrics", "/openapi.json", "/docs", "/redoc"})
-PUBLIC_PREFIXES = ("/docs/", "/docs-assets/")
+# Pages and assets hold no data (the console's pages fetch it with the key): no key needed.
+PUBLIC_PATHS = frozenset({"/", "/v1/health", "/metrics", "/openapi.json", "/docs", "/redoc"})
+PUBLIC_PREFIXES = ("/docs/", "/docs-assets/", "/console")
 # The actions whose every attempt, refused or not, is written to the audit trail.
 AUDITED: dict[str, AuditAction] = {
     "/v1/search": AuditAction.SEARCH,

@@ -54,7 +54,7 @@ class Metrics:
         with self._lock:
             self.search_latency.observe(seconds)
 
-    def render(self, index_faces: int) -> str:
+    def render(self, index_faces: int, crossmatch_pending: int | None) -> str:
         with self._lock:
             lines = [
                 "# HELP facedb_requests_total HTTP requests by route and status.",
@@ -77,6 +77,12 @@ class Metrics:
                 "# TYPE facedb_index_faces gauge",
                 f"facedb_index_faces {index_faces}",
             ]
+            if crossmatch_pending is not None:
+                lines += [
+                    "# HELP facedb_crossmatch_pending Faces in a register not yet cross-matched.",
+                    "# TYPE facedb_crossmatch_pending gauge",
+                    f"facedb_crossmatch_pending {crossmatch_pending}",
+                ]
         return "\n".join(lines) + "\n"
 
 

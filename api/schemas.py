@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from facedb.domain import Gender, PersonStatus, UploadStatus
+from facedb.domain import AgeSource, Gender, MatchState, PersonStatus, UploadStatus
 from facedb.pipeline.types import Box
 from facedb.pipeline.types import Face as DetectedFace
 from facedb.service.ages import age_on
 from facedb.service.enrollment import EnrollmentReport, PhotoResult
 from facedb.service.records import FaceRecord, PersonRecord, PhotoRecord
-from facedb.service.search import Candidate
+from facedb.service.review import MatchRecord, MatchSide
+from facedb.service.search import Candidate, SearchResult
 
 
 def no_nul(value: Any) -> Any:
@@ -32,6 +33,16 @@ def no_nul(value: Any) -> Any:
 
 
 Text = Annotated[str, AfterValidator(no_nul)]
+
+
+def iso_only(value: Any) -> Any:
+    """Refuse a number where a date is due (pydantic would read it as a Unix timestamp)."""
+    if not isinstance(value, str | date):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(iso_only)]
 Attributes = Annotated[dict[str, Any], AfterValidator(no_nul)]
 
 
@@ -41,7 +52,7 @@ class PersonIn(BaseModel):
     name: Text = Field(min_length=1, max_length=300)
     external_ref: Text | None = Field(default=None, min_length=1, max_length=200)
     gender: Gender | None = None
-    birth_date: date | None = Field(default=None, description="1900-01-01 … today")
+    birth_date: IsoDate | None = Field(default=None, description="1900-01-01 … today")
     birth_year: int | None = Field(
         default=None, ge=1900, le=2200, description="1900 … this year; must agree with birth_date"
     )
@@ -57,7 +68,7 @@ class PersonPatch(BaseModel):
     name: Text = Field(default=None, min_length=1, max_length=300)  # type: ignore[assignment]
     external_ref: Text | None = Field(default=None, min_length=1, max_length=200)
     gender: Gender | None = None
-    birth_date: date | None = None
+    birth_date: IsoDate | None = None
     birth_year: int | None = Field(default=None, ge=1900, le=2200)
     status: PersonStatus | None = None
     attributes: Attributes | None = None
@@ -73,6 +84,9 @@ class PersonOut(BaseModel):
     age: float | None = Field(description="age today, from the birth date or year")
     status: str
     attributes: dict[str, Any]
+    linked_person_id: str | None = Field(
+        description="the person a confirmed cross-match linked this one to"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -204,15 +218,32 @@ class CandidateOut(BaseModel):
     match: bool
     face_id: int
     photo_id: str
+    taken_at: date | None = Field(description="the date of the matched photo, if known")
+    age_at_photo: float | None = Field(description="the person's age at the matched photo")
+    age_source: AgeSource | None = Field(
+        description="`declared` (birth date and photo date) or `estimated` (the age model)"
+    )
+    years_since_photo: float | None = Field(description="when the probe has no taken_at")
+    years_between: float | None = Field(description="when the probe has a taken_at")
+    crop_url: str
+    photo_url: str
 
     @classmethod
-    def of(cls, candidate: Candidate) -> CandidateOut:
+    def of(cls, candidate: Candidate, years: tuple[float | None, float | None]) -> CandidateOut:
+        face = candidate.face
         return cls(
             person=PersonOut.of(candidate.person),
             score=round(candidate.score, 5),
             match=candidate.match,
-            face_id=candidate.face.id,
-            photo_id=candidate.face.photo_id,
+            face_id=face.id,
+            photo_id=face.photo_id,
+            taken_at=candidate.taken_at,
+            age_at_photo=candidate.age_at_photo,
+            age_source=candidate.age_source,
+            years_since_photo=years[0],
+            years_between=years[1],
+            crop_url=f"/v1/faces/{face.id}/crop",
+            photo_url=f"/v1/photos/{face.photo_id}/image",
         )
 
 
@@ -225,21 +256,37 @@ class ProbeFaceOut(BaseModel):
     candidates: list[CandidateOut]
 
     @classmethod
-    def probe(cls, face: DetectedFace, candidates: list[Candidate]) -> ProbeFaceOut:
+    def probe(cls, face: DetectedFace, candidates: list[CandidateOut]) -> ProbeFaceOut:
         return cls(
             box=BoxOut.of(face.box),
             confidence=round(face.detection.confidence, 4),
             age=face.age,
             gender=face.gender,
             gender_probability=face.gender_probability,
-            candidates=[CandidateOut.of(c) for c in candidates],
+            candidates=candidates,
         )
 
 
 class SearchOut(BaseModel):
     faces: list[ProbeFaceOut]
     threshold: float
+    probe_taken_at: date | None
     took_ms: float
+
+    @classmethod
+    def of(cls, result: SearchResult, took_ms: float) -> SearchOut:
+        today = date.today()
+        return cls(
+            faces=[
+                ProbeFaceOut.probe(
+                    m.face, [CandidateOut.of(c, result.years(c, today)) for c in m.candidates]
+                )
+                for m in result.faces
+            ],
+            threshold=result.threshold,
+            probe_taken_at=result.probe_taken_at,
+            took_ms=round(took_ms, 2),
+        )
 
 
 class VerifyOut(BaseModel):
@@ -262,3 +309,102 @@ class HealthOut(BaseModel):
     auth: str = Field(description="`keys`, or `keyless-local` (no key was ever created)")
     index: dict[str, Any]
     models: dict[str, bool]
+    crossmatch: dict[str, Any] = Field(
+        description="`pending`: faces enrolled in a register and not yet cross-matched"
+    )
+
+
+class MatchSideOut(BaseModel):
+    person: PersonOut | None = Field(description="null once the person was deleted")
+    face_id: int | None
+    photo_id: str | None
+    taken_at: date | None
+    age_at_photo: float | None
+    age_source: AgeSource | None
+    crop_url: str | None
+
+    @classmethod
+    def of(cls, side: MatchSide) -> MatchSideOut:
+        return cls(
+            person=PersonOut.of(side.person) if side.person else None,
+            face_id=side.face_id,
+            photo_id=side.photo_id,
+            taken_at=side.taken_at,
+            age_at_photo=side.age_at_photo,
+            age_source=side.age_source,
+            crop_url=f"/v1/faces/{side.face_id}/crop" if side.face_id else None,
+        )
+
+
+class DecisionOut(BaseModel):
+    by: str | None = Field(description="the name of the key that decided")
+    at: datetime
+    note: str | None
+
+
+class MatchOut(BaseModel):
+    id: int
+    state: MatchState
+    score: float
+    rank: int = Field(description="the found person's place among the missing face's candidates")
+    years_between: float | None
+    missing: MatchSideOut
+    found: MatchSideOut
+    created_at: datetime
+    raised_at: datetime = Field(description="when a face pair last raised the score")
+    decision: DecisionOut | None
+
+    @classmethod
+    def of(cls, match: MatchRecord) -> MatchOut:
+        decision = match.decision
+        return cls(
+            id=match.id,
+            state=match.state,
+            score=match.score,
+            rank=match.rank,
+            years_between=match.years_between,
+            missing=MatchSideOut.of(match.missing),
+            found=MatchSideOut.of(match.found),
+            created_at=match.created_at,
+            raised_at=match.raised_at,
+            decision=DecisionOut(by=decision.by, at=decision.at, note=decision.note)
+            if decision
+            else None,
+        )
+
+
+class MatchPage(BaseModel):
+    items: list[MatchOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["confirmed", "rejected"]
+    note: Text | None = Field(default=None, max_length=2000)
+
+
+class MeOut(BaseModel):
+    """Who the key belongs to, what its role may do, and the thresholds a page shows."""
+
+    name: str | None
+    role: str | None
+    permissions: list[str]
+    auth: str = Field(description="`keys`, or `keyless-local` (no key was ever created)")
+    match_threshold: float
+    candidate_threshold: float
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    action: str
+    key_id: str | None
+    key_name: str | None
+    client: str | None
+    faces_found: int
+    results: list[Any]
+    took_ms: float

@@ -77,9 +77,11 @@ def deepface_register(paths: list[Path], db_path: Path) -> float:
     return time.perf_counter() - start
 
 
-def insert_synthetic(db: FaceDB, vectors: np.ndarray) -> None:
+def insert_synthetic(
+    db: FaceDB, vectors: np.ndarray, status: str = "missing", rebuild: bool = True
+) -> None:
     """Bulk-insert one person, photo and face per 4 vectors / per vector (no pipeline)."""
-    people = [{"id": str(uuid.uuid4()), "name": f"synthetic {i}", "status": "missing", "attributes": {}}
+    people = [{"id": str(uuid.uuid4()), "name": f"synthetic {i}", "status": status, "attributes": {}}
               for i in range(len(vectors) // 4 + 1)]  # fmt: skip
     with db.engine.begin() as c:
         c.execute(sa.insert(Person), people)
@@ -96,7 +98,8 @@ def insert_synthetic(db: FaceDB, vectors: np.ndarray) -> None:
         c.execute(sa.insert(Photo), photos_rows)
         c.execute(sa.insert(Face), faces_rows)
         c.execute(sa.insert(Embedding), emb_rows)
-    db.index.rebuild()
+    if rebuild:
+        db.index.rebuild()
 
 
 def serve(db: FaceDB) -> tuple[uvicorn.Server, str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from facedb.config import get_settings
-from facedb.domain import AuditAction, Role
+from facedb.domain import AuditAction, JobState, MatchState, Role
 
 
 def add_admin_commands(commands: Any) -> None:
@@ -31,6 +31,12 @@ def add_admin_commands(commands: Any) -> None:
         help="recompute every embedding from the stored photos (after a model upgrade)",
     )
     reindex.set_defaults(handler=_reindex)
+
+    crossmatch = commands.add_parser(
+        "crossmatch",
+        help="match every face of the missing register against the found one (resumable)",
+    )
+    crossmatch.set_defaults(handler=_crossmatch)
 
     keys = commands.add_parser("keys", help="API keys")
     key_commands = keys.add_subparsers(title="keys commands")
@@ -105,6 +111,27 @@ def _reindex(args: argparse.Namespace) -> int:
         print(f"error: {error}")
     print(f"reindex {job.state}: {job.counts}")
     return 0 if job.state == "succeeded" else 1
+
+
+def _crossmatch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from facedb.domain import JobKind
+    from facedb.service.crossmatch import run_batch
+    from facedb.service.jobs import Job, run_job
+    from facedb.service.review import list_matches
+
+    db = _started_db()
+    db.start(load_models=False)
+    job = Job(kind=JobKind.CROSSMATCH, params={})
+    with tqdm(unit="face", desc="cross-match") as bar:
+        run_job(job, lambda j: run_batch(db, j, progress=bar.update))
+    _, pending = list_matches(db, state=MatchState.PENDING, limit=1)
+    db.close()
+    for error in job.errors:
+        print(f"error: {error}")
+    print(f"crossmatch {job.state}: {job.counts}; {pending} pairs wait for review")
+    return 0 if job.state == JobState.SUCCEEDED else 1
 
 
 def _redacted(url: str) -> str:

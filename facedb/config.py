@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     # `facedb calibrate` replaces it with one measured on the operator's own photos.
     match_threshold: float = Field(default=0.60, ge=-1.0, le=1.0)
 
+    # Cross-matching the missing register against the found one: candidate pairs for people
+    # to review, so the floor is far below the match threshold. Cross-age pairs of the same
+    # person score low (FaceNet cosine: median 0.42, a quarter below 0.27, for photos 10-30
+    # years apart), so the default keeps most of them; the rank limit bounds the list.
+    candidates_per_face: int = Field(default=10, ge=1, le=100)
+    candidate_threshold: float = Field(default=0.25, ge=-1.0, le=1.0)
+
     index_kind: Literal["flat", "ivf"] = "flat"
     index_ivf_nlist: int = Field(default=1024, ge=1)
     index_ivf_nprobe: int = Field(default=32, ge=1)

@@ -19,6 +19,53 @@ class PersonStatus(StrEnum):
     OTHER = "other"
 
 
+class Register(StrEnum):
+    """The two registers cross-matched against each other; a status decides a person's."""
+
+    MISSING = "missing"  # reported missing: photos mostly from before the disappearance
+    FOUND = "found"  # found or unidentified: in care, a patient, a body; photos from now
+
+    @property
+    def other(self) -> Register:
+        return Register.FOUND if self is Register.MISSING else Register.MISSING
+
+    @property
+    def statuses(self) -> frozenset[PersonStatus]:
+        return frozenset(s for s, r in REGISTER_OF.items() if r is self)
+
+
+# `closed` and `other` take part in no cross-matching.
+REGISTER_OF: dict[PersonStatus, Register] = {
+    PersonStatus.MISSING: Register.MISSING,
+    PersonStatus.FOUND: Register.FOUND,
+    PersonStatus.UNIDENTIFIED: Register.FOUND,
+}
+
+
+def register_of(status: str) -> Register | None:
+    """Return the register a status places a person in, or None."""
+    return (
+        REGISTER_OF.get(PersonStatus(status))
+        if status in PersonStatus.__members__.values()
+        else None
+    )
+
+
+class MatchState(StrEnum):
+    """A cross-match candidate pair in the review queue."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+
+
+class AgeSource(StrEnum):
+    """Where an age at a photo comes from: the birth date and the photo date, or the model."""
+
+    DECLARED = "declared"
+    ESTIMATED = "estimated"
+
+
 class Gender(StrEnum):
     """A declared gender. Estimated genders (per face) are ``male`` or ``female``."""
 
@@ -31,6 +78,7 @@ class Permission(StrEnum):
     READ = "read"
     ENROLL = "enroll"
     SEARCH = "search"
+    REVIEW = "review"  # decide cross-match candidates
     ADMIN = "admin"
 
 
@@ -38,12 +86,14 @@ class Role(StrEnum):
     ADMIN = "admin"
     ENROLLER = "enroller"
     SEARCHER = "searcher"
+    REVIEWER = "reviewer"
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.ENROLLER: frozenset({Permission.READ, Permission.ENROLL}),
     Role.SEARCHER: frozenset({Permission.READ, Permission.SEARCH}),
+    Role.REVIEWER: frozenset({Permission.READ, Permission.SEARCH, Permission.REVIEW}),
 }
 
 
@@ -78,6 +128,7 @@ class UploadOutcome(StrEnum):
 
 class JobKind(StrEnum):
     REINDEX = "reindex"
+    CROSSMATCH = "crossmatch"
 
 
 class JobState(StrEnum):
@@ -96,6 +147,7 @@ class AuditAction(StrEnum):
 
     SEARCH = "search"
     VERIFY = "verify"
+    DECISION = "decision"  # a reviewer confirmed or rejected a cross-match candidate
 
 
 class AuthMode(StrEnum):

@@ -10,10 +10,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from api.auth import AuthModeCache, require
 from api.envelope import documented
 from api.routes.common import DB, strict_query
-from api.schemas import HealthOut, JobOut
-from facedb.domain import JobKind, Permission
-from facedb.errors import NotFound
+from api.schemas import AuditOut, HealthOut, JobOut, MeOut, Text
+from facedb.domain import AuditAction, JobKind, Permission, may
+from facedb.errors import FaceDBError, NotFound
+from facedb.service import audit, crossmatch
 from facedb.service.audit import Caller
+from facedb.service.context import FaceDB
 from facedb.service.jobs import Job
 from facedb.service.reindex import reindex
 from facedb.store.db import ping
@@ -46,6 +48,7 @@ def health(request: Request, db: DB) -> JSONResponse:
             "last_change": db.index.last_change,
         },
         models=db.analyzer.loaded(),
+        crossmatch={"pending": crossmatch.pending(db) if database else None},
     )
     return JSONResponse(body.model_dump(), status_code=200 if database else 503)
 
@@ -56,8 +59,37 @@ def health(request: Request, db: DB) -> JSONResponse:
     responses={200: {"content": {"text/plain": {}}}, **documented(422)},
 )
 def metrics(request: Request, db: DB) -> PlainTextResponse:
-    text = request.app.state.metrics.render(db.index.count)
+    text = request.app.state.metrics.render(db.index.count, _pending_or_none(db))
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+
+@router.get("/v1/me", response_model=MeOut, responses=documented(401, 403, 422, 503))
+def me(
+    request: Request, db: DB, caller: Annotated[Caller, Depends(require(Permission.READ))]
+) -> MeOut:
+    """The caller's key name and role, what that role may do, and the thresholds in force."""
+    modes: AuthModeCache = request.app.state.auth_modes
+    role = caller.role or ""
+    return MeOut(
+        name=caller.key_name,
+        role=caller.role,
+        permissions=sorted(p.value for p in Permission if may(role, p)),
+        auth=modes.current().value,
+        match_threshold=db.settings.match_threshold,
+        candidate_threshold=db.settings.candidate_threshold,
+    )
+
+
+@router.get("/v1/audit", response_model=list[AuditOut], responses=documented(401, 403, 422, 503))
+def audit_trail(
+    db: DB,
+    _: Admin,
+    action: AuditAction | None = None,
+    key_id: Annotated[Text | None, Query(min_length=1, max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[AuditOut]:
+    """The newest audit entries first: searches, verifications and decisions."""
+    return [AuditOut(**e.__dict__) for e in audit.recent(db, limit, action, key_id)]
 
 
 @router.post(
@@ -72,6 +104,25 @@ def start_reindex(
     job = Job(kind=JobKind.REINDEX, params={"re_embed": re_embed})
     started = db.jobs.submit(job, lambda j: reindex(db, j, re_embed))
     return JobOut(job=started.as_dict())
+
+
+@router.post(
+    "/v1/admin/crossmatch",
+    status_code=202,
+    response_model=JobOut,
+    responses=documented(401, 403, 422),
+)
+def start_crossmatch(db: DB, _: Admin) -> JobOut:
+    """Match every face of each register against the other, in the background (resumable)."""
+    job = Job(kind=JobKind.CROSSMATCH, params={})
+    return JobOut(job=db.jobs.submit(job, lambda j: crossmatch.run_batch(db, j)).as_dict())
+
+
+def _pending_or_none(db: FaceDB) -> int | None:
+    try:
+        return crossmatch.pending(db)
+    except FaceDBError:
+        return None
 
 
 @router.get(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -38,19 +39,23 @@ async def search(
     min_age: Annotated[float | None, Form(ge=0, le=150, description="age today")] = None,
     max_age: Annotated[float | None, Form(ge=0, le=150, description="age today")] = None,
     status: Annotated[PersonStatus | None, Form()] = None,
+    taken_at: Annotated[
+        date | None,
+        Form(
+            description="when the searched photo was taken: candidates then carry the "
+            "years between the two photos"
+        ),
+    ] = None,
 ) -> SearchOut:
-    """Every face in the photo, each with up to k identities, best first."""
+    """Every face in the photo, each with up to k identities, best first, with the age
+    context of each candidate's photo."""
     start = time.perf_counter()
     filters = SearchFilters(gender, include_unknown_gender, min_age, max_age, status)
-    photo = Upload(file.filename or "probe", file.file)
+    photo = Upload(file.filename or "probe", file.file, taken_at)
     result = await run_in_threadpool(searching.search, db, caller, photo, k, threshold, filters)
     took = time.perf_counter() - start
     request.app.state.metrics.observe_search(took)
-    return SearchOut(
-        faces=[ProbeFaceOut.probe(m.face, m.candidates) for m in result.faces],
-        threshold=result.threshold,
-        took_ms=round(took * 1000, 2),
-    )
+    return SearchOut.of(result, took * 1000)
 
 
 @router.post("/verify", response_model=VerifyOut, responses={**PHOTO_ERRORS, **documented(404)})

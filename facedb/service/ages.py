@@ -4,11 +4,42 @@ from __future__ import annotations
 
 from datetime import date
 
+from facedb.domain import AgeSource
+
+DAYS_PER_YEAR = 365.2425
+
 
 def age_on(day: date, birth_date: date | None, birth_year: int | None) -> float | None:
     """Return the age in years on ``day`` (mid-year assumed when only the year is known)."""
     if birth_date is not None:
-        return round((day - birth_date).days / 365.2425, 2)
+        return round((day - birth_date).days / DAYS_PER_YEAR, 2)
     if birth_year is not None:
-        return round((day - date(birth_year, 7, 2)).days / 365.2425, 2)
+        return round((day - date(birth_year, 7, 2)).days / DAYS_PER_YEAR, 2)
     return None
+
+
+def age_at_photo(
+    declared: float | None, estimated: float | None
+) -> tuple[float | None, AgeSource | None]:
+    """Return a person's age at a photo and its source: declared (birth and photo dates
+    known) before estimated (the age model's reading of the face)."""
+    if declared is not None:
+        return declared, AgeSource.DECLARED
+    if estimated is not None:
+        return round(estimated, 1), AgeSource.ESTIMATED
+    return None, None
+
+
+def years_apart(
+    first: date | None, second: date | None, first_age: float | None, second_age: float | None
+) -> float | None:
+    """Return the years between two photos: from their dates, else from the ages at them."""
+    if first is not None and second is not None:
+        return round(abs((first - second).days) / DAYS_PER_YEAR, 1)
+    if first_age is not None and second_age is not None:
+        return round(abs(first_age - second_age), 1)
+    return None
+
+
+def years_since(day: date | None, today: date) -> float | None:
+    return round((today - day).days / DAYS_PER_YEAR, 1) if day is not None else None

@@ -31,6 +31,7 @@ from facedb.errors import (
 from facedb.pipeline.analyzer import LocatedFace
 from facedb.pipeline.decode import ImageHeader, read_header
 from facedb.pipeline.types import Face as DetectedFace
+from facedb.service import crossmatch
 from facedb.service.ages import age_on
 from facedb.service.context import FaceDB
 from facedb.service.persons import check_taken_at
@@ -132,6 +133,8 @@ def enroll(db: FaceDB, person_id: str, uploads: list[Upload]) -> EnrollmentRepor
         age = age_on(upload.taken_at, birth_date, birth_year) if upload.taken_at else None
         results[item.index] = _store(db, person_id, upload, item.header, face, age)
     db.index.apply_committed()
+    if pending:
+        crossmatch.sweep(db)  # after the commits; never fails the enrollment
     return EnrollmentReport(person_id, [r for r in results if r is not None])
 
 

@@ -6,9 +6,12 @@ import json
 from datetime import date
 from typing import Any
 
+from facedb.domain import register_of
 from facedb.errors import InvalidInput
+from facedb.service import crossmatch
 from facedb.service.context import FaceDB
 from facedb.service.records import PersonRecord
+from facedb.store import candidates
 from facedb.store import repository as repo
 from facedb.store.db import transaction
 
@@ -97,11 +100,19 @@ def update_person(db: FaceDB, person_id: str, fields: dict[str, Any]) -> PersonR
                     f"a photo of this person is dated {earliest}, before that birth",
                     field="birth_date" if "birth_date" in fields else "birth_year",
                 ) from exc
-        return PersonRecord.of(repo.update_person(session, person, fields))
+        register_before = register_of(person.status)
+        updated = PersonRecord.of(repo.update_person(session, person, fields))
+        moved = register_of(updated.status) != register_before
+        if moved:
+            candidates.reset_crossmatched(session, person_id)  # match in the new register
+    if moved:
+        crossmatch.sweep(db)
+    return updated
 
 
 def delete_person(db: FaceDB, person_id: str) -> int:
-    """Erase a person, their photos and faces; the index drops them before this returns."""
+    """Erase a person, their photos, faces and pending match candidates (decided ones stay,
+    as history); the index drops the faces before this returns."""
     with transaction(db.sessions) as session:
         removed = repo.delete_person(session, person_id)
     db.index.apply_committed()

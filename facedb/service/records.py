@@ -25,6 +25,7 @@ class PersonRecord:
     birth_year: int | None
     status: str
     attributes: dict[str, Any]
+    linked_person_id: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -39,6 +40,7 @@ class PersonRecord:
             birth_year=row.birth_year,
             status=row.status,
             attributes=dict(row.attributes or {}),
+            linked_person_id=row.linked_person_id,
             created_at=utc(row.created_at),
             updated_at=utc(row.updated_at),
         )

@@ -8,10 +8,10 @@ from datetime import date
 import numpy as np
 from numpy.typing import NDArray
 
-from facedb.domain import AuditAction, Gender, PersonStatus
+from facedb.domain import AgeSource, AuditAction, Gender, PersonStatus
 from facedb.errors import InvalidInput, NoFaceFound
 from facedb.pipeline.types import Face as DetectedFace
-from facedb.service.ages import age_on
+from facedb.service.ages import age_at_photo, age_on, years_apart, years_since
 from facedb.service.audit import Caller, audited
 from facedb.service.context import FaceDB
 from facedb.service.records import FaceRecord, PersonRecord
@@ -62,12 +62,16 @@ class SearchFilters:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One identity for one probe face: the best-matching of that person's faces."""
+    """One identity for one probe face: the best-matching of that person's faces, with the
+    date of that face's photo and the person's age at it (declared, else estimated)."""
 
     person: PersonRecord
     score: float
     match: bool
     face: FaceRecord
+    taken_at: date | None = None
+    age_at_photo: float | None = None
+    age_source: AgeSource | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,13 @@ class FaceMatches:
 class SearchResult:
     faces: list[FaceMatches]
     threshold: float
+    probe_taken_at: date | None = None
+
+    def years(self, candidate: Candidate, today: date) -> tuple[float | None, float | None]:
+        """Return (years since the candidate's photo, years between it and the probe's)."""
+        if self.probe_taken_at is None:
+            return years_since(candidate.taken_at, today), None
+        return None, years_apart(self.probe_taken_at, candidate.taken_at, None, None)
 
 
 def search(
@@ -90,11 +101,17 @@ def search(
     threshold: float | None = None,
     filters: SearchFilters | None = None,
 ) -> SearchResult:
-    """Return every face in the photo with its ranked identities, best first (audited)."""
+    """Return every face in the photo with its ranked identities, best first (audited).
+
+    ``photo.taken_at``, when known, is the probe's date: candidates then carry the years
+    between the two photos instead of the years since theirs.
+    """
     filters = filters or SearchFilters()
     with audited(db, AuditAction.SEARCH, caller) as trail:
         if not 1 <= k <= 100:
             raise InvalidInput("k must lie between 1 and 100", field="k")
+        if photo.taken_at is not None and photo.taken_at > date.today():
+            raise InvalidInput(f"taken_at {photo.taken_at} is in the future", field="taken_at")
         filters.check()
         faces = db.analyzer.analyze(photo.read(db.settings.max_image_bytes))
         if not faces:
@@ -113,7 +130,7 @@ def search(
             }
             for m in matches
         ]
-    return SearchResult(matches, cut)
+    return SearchResult(matches, cut, photo.taken_at)
 
 
 def rank_identities(
@@ -132,20 +149,22 @@ def rank_identities(
         scores, ids = db.index.search(vector[None, :], fetch)
         pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
         with transaction(db.sessions) as session:
-            rows = {
-                face_id: (FaceRecord.of(face), PersonRecord.of(person))
-                for face_id, (face, person) in repo.faces_with_persons(
-                    session, [i for i, _ in pairs]
-                ).items()
+            rows = repo.faces_with_persons(session, [i for i, _ in pairs])
+            found = {
+                face_id: (FaceRecord.of(row.face), PersonRecord.of(row.person), row)
+                for face_id, row in rows.items()
             }
         best = {}
         for face_id, score in pairs:
-            if face_id not in rows:
+            if face_id not in found:
                 continue
-            face, person = rows[face_id]
+            face, person, row = found[face_id]
             if person.id in best or not filters.admits(person, today):
                 continue
-            best[person.id] = Candidate(person, score, score >= threshold, face)
+            age, source = age_at_photo(row.declared_age, face.age)
+            best[person.id] = Candidate(
+                person, score, score >= threshold, face, row.taken_at, age, source
+            )
         if len(best) >= k or fetch >= total:
             break
         fetch = min(fetch * 4, total)

@@ -55,6 +55,8 @@ class Person(Base):
     birth_year: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="missing", index=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The person a confirmed cross-match linked this one to (missing <-> found).
+    linked_person_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -105,6 +107,8 @@ class Face(Base):
     gender_probability: Mapped[float | None] = mapped_column(Float)
     crop_jpeg: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When this face was last searched against the other register; NULL: still to do.
+    crossmatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 
     photo: Mapped[Photo] = relationship(back_populates="faces", lazy="raise")
 
@@ -184,3 +188,55 @@ class AuditEntry(Base):
     faces_found: Mapped[int] = mapped_column(Integer)
     results: Mapped[list[Any]] = mapped_column(JSON, default=list)
     took_ms: Mapped[float] = mapped_column(Float)
+
+
+class MatchCandidate(Base):
+    """A pair of persons, one per register, for people to review.
+
+    No foreign keys: a decided pair outlives the deletion of either person, as audit
+    history. What each side looked like when the pair was last raised is kept in the row.
+    """
+
+    __tablename__ = "match_candidates"
+    __table_args__ = (
+        UniqueConstraint("missing_person_id", "found_person_id", name="uq_match_candidates_pair"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    score: Mapped[float] = mapped_column(Float, index=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    missing_person_id: Mapped[str] = mapped_column(String(36), index=True)
+    found_person_id: Mapped[str] = mapped_column(String(36), index=True)
+    missing_face_id: Mapped[int] = mapped_column(BigInteger)
+    found_face_id: Mapped[int] = mapped_column(BigInteger)
+    missing_photo_id: Mapped[str] = mapped_column(String(36))
+    found_photo_id: Mapped[str] = mapped_column(String(36))
+    missing_taken_at: Mapped[date | None] = mapped_column(Date)
+    found_taken_at: Mapped[date | None] = mapped_column(Date)
+    missing_age: Mapped[float | None] = mapped_column(Float)
+    found_age: Mapped[float | None] = mapped_column(Float)
+    missing_age_source: Mapped[str | None] = mapped_column(String(16))
+    found_age_source: Mapped[str | None] = mapped_column(String(16))
+    years_between: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+    raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str | None] = mapped_column(String(2000))
+    # Statuses before a confirmation changed them, restored if the decision is reversed.
+    statuses_before: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CrossmatchRun(Base):
+    """One row: the batch cross-match in progress (resumed after a crash), or the last one."""
+
+    __tablename__ = "crossmatch_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    after_face_id: Mapped[int] = mapped_column(BigInteger, default=0)  # done up to here
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -13,9 +13,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from facedb.domain import ChangeOp
+from facedb.domain import ChangeOp, MatchState
 from facedb.errors import Conflict, NotFound
-from facedb.store.models import Change, Embedding, Face, IndexState, Person, Photo
+from facedb.store.models import Change, Embedding, Face, IndexState, MatchCandidate, Person, Photo
 
 _Row = TypeVar("_Row")
 
@@ -167,10 +167,18 @@ def face_ids_of(
 
 
 def delete_person(session: Session, person_id: str) -> list[int]:
-    """Delete a person with their photos, faces and embeddings; return the removed face ids."""
+    """Delete a person with their photos, faces, embeddings and pending match candidates
+    (decided ones stay, as history); return the removed face ids."""
     get_person(session, person_id)
     face_ids = face_ids_of(session, person_id=person_id)
     log_changes(session, ChangeOp.REMOVE, face_ids)
+    session.execute(
+        delete(MatchCandidate).where(
+            MatchCandidate.state == MatchState.PENDING,
+            (MatchCandidate.missing_person_id == person_id)
+            | (MatchCandidate.found_person_id == person_id),
+        )
+    )
     session.execute(delete(Person).where(Person.id == person_id))
     return face_ids
 
@@ -279,16 +287,27 @@ def get_face(session: Session, face_id: int) -> Face:
     return _get(session, Face, face_id, "face")
 
 
-def faces_with_persons(session: Session, face_ids: Sequence[int]) -> dict[int, tuple[Face, Person]]:
-    """Return ``{face_id: (face, person)}`` for the ids that still exist."""
+@dataclass(frozen=True)
+class FaceInContext:
+    """A face with its person and the date and declared age of its photo."""
+
+    face: Face
+    person: Person
+    taken_at: date | None
+    declared_age: float | None
+
+
+def faces_with_persons(session: Session, face_ids: Sequence[int]) -> dict[int, FaceInContext]:
+    """Return ``{face_id: FaceInContext}`` for the ids that still exist."""
     if not face_ids:
         return {}
     rows = session.execute(
-        select(Face, Person)
+        select(Face, Person, Photo.taken_at, Photo.age_at_photo)
         .join(Person, Person.id == Face.person_id)
+        .join(Photo, Photo.id == Face.photo_id)
         .where(Face.id.in_(list(face_ids)))
     )
-    return {int(face.id): (face, person) for face, person in rows.tuples()}
+    return {int(row[0].id): FaceInContext(*row) for row in rows.tuples()}
 
 
 # --- embeddings ------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def server(
         db = FaceDB(settings, analyzer=analyzer)
         keys = {
             role: create_key(db, role, f"test-{role}")[1]
-            for role in ("admin", "enroller", "searcher")
+            for role in ("admin", "enroller", "searcher", "reviewer")
         }
         port = free_port()
         config = uvicorn_config(create_app(settings, db), settings, port=port, log_level="warning")

@@ -240,6 +240,7 @@ def test_openapi_documents_errors_security_and_allow(server: Server) -> None:
         ({"name": "x", "birth_date": "1899-12-31"}, "birth_date"),
         ({"name": "x", "birth_date": "2999-01-01"}, "birth_date"),
         ({"name": "x", "birth_date": "2001-05-05", "birth_year": 2003}, "birth_year"),
+        ({"name": "x", "birth_date": -1.5}, "birth_date"),  # not read as a Unix timestamp
         ({"name": "x", "attributes": {"notes": "y" * 20_000}}, "attributes"),
         ({"name": "x", "status": "vanished"}, "status"),
     ],

@@ -1,0 +1,62 @@
+"""The console's pages: one HTML shell per page; console.js fills it from the JSON API.
+
+Why this shape: the pages need no build step and nothing from the internet (an air-gapped
+site gets them from the installed package), and the API key never leaves the browser tab
+(sessionStorage) nor reaches a server-side session: every call the page makes is an
+ordinary API call with the key, so the server enforces each role exactly as for any client.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from importlib.resources import files
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Path
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+STATIC = files("api.console") / "static"
+PAGES = {
+    "search": "Search",
+    "persons": "Persons",
+    "person": "Person",
+    "review": "Review queue",
+    "audit": "Audit trail",
+    "signin": "Sign in",
+}
+router = APIRouter(include_in_schema=False)
+
+
+def _shell(page: str, **data: str) -> HTMLResponse:
+    template = (STATIC / "page.html").read_text()
+    attributes = " ".join(f'data-{k}="{escape(v)}"' for k, v in data.items())
+    html = template.replace("{title}", escape(PAGES[page])).replace("{page}", page)
+    return HTMLResponse(html.replace("{data}", attributes))
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    return RedirectResponse("/console/search")
+
+
+@router.get("/console")
+def console_home() -> RedirectResponse:
+    return RedirectResponse("/console/search")
+
+
+@router.get("/console/persons/{person_id}")
+def person_page(person_id: Annotated[str, Path(max_length=100)]) -> HTMLResponse:
+    return _shell("person", person=person_id)
+
+
+@router.get("/console/{page}")
+def page(page: Annotated[str, Path(max_length=20)]) -> Response:
+    if page not in PAGES or page == "person":
+        return RedirectResponse("/console/search")
+    return _shell(page)
+
+
+def install(app: FastAPI) -> None:
+    app.mount("/console-assets", StaticFiles(directory=str(STATIC)), name="console-assets")
+    app.include_router(router)

@@ -1,0 +1,620 @@
+// FaceDB console: every page is filled from the JSON API with the key kept in this tab only.
+"use strict";
+
+const KEY = "facedb-key";
+const state = { me: null };
+
+// --- talking to the API ---------------------------------------------------------------
+class ApiError extends Error {
+  constructor(status, code, message, details) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details || [];
+  }
+}
+
+const FRIENDLY = {
+  no_face: "No face was found in this photo. Use a photo where the face is clearly visible.",
+  multiple_faces: "This photo shows more than one face. Enroll a photo of this person alone.",
+  not_an_image: "This file is not a photo FaceDB can read. Send a JPEG, PNG or WebP image.",
+  unsupported_image_format: "This image format is not accepted. Send a JPEG, PNG or WebP image.",
+  empty_image: "The file is empty.",
+  truncated_image: "The photo is damaged or incomplete. Try another copy of it.",
+  image_too_large: "The photo is too large.",
+  request_too_large: "Too many photos at once.",
+  database_unavailable: "The database cannot be reached. Nothing was saved; try again in a minute.",
+  unauthenticated: "Your key was not accepted. Sign in again.",
+  forbidden: "Your role may not do this.",
+  network: "The FaceDB service did not answer. Check that it is running and try again.",
+};
+
+function describe(err) {
+  if (!(err instanceof ApiError)) return String(err.message || err);
+  const friendly = FRIENDLY[err.code];
+  const detail = err.details.map((d) => `${d.field.replace(/^body\./, "")}: ${d.problem}`);
+  const parts = [friendly || err.message];
+  if (friendly && err.message && !friendly.includes(err.message)) parts.push(`(${err.message})`);
+  if (detail.length) parts.push(detail.join("; "));
+  return parts.join(" ");
+}
+
+async function api(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  const key = sessionStorage.getItem(KEY);
+  if (key) headers.set("Authorization", `Bearer ${key}`);
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers });
+  } catch (e) {
+    throw new ApiError(0, "network", FRIENDLY.network);
+  }
+  const type = response.headers.get("content-type") || "";
+  if (!response.ok) {
+    let body = null;
+    if (type.includes("json")) body = await response.json().catch(() => null);
+    const error = (body && body.error) || {};
+    throw new ApiError(response.status, error.code || "http_error",
+      error.message || `The service answered ${response.status}.`, error.details);
+  }
+  if (response.status === 204) return null;
+  if (type.includes("json")) return response.json();
+  return response.blob();
+}
+
+const json = (method, body) => ({
+  method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+});
+
+async function imageUrl(path) {
+  return URL.createObjectURL(await api(path));
+}
+
+// --- building the page --------------------------------------------------------------------
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "text") node.textContent = value;
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+let fieldCounter = 0;
+function field(label, control, hint) {
+  const id = control.id || `f${++fieldCounter}`;
+  control.id = id;
+  return el("div", { class: "field" }, el("label", { for: id, text: label }), control,
+    hint ? el("small", { class: "muted", text: hint }) : null);
+}
+
+function select(name, options, value) {
+  return el("select", { name },
+    options.map(([v, text]) => el("option", { value: v, selected: v === value }, text)));
+}
+
+const content = () => document.getElementById("content");
+function show(...nodes) { content().replaceChildren(...nodes); }
+function clearMessages() { document.getElementById("messages").replaceChildren(); }
+function showError(err) {
+  document.getElementById("messages").replaceChildren(
+    el("p", { class: "error" }, describe(err)));
+  if (err instanceof ApiError && err.status === 401 && document.body.dataset.page !== "signin") {
+    sessionStorage.removeItem(KEY);
+  }
+}
+function showNotice(text) {
+  document.getElementById("messages").replaceChildren(el("p", { class: "notice" }, text));
+}
+
+const may = (permission) => !!state.me && state.me.permissions.includes(permission);
+const fmt = (value, digits = 0) => (value === null || value === undefined ? "—" : Number(value).toFixed(digits));
+const dateText = (value) => value || "date unknown";
+
+function ageText(age, source) {
+  if (age === null || age === undefined) return "age unknown";
+  return `${fmt(age)} years (${source === "declared" ? "from birth date" : "estimated"})`;
+}
+
+function verdict(score) {
+  if (score >= state.me.match_threshold) return ["match", "Match"];
+  if (score >= state.me.candidate_threshold) return ["possible", "Possible"];
+  return ["no", "No match"];
+}
+
+function scoreBar(score) {
+  const [kind, label] = verdict(score);
+  const pct = (v) => `${Math.max(0, Math.min(100, v * 100))}%`;
+  return el("div", { class: "score" },
+    el("div", { class: "bar", role: "img",
+      "aria-label": `score ${score.toFixed(3)}, match threshold ${state.me.match_threshold}` },
+      el("span", { class: `fill ${kind}`, style: `width:${pct(score)}` }),
+      el("span", { class: "threshold", style: `left:${pct(state.me.match_threshold)}`,
+        title: `match threshold ${state.me.match_threshold}` })),
+    el("span", { class: `verdict ${kind}` }, `${label} · ${score.toFixed(3)}`));
+}
+
+// A photo with its faces boxed; width and height are the photo's own pixels.
+function boxedPhoto(src, width, height, boxes, alt) {
+  const frame = el("div", { class: "photo" }, el("img", { src, alt }));
+  boxes.forEach((box, i) => {
+    frame.append(el("span", {
+      class: "box",
+      style: `left:${(100 * box.x) / width}%;top:${(100 * box.y) / height}%;` +
+        `width:${(100 * box.w) / width}%;height:${(100 * box.h) / height}%`,
+    }, el("span", { class: "tag" }, `${i + 1}`)));
+  });
+  return frame;
+}
+
+async function crop(url, alt) {
+  const img = el("img", { class: "crop", alt, width: 96, height: 96 });
+  if (url) imageUrl(url).then((src) => { img.src = src; }).catch(() => { img.alt = `${alt} (unavailable)`; });
+  return img;
+}
+
+function busy(form, on) {
+  for (const control of form.querySelectorAll("button, input, select, textarea")) control.disabled = on;
+  form.setAttribute("aria-busy", on ? "true" : "false");
+}
+
+// --- chrome ---------------------------------------------------------------------------------
+function renderChrome() {
+  const page = document.body.dataset.page;
+  const links = [["search", "Search"], ["persons", "Persons"], ["review", "Review queue"]];
+  if (may("admin")) links.push(["audit", "Audit"]);
+  document.getElementById("nav").replaceChildren(...links.map(([name, text]) =>
+    el("a", { href: `/console/${name}`, "aria-current": name === page ? "page" : null }, text)));
+  const who = document.getElementById("who");
+  if (state.me.auth === "keyless-local") {
+    who.replaceChildren(el("span", {}, "local admin"));
+  } else {
+    who.replaceChildren(el("span", {}, `${state.me.name} (${state.me.role})`), " ",
+      el("button", { type: "button", class: "link", onclick: () => {
+        sessionStorage.removeItem(KEY);
+        location.href = "/console/signin";
+      } }, "Sign out"));
+  }
+  if (state.me.auth === "keyless-local") {
+    document.getElementById("banner").replaceChildren(el("p", { class: "warning" },
+      "Keyless local mode: no API key was ever created, so anyone who can reach this address " +
+      "acts as admin. Create keys (facedb keys create) before sharing this service."));
+  }
+}
+
+// --- sign in ----------------------------------------------------------------------------------
+function renderSignin() {
+  const key = el("input", { type: "password", name: "key", autocomplete: "off", required: true });
+  const form = el("form", { class: "card narrow", onsubmit: async (event) => {
+    event.preventDefault();
+    clearMessages();
+    sessionStorage.setItem(KEY, key.value.trim());
+    try {
+      state.me = await api("/v1/me");
+      location.href = "/console/search";
+    } catch (err) {
+      sessionStorage.removeItem(KEY);
+      showError(err);
+    }
+  } },
+  field("API key", key, "Ask your administrator for a key. It is kept in this browser tab only."),
+  el("button", { type: "submit" }, "Sign in"));
+  show(form);
+  key.focus();
+}
+
+// --- search -----------------------------------------------------------------------------------
+function renderSearch() {
+  if (!may("search")) {
+    show(el("p", {}, "Your role may not search. Ask for a searcher or reviewer key."));
+    return;
+  }
+  const file = el("input", { type: "file", name: "file", accept: "image/jpeg,image/png,image/webp", required: true });
+  const drop = el("div", { class: "drop" }, field("Photo", file),
+    el("small", { class: "muted" }, "Drop a photo here, or choose one."));
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    if (e.dataTransfer.files.length) file.files = e.dataTransfer.files;
+  });
+  const results = el("section", { id: "results", "aria-live": "polite" });
+  const form = el("form", { class: "card", onsubmit: async (event) => {
+    event.preventDefault();
+    clearMessages();
+    const data = new FormData(form);
+    for (const [name, value] of [...data.entries()]) if (value === "") data.delete(name);
+    busy(form, true);
+    results.replaceChildren(el("p", { class: "muted" }, "Searching…"));
+    try {
+      const answer = await api("/v1/search", { method: "POST", body: data });
+      await renderResults(results, file.files[0], answer);
+    } catch (err) {
+      results.replaceChildren();
+      showError(err);
+    } finally {
+      busy(form, false);
+    }
+  } },
+  drop,
+  el("div", { class: "row" },
+    field("Photo taken on", el("input", { type: "date", name: "taken_at" }), "optional"),
+    field("Status", select("status", [["", "any"], ["missing", "missing"], ["found", "found"],
+      ["unidentified", "unidentified"], ["closed", "closed"], ["other", "other"]])),
+    field("Gender", select("gender", [["", "any"], ["female", "female"], ["male", "male"], ["other", "other"]])),
+    field("Candidates per face", el("input", { type: "number", name: "k", min: 1, max: 100, value: 5 }))),
+  el("button", { type: "submit" }, "Search"));
+  show(form, results);
+}
+
+async function renderResults(target, photo, answer) {
+  const src = URL.createObjectURL(photo);
+  const probe = new Image();
+  probe.src = src;
+  await probe.decode().catch(() => null);
+  const boxes = answer.faces.map((f) => f.box);
+  const nodes = [boxedPhoto(src, probe.naturalWidth || 1, probe.naturalHeight || 1, boxes, "the searched photo")];
+  for (const [i, face] of answer.faces.entries()) {
+    const list = el("ol", { class: "candidates" });
+    for (const c of face.candidates) {
+      const years = c.years_between !== null
+        ? `${fmt(c.years_between, 1)} years between the photos`
+        : `photo ${fmt(c.years_since_photo, 1)} years old`;
+      list.append(el("li", { class: "candidate" },
+        await crop(c.crop_url, `enrolled face of ${c.person.name}`),
+        el("div", { class: "who" },
+          el("a", { href: `/console/persons/${c.person.id}` }, c.person.name),
+          el("div", { class: "muted" }, `${c.person.status} · case ${c.person.external_ref || "—"}`),
+          el("div", {}, `Age at that photo: ${ageText(c.age_at_photo, c.age_source)} · ${dateText(c.taken_at)} · ${years}`),
+          scoreBar(c.score))));
+    }
+    nodes.push(el("article", { class: "card face" },
+      el("h2", {}, `Face ${i + 1}`),
+      el("p", {}, `Estimated age ${fmt(face.age)}, ${face.gender || "gender unknown"}` +
+        (face.gender_probability ? ` (${fmt(face.gender_probability * 100)}% sure)` : "")),
+      face.candidates.length ? list : el("p", { class: "muted" }, "No enrolled person passes the filters.")));
+  }
+  target.replaceChildren(...nodes);
+}
+
+// --- persons ----------------------------------------------------------------------------------
+const STATUSES = [["missing", "missing"], ["found", "found"], ["unidentified", "unidentified"],
+  ["closed", "closed"], ["other", "other"]];
+
+function personForm(person, onsave) {
+  const form = el("form", { class: "card", onsubmit: async (event) => {
+    event.preventDefault();
+    clearMessages();
+    const body = {};
+    for (const [name, value] of new FormData(form).entries()) {
+      if (value !== "") body[name] = name === "birth_year" ? Number(value) : value;
+      else if (person) body[name] = name === "name" ? undefined : null;
+    }
+    busy(form, true);
+    try {
+      await onsave(body);
+    } catch (err) {
+      showError(err);
+    } finally {
+      busy(form, false);
+    }
+  } },
+  el("div", { class: "row" },
+    field("Name", el("input", { name: "name", required: true, maxlength: 300, value: person?.name })),
+    field("Case number", el("input", { name: "external_ref", maxlength: 200, value: person?.external_ref })),
+    field("Status", select("status", STATUSES, person?.status || "missing")),
+    field("Gender", select("gender", [["", "not recorded"], ["female", "female"], ["male", "male"], ["other", "other"]], person?.gender || "")),
+    field("Birth date", el("input", { type: "date", name: "birth_date", value: person?.birth_date })),
+    field("or birth year", el("input", { type: "number", name: "birth_year", min: 1900, max: 2200, value: person?.birth_year }))),
+  el("button", { type: "submit" }, person ? "Save changes" : "Create person"));
+  return form;
+}
+
+async function renderPersons() {
+  const params = new URLSearchParams(location.search);
+  const filters = el("form", { class: "card row", role: "search", onsubmit: (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams();
+    for (const [name, value] of new FormData(filters).entries()) if (value) query.set(name, value);
+    location.search = query.toString();
+  } },
+  field("Name contains", el("input", { name: "name", value: params.get("name") })),
+  field("Case number", el("input", { name: "external_ref", value: params.get("external_ref") })),
+  field("Status", select("status", [["", "any"], ...STATUSES], params.get("status") || "")),
+  el("button", { type: "submit" }, "Filter"));
+  const limit = 25;
+  const offset = Number(params.get("offset") || 0);
+  const query = new URLSearchParams({ limit, offset });
+  for (const name of ["name", "external_ref", "status"]) if (params.get(name)) query.set(name, params.get(name));
+  const nodes = [filters];
+  try {
+    const page = await api(`/v1/persons?${query}`);
+    const rows = page.items.map((p) => el("tr", {},
+      el("td", {}, el("a", { href: `/console/persons/${p.id}` }, p.name)),
+      el("td", {}, p.external_ref || "—"), el("td", {}, p.status),
+      el("td", {}, p.gender || "—"), el("td", {}, fmt(p.age))));
+    nodes.push(el("table", {},
+      el("caption", {}, `${page.total} persons`),
+      el("thead", {}, el("tr", {}, ["Name", "Case number", "Status", "Gender", "Age"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows)));
+    const pager = el("nav", { class: "pager", "aria-label": "Pages" });
+    const go = (to) => { params.set("offset", to); return `?${params}`; };
+    if (offset > 0) pager.append(el("a", { href: go(Math.max(0, offset - limit)) }, "← Previous"));
+    if (offset + limit < page.total) pager.append(el("a", { href: go(offset + limit) }, "Next →"));
+    nodes.push(pager);
+  } catch (err) {
+    showError(err);
+  }
+  if (may("enroll")) {
+    nodes.push(el("h2", {}, "New person"), personForm(null, async (body) => {
+      const created = await api("/v1/persons", json("POST", body));
+      location.href = `/console/persons/${created.id}`;
+    }));
+  }
+  show(...nodes);
+}
+
+async function renderPerson() {
+  const id = document.body.dataset.person;
+  let person;
+  try {
+    person = await api(`/v1/persons/${encodeURIComponent(id)}`);
+  } catch (err) {
+    show(el("p", {}, el("a", { href: "/console/persons" }, "← All persons")));
+    showError(err);
+    return;
+  }
+  document.querySelector("h1").textContent = person.name;
+  const facts = el("dl", { class: "facts" }, [
+    ["Case number", person.external_ref || "—"], ["Status", person.status],
+    ["Gender", person.gender || "not recorded"],
+    ["Born", person.birth_date || person.birth_year || "unknown"], ["Age today", fmt(person.age)],
+    person.linked_person_id ? ["Linked to", el("a", { href: `/console/persons/${person.linked_person_id}` }, "the matched record")] : null,
+  ].filter(Boolean).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  const gallery = el("section", { class: "gallery", "aria-label": "Photos" });
+  const nodes = [el("p", {}, el("a", { href: "/console/persons" }, "← All persons")), facts];
+  if (may("enroll")) {
+    nodes.push(el("h2", {}, "Edit"), personForm(person, async (body) => {
+      await api(`/v1/persons/${person.id}`, json("PATCH", body));
+      location.reload();
+    }));
+    nodes.push(el("h2", {}, "Add photos"), uploadForm(person, gallery));
+  }
+  nodes.push(el("h2", {}, "Photos"), gallery);
+  if (may("enroll")) nodes.push(el("h2", {}, "Delete"), deleteForm(person));
+  show(...nodes);
+  await renderGallery(person, gallery);
+}
+
+function uploadForm(person, gallery) {
+  const files = el("input", { type: "file", name: "files", multiple: true, accept: "image/jpeg,image/png,image/webp", required: true });
+  const dates = el("div", { class: "dates" });
+  files.addEventListener("change", () => {
+    dates.replaceChildren(...[...files.files].map((f, i) =>
+      field(`Date of ${f.name}`, el("input", { type: "date", name: "taken_at", "data-index": i }), "optional")));
+  });
+  const report = el("ul", { class: "report", "aria-live": "polite" });
+  const form = el("form", { class: "card", onsubmit: async (event) => {
+    event.preventDefault();
+    clearMessages();
+    report.replaceChildren();
+    const data = new FormData();
+    const given = [...dates.querySelectorAll("input")].map((i) => i.value);
+    [...files.files].forEach((f) => data.append("files", f));
+    if (given.some((v) => v)) {
+      if (given.some((v) => !v) && given.length > 1) {
+        showError(new Error("Give a date for every photo, or for none."));
+        return;
+      }
+      given.forEach((v) => data.append("taken_at", v));
+    }
+    busy(form, true);
+    try {
+      const answer = await api(`/v1/persons/${person.id}/photos`, { method: "POST", body: data });
+      for (const r of answer.results) {
+        report.append(el("li", { class: r.status === "refused" ? "error" : "" },
+          `${r.filename}: ${r.status}${r.error ? ` — ${describe(new ApiError(0, r.error.code, r.error.message))}` : ""}`));
+      }
+      showNotice(`${answer.stored} stored, ${answer.duplicates} already stored, ${answer.refused} refused.`);
+      form.reset();
+      dates.replaceChildren();
+      await renderGallery(person, gallery);
+    } catch (err) {
+      showError(err);
+    } finally {
+      busy(form, false);
+    }
+  } }, field("Photos (one face each)", files), dates, el("button", { type: "submit" }, "Upload"), report);
+  return form;
+}
+
+async function renderGallery(person, gallery) {
+  try {
+    const photos = await api(`/v1/persons/${person.id}/photos`);
+    if (!photos.length) {
+      gallery.replaceChildren(el("p", { class: "muted" }, "No photo yet."));
+      return;
+    }
+    const figures = [];
+    for (const p of photos) {
+      const src = await imageUrl(p.image_url);
+      const face = p.faces[0];
+      figures.push(el("figure", {},
+        boxedPhoto(src, p.width, p.height, p.faces.map((f) => f.box), `photo of ${person.name}`),
+        el("figcaption", {}, `${dateText(p.taken_at)} · age ${p.age_at_photo !== null ? `${fmt(p.age_at_photo)} (from birth date)` : `${fmt(face?.age)} (estimated)`}`)));
+    }
+    gallery.replaceChildren(...figures);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function deleteForm(person) {
+  const dialog = el("dialog", { "aria-labelledby": "confirm-title" });
+  const open = el("button", { type: "button", class: "danger", onclick: async () => {
+    let photos = [];
+    try { photos = await api(`/v1/persons/${person.id}/photos`); } catch (err) { showError(err); return; }
+    const faces = photos.reduce((n, p) => n + p.faces.length, 0);
+    dialog.replaceChildren(
+      el("h2", { id: "confirm-title" }, `Erase ${person.name}?`),
+      el("p", {}, `This erases the record of ${person.name}` +
+        (person.external_ref ? ` (case ${person.external_ref})` : "") +
+        `, ${photos.length} photo(s) and ${faces} face(s), and their pending review pairs. ` +
+        "Decided review pairs stay as history, without the photos. This cannot be undone."),
+      el("div", { class: "row" },
+        el("button", { type: "button", class: "danger", onclick: async () => {
+          try {
+            await api(`/v1/persons/${person.id}`, { method: "DELETE" });
+            location.href = "/console/persons";
+          } catch (err) {
+            dialog.close();
+            showError(err);
+          }
+        } }, "Erase for good"),
+        el("button", { type: "button", onclick: () => dialog.close() }, "Cancel")));
+    dialog.showModal();
+  } }, `Erase ${person.name}…`);
+  return el("div", { class: "card" }, open, dialog);
+}
+
+// --- review queue -----------------------------------------------------------------------------
+async function renderReview() {
+  const params = new URLSearchParams(location.search);
+  const wanted = params.get("state") || "pending";
+  const tabs = el("nav", { class: "tabs", "aria-label": "Review states" },
+    [["pending", "Waiting"], ["confirmed", "Confirmed"], ["rejected", "Rejected"]].map(([s, text]) =>
+      el("a", { href: `?state=${s}`, "aria-current": s === wanted ? "page" : null }, text)));
+  const nodes = [tabs];
+  try {
+    const sort = wanted === "pending" ? "score" : "date";
+    const page = await api(`/v1/matches?state=${wanted}&sort=${sort}&limit=50`);
+    nodes.push(el("p", { class: "muted" }, `${page.total} pair(s)` + (wanted === "pending" ? ", best score first" : ", newest first")));
+    for (const m of page.items) nodes.push(await pairCard(m));
+  } catch (err) {
+    showError(err);
+  }
+  show(...nodes);
+}
+
+function sideView(side, label, img) {
+  const person = side.person;
+  return el("div", { class: "side" },
+    el("h3", {}, label),
+    img,
+    person ? el("a", { href: `/console/persons/${person.id}` }, person.name) : el("span", { class: "muted" }, "deleted record"),
+    el("div", { class: "muted" }, person ? `${person.status} · case ${person.external_ref || "—"}` : ""),
+    el("div", {}, `${ageText(side.age_at_photo, side.age_source)} · ${dateText(side.taken_at)}`));
+}
+
+async function pairCard(m) {
+  const [missingFace, foundFace] = await Promise.all([
+    crop(m.missing.crop_url, "the missing person's face"),
+    crop(m.found.crop_url, "the found person's face")]);
+  const sides = [sideView(m.missing, "Missing", missingFace), sideView(m.found, "Found", foundFace)];
+  const card = el("article", { class: "card pair" },
+    el("div", { class: "sides" }, ...sides),
+    el("p", {}, `${m.years_between === null ? "Years between unknown" : `${fmt(m.years_between, 1)} years between the photos`} · rank ${m.rank}`),
+    scoreBar(m.score));
+  if (m.decision) {
+    card.append(el("p", { class: "decision" },
+      `${m.state} by ${m.decision.by || "—"} on ${new Date(m.decision.at).toLocaleString()}` +
+      (m.decision.note ? `: “${m.decision.note}”` : "")));
+  }
+  if (may("review")) {
+    const note = el("textarea", { name: "note", rows: 2, maxlength: 2000 });
+    const decide = (decision) => async () => {
+      clearMessages();
+      try {
+        await api(`/v1/matches/${m.id}/decision`, json("POST", { decision, note: note.value || null }));
+        showNotice(`Pair ${m.id} ${decision}.`);
+        await renderReview();
+      } catch (err) {
+        showError(err);
+      }
+    };
+    card.append(el("div", { class: "decide" }, field("Note", note),
+      el("div", { class: "row" },
+        m.state !== "confirmed" ? el("button", { type: "button", onclick: decide("confirmed") }, "Confirm: same person") : null,
+        m.state !== "rejected" ? el("button", { type: "button", class: "secondary", onclick: decide("rejected") }, "Reject") : null)));
+  }
+  return card;
+}
+
+// --- audit --------------------------------------------------------------------------------------
+async function renderAudit() {
+  if (!may("admin")) {
+    show(el("p", {}, "The audit trail is for admins."));
+    return;
+  }
+  const params = new URLSearchParams(location.search);
+  const filters = el("form", { class: "card row", onsubmit: (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams();
+    for (const [name, value] of new FormData(filters).entries()) if (value) query.set(name, value);
+    location.search = query.toString();
+  } },
+  field("Action", select("action", [["", "any"], ["search", "search"], ["verify", "verify"], ["decision", "decision"]], params.get("action") || "")),
+  field("Key id", el("input", { name: "key_id", value: params.get("key_id") })),
+  el("button", { type: "submit" }, "Filter"));
+  const nodes = [filters];
+  try {
+    const query = new URLSearchParams({ limit: 100 });
+    for (const name of ["action", "key_id"]) if (params.get(name)) query.set(name, params.get(name));
+    const entries = await api(`/v1/audit?${query}`);
+    nodes.push(el("table", {},
+      el("caption", {}, `${entries.length} most recent entries`),
+      el("thead", {}, el("tr", {}, ["Time", "Action", "Key", "Client", "Faces", "Outcome"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, entries.map((e) => el("tr", {},
+        el("td", {}, new Date(e.at).toLocaleString()), el("td", {}, e.action),
+        el("td", {}, e.key_name || "—"), el("td", {}, e.client || "—"), el("td", {}, e.faces_found),
+        el("td", {}, outcome(e.results)))))));
+  } catch (err) {
+    showError(err);
+  }
+  show(...nodes);
+}
+
+function outcome(results) {
+  return results.map((r) => {
+    if (r.error) return `refused: ${r.error}`;
+    if (r.candidates) return r.candidates.length ? `top ${r.candidates[0].person_id.slice(0, 8)}… ${Number(r.candidates[0].score).toFixed(3)}` : "no candidate";
+    if (r.decision) return `${r.decision} pair ${r.match_id}`;
+    return `${r.person_id ? r.person_id.slice(0, 8) + "…" : ""} score ${Number(r.score).toFixed(3)}`;
+  }).join("; ") || "—";
+}
+
+// --- start --------------------------------------------------------------------------------------
+const RENDERERS = {
+  signin: renderSignin, search: renderSearch, persons: renderPersons, person: renderPerson,
+  review: renderReview, audit: renderAudit,
+};
+
+async function boot() {
+  const page = document.body.dataset.page;
+  if (page === "signin") {
+    renderSignin();
+    return;
+  }
+  try {
+    state.me = await api("/v1/me");
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      location.href = "/console/signin";
+      return;
+    }
+    show();
+    showError(err);
+    return;
+  }
+  renderChrome();
+  await RENDERERS[page]();
+}
+
+boot();

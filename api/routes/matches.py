@@ -1,0 +1,60 @@
+"""The review queue: cross-match candidate pairs and the decisions on them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import require
+from api.envelope import documented
+from api.routes.common import DB, MAX_ID, strict_query
+from api.schemas import DecisionIn, MatchOut, MatchPage, Text
+from facedb.domain import MatchState, Permission
+from facedb.service import review
+from facedb.service.audit import Caller
+
+router = APIRouter(prefix="/v1", tags=["review"], dependencies=[Depends(strict_query)])
+Reader = Annotated[Caller, Depends(require(Permission.READ))]
+Reviewer = Annotated[Caller, Depends(require(Permission.REVIEW))]
+MatchId = Annotated[int, Path(ge=1, le=MAX_ID)]
+COMMON = (401, 403, 422, 503)
+
+
+@router.get("/matches", response_model=MatchPage, responses=documented(*COMMON))
+def list_matches(
+    db: DB,
+    _: Reader,
+    state: MatchState | None = None,
+    min_score: Annotated[float | None, Query(ge=-1, le=1)] = None,
+    person_id: Annotated[Text | None, Query(min_length=1, max_length=100)] = None,
+    sort: Annotated[
+        Literal["score", "date"], Query(description="best score first, or newest first")
+    ] = "score",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> MatchPage:
+    items, total = review.list_matches(
+        db, state=state, min_score=min_score, person_id=person_id,
+        by_date=sort == "date", limit=limit, offset=offset,
+    )  # fmt: skip
+    return MatchPage(items=[MatchOut.of(m) for m in items], total=total, limit=limit, offset=offset)
+
+
+@router.get("/matches/{match_id}", response_model=MatchOut, responses=documented(*COMMON, 404))
+def get_match(match_id: MatchId, db: DB, _: Reader) -> MatchOut:
+    return MatchOut.of(review.get_match(db, match_id))
+
+
+@router.post(
+    "/matches/{match_id}/decision",
+    response_model=MatchOut,
+    responses=documented(*COMMON, 400, 404, 409),
+)
+async def decide(match_id: MatchId, body: DecisionIn, db: DB, caller: Reviewer) -> MatchOut:
+    """Confirm or reject a pair; a second decision replaces the first (both are audited)."""
+    record = await run_in_threadpool(
+        review.decide, db, caller, match_id, MatchState(body.decision), body.note
+    )
+    return MatchOut.of(record)

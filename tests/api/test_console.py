@@ -1,0 +1,155 @@
+"""The operator console in a real headless Chromium, against a real server with the models.
+
+Needs Debian's `chromium` (`apt-get install chromium`; `.ci/run` installs it) and the
+`playwright` package (a dev dependency): Playwright drives the system browser, as its own
+browser download does not work offline. Without the browser these tests skip, saying so.
+A screenshot of every page is saved under test-artifacts/console/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from facedb.sample_data import photos
+from tests.api.conftest import Server
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.models
+ARTIFACTS = REPO / "test-artifacts" / "console"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if CHROMIUM is None:
+        pytest.skip(
+            "no chromium on this machine: `apt-get install chromium` to run the console tests"
+        )
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="`make install` installs playwright"
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    yield tab
+    context.close()
+
+
+def sign_in(page: Any, server: Server, role: str) -> None:
+    page.goto(f"{server.url}/console/signin")
+    page.get_by_label("API key").fill(server.keys[role])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/console/search")
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+def test_a_caseworker_enrolls_searches_and_reviews(
+    server: Server, page: Any, celebrity: Path
+) -> None:
+    train, val = photos(celebrity / "train"), photos(celebrity / "val")
+    page.goto(f"{server.url}/console/signin")
+    shot(page, "signin")
+    sign_in(page, server, "admin")
+
+    page.goto(f"{server.url}/console/persons")
+    page.get_by_label("Name", exact=True).fill("Jerry Console")
+    page.get_by_label("Case number").last.fill("MP-CONSOLE-1")
+    page.get_by_label("Birth date").fill("1954-04-29")
+    page.get_by_role("button", name="Create person").click()
+    page.wait_for_url("**/console/persons/*")
+    page.get_by_label("Photos (one face each)").set_input_files(
+        [str(p) for p in train["jerry_seinfeld"][:2]]
+    )
+    page.get_by_label(f"Date of {train['jerry_seinfeld'][0].name}").fill("1990-05-01")
+    page.get_by_label(f"Date of {train['jerry_seinfeld'][1].name}").fill("1992-07-01")
+    page.get_by_role("button", name="Upload").click()
+    page.get_by_text("2 stored, 0 already stored, 0 refused.").wait_for()
+    page.locator(".gallery figure").nth(1).wait_for()
+    assert page.locator(".gallery .box").count() == 2  # each photo with its face boxed
+    shot(page, "person")
+
+    page.get_by_label("Photos (one face each)").set_input_files(
+        files=[{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"this is not a photo"}]
+    )
+    page.get_by_role("button", name="Upload").click()
+    error = page.get_by_role("alert")
+    error.get_by_text("not a photo FaceDB can read").wait_for()
+    assert "{" not in error.inner_text()  # a sentence, never raw JSON
+    shot(page, "person-upload-error")
+
+    page.goto(f"{server.url}/console/search")
+    page.get_by_label("Photo", exact=True).set_input_files(str(val["jerry_seinfeld"][0]))
+    page.get_by_role("button", name="Search").click()
+    first = page.locator(".candidate").first
+    first.wait_for()
+    assert first.get_by_role("link").inner_text() == "Jerry Console"
+    assert "Age at that photo" in first.inner_text() and "from birth date" in first.inner_text()
+    assert page.locator(".photo .box").count() >= 1
+    shot(page, "search")
+
+    found = _found_person(server, val["jerry_seinfeld"][1])
+    page.goto(f"{server.url}/console/review")
+    pair = page.locator(".pair", has=page.get_by_role("link", name=found["name"])).first
+    pair.wait_for()
+    assert "years between" in pair.inner_text() or "Years between" in pair.inner_text()
+    shot(page, "review")
+    pair.get_by_label("Note").fill("same ears")
+    pair.get_by_role("button", name="Confirm: same person").click()
+    page.get_by_text("confirmed.").wait_for()
+    page.goto(f"{server.url}/console/review?state=confirmed")
+    page.get_by_text("same ears").first.wait_for()
+
+    page.goto(f"{server.url}/console/audit")
+    page.locator("tbody tr").first.wait_for()
+    assert "search" in page.locator("tbody").inner_text()
+    shot(page, "audit")
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{server.url}/console/persons")
+    page.locator("tbody tr").first.wait_for()
+    shot(page, "persons-phone")
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+def test_a_searcher_is_not_offered_enrollment(server: Server, page: Any) -> None:
+    sign_in(page, server, "searcher")
+    page.goto(f"{server.url}/console/persons")
+    page.locator("table").wait_for()
+    assert page.get_by_role("button", name="Create person").count() == 0
+    link = page.locator("tbody a").first
+    link.click()
+    page.locator(".facts").wait_for()
+    assert page.get_by_role("button", name="Upload").count() == 0
+    assert page.get_by_text("Erase").count() == 0
+    assert page.get_by_role("link", name="Audit").count() == 0
+    shot(page, "person-as-searcher")
+
+
+def _found_person(server: Server, photo: Path) -> dict[str, Any]:
+    with server.client("enroller") as client:
+        body = {"name": "Unidentified man 12", "status": "unidentified"}
+        person = client.post("/v1/persons", json=body).json()
+        files = [("files", (photo.name, photo.read_bytes(), "image/jpeg"))]
+        reply = client.post(
+            f"/v1/persons/{person['id']}/photos", files=files, data={"taken_at": "2022-01-10"}
+        )
+        assert reply.status_code == 201, reply.text
+    return dict(person)
