@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from facedb.domain import MatchState, Register
+from facedb.domain import MatchState, Register, register_of
 from facedb.store.models import CrossmatchRun, Embedding, Face, MatchCandidate, Person, Photo
 from facedb.store.repository import decode_vectors
 
@@ -32,37 +32,53 @@ class RegisterFace:
     estimated_age: float | None
 
 
-def _register_faces(generation: int) -> Any:  # a Select of the columns below
-    statuses = [s.value for r in Register for s in r.statuses]
+# What a pair records of a face: the columns of RegisterFace, register from the status.
+_FACE_COLUMNS = (
+    Face.id,
+    Face.person_id,
+    Face.photo_id,
+    Person.status,
+    Photo.taken_at,
+    Photo.age_at_photo,
+    Face.age,
+)
+_STATUSES = [s.value for r in Register for s in r.statuses]
+
+
+def _faces_in_context(*extra: Any) -> Any:
+    """Return a Select of the face columns (and ``extra``) joined to person and photo."""
     return (
-        select(
-            Face.id,
-            Face.person_id,
-            Face.photo_id,
-            Person.status,
-            Photo.taken_at,
-            Photo.age_at_photo,
-            Face.age,
-            Embedding.vector,
-        )
+        select(*_FACE_COLUMNS, *extra)
         .join(Person, Person.id == Face.person_id)
         .join(Photo, Photo.id == Face.photo_id)
-        .join(Embedding, (Embedding.face_id == Face.id) & (Embedding.generation == generation))
-        .where(Person.status.in_(statuses))
     )
 
 
-def _unpack(rows: Sequence[Any], dimension: int) -> tuple[list[RegisterFace], NDArray[np.float32]]:
-    from facedb.domain import register_of
+def _register_face(row: Sequence[Any]) -> RegisterFace | None:
+    face_id, person_id, photo_id, status, taken_at, declared, estimated = row[:7]
+    register = register_of(status)
+    if register is None:
+        return None
+    return RegisterFace(int(face_id), person_id, photo_id, register, taken_at, declared, estimated)
 
-    faces = []
-    for face_id, person_id, photo_id, status, taken_at, declared, estimated, _ in rows:
-        register = register_of(status)
-        assert register is not None
-        faces.append(
-            RegisterFace(int(face_id), person_id, photo_id, register, taken_at, declared, estimated)
-        )
-    return faces, decode_vectors([r[-1] for r in rows], dimension)
+
+def _with_vectors(
+    session: Session, query: Any, dimension: int
+) -> tuple[list[RegisterFace], NDArray[np.float32]]:
+    kept = [
+        (face, row[-1])
+        for row in session.execute(query).all()
+        if (face := _register_face(row)) is not None
+    ]
+    return [f for f, _ in kept], decode_vectors([v for _, v in kept], dimension)
+
+
+def _register_faces(generation: int) -> Any:
+    return (
+        _faces_in_context(Embedding.vector)
+        .join(Embedding, (Embedding.face_id == Face.id) & (Embedding.generation == generation))
+        .where(Person.status.in_(_STATUSES))
+    )
 
 
 def faces_to_crossmatch(
@@ -70,7 +86,7 @@ def faces_to_crossmatch(
 ) -> tuple[list[RegisterFace], NDArray[np.float32]]:
     """Return faces in a register not yet cross-matched (oldest first), with their vectors."""
     query = _register_faces(generation).where(Face.crossmatched_at.is_(None))
-    return _unpack(session.execute(query.order_by(Face.id).limit(limit)).all(), dimension)
+    return _with_vectors(session, query.order_by(Face.id).limit(limit), dimension)
 
 
 def register_faces_after(
@@ -78,57 +94,38 @@ def register_faces_after(
 ) -> tuple[list[RegisterFace], NDArray[np.float32]]:
     """Return faces in a register with ids above ``after_face_id``, by id."""
     query = _register_faces(generation).where(Face.id > after_face_id)
-    return _unpack(session.execute(query.order_by(Face.id).limit(limit)).all(), dimension)
+    return _with_vectors(session, query.order_by(Face.id).limit(limit), dimension)
 
 
 def register_face_info(session: Session, face_ids: Sequence[int]) -> dict[int, RegisterFace]:
     """Return what a pair records of each face that exists and is in a register."""
-    from facedb.domain import register_of
-
     out = {}
     ids = list(face_ids)
     for start in range(0, len(ids), IN_CHUNK):
-        rows = session.execute(
-            select(
-                Face.id,
-                Face.person_id,
-                Face.photo_id,
-                Person.status,
-                Photo.taken_at,
-                Photo.age_at_photo,
-                Face.age,
-            )
-            .join(Person, Person.id == Face.person_id)
-            .join(Photo, Photo.id == Face.photo_id)
-            .where(Face.id.in_(ids[start : start + IN_CHUNK]))
-        ).all()
-        for face_id, person_id, photo_id, status, taken_at, declared, estimated in rows:
-            register = register_of(status)
-            if register is not None:
-                out[int(face_id)] = RegisterFace(
-                    int(face_id), person_id, photo_id, register, taken_at, declared, estimated
-                )
+        query = _faces_in_context().where(Face.id.in_(ids[start : start + IN_CHUNK]))
+        for row in session.execute(query).all():
+            face = _register_face(row)
+            if face is not None:
+                out[face.face_id] = face
     return out
 
 
 def register_face_count(session: Session) -> int:
     """Return how many faces belong to persons in a register."""
-    statuses = [s.value for r in Register for s in r.statuses]
     query = (
         select(func.count(Face.id))
         .join(Person, Person.id == Face.person_id)
-        .where(Person.status.in_(statuses))
+        .where(Person.status.in_(_STATUSES))
     )
     return int(session.execute(query).scalar_one())
 
 
 def pending_count(session: Session) -> int:
     """Return how many faces in a register still wait to be cross-matched."""
-    statuses = [s.value for r in Register for s in r.statuses]
     query = (
         select(func.count(Face.id))
         .join(Person, Person.id == Face.person_id)
-        .where(Face.crossmatched_at.is_(None), Person.status.in_(statuses))
+        .where(Face.crossmatched_at.is_(None), Person.status.in_(_STATUSES))
     )
     return int(session.execute(query).scalar_one())
 
