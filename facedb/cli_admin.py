@@ -197,6 +197,8 @@ def _outcome(results: list[Any]) -> str:
     for item in results:
         if "error" in item:
             parts.append(f"refused: {item['error']}")
+        elif "decision" in item:
+            parts.append(f"{item['decision']} pair {item['match_id']} (was {item['before']})")
         elif "candidates" in item:
             best = item["candidates"][0] if item["candidates"] else None
             parts.append(f"top {best['person_id']} {best['score']:.3f}" if best else "no candidate")
