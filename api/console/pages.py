@@ -8,6 +8,7 @@ ordinary API call with the key, so the server enforces each role exactly as for 
 
 from __future__ import annotations
 
+from functools import cache
 from html import escape
 from importlib.resources import files
 from typing import Annotated
@@ -28,8 +29,13 @@ PAGES = {
 router = APIRouter(include_in_schema=False)
 
 
+@cache
+def _template() -> str:
+    return (STATIC / "page.html").read_text()
+
+
 def _shell(page: str, **data: str) -> HTMLResponse:
-    template = (STATIC / "page.html").read_text()
+    template = _template()
     attributes = " ".join(f'data-{k}="{escape(v)}"' for k, v in data.items())
     html = template.replace("{title}", escape(PAGES[page])).replace("{page}", page)
     return HTMLResponse(html.replace("{data}", attributes))

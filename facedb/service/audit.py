@@ -32,7 +32,7 @@ class Caller:
     client: str | None
 
 
-LOCAL = Caller(None, "local", "admin", None)  # the command line, eval and jobs
+LOCAL = Caller(None, "local", "admin", None)  # a caller in this process (scripts, tests)
 
 
 @dataclass
