@@ -44,6 +44,7 @@ STATUS: dict[type[errors.FaceDBError], int] = {
     errors.DatabaseUnavailable: 503,
     errors.DatabaseNotMigrated: 503,
     errors.ModelsMissing: 503,
+    errors.UnknownModelVersion: 503,
 }
 
 

@@ -123,7 +123,10 @@ class FaceOut(BaseModel):
     landmarks: dict[str, Any]
     confidence: float
     age: float | None
-    gender: str | None
+    gender: str | None = Field(
+        description="estimated: `male`, `female`, or `unknown` when the network is less sure "
+        "than FACEDB_GENDER_MIN_PROBABILITY; null when no estimate was made"
+    )
     gender_probability: float | None
     crop_url: str
 
@@ -251,7 +254,10 @@ class ProbeFaceOut(BaseModel):
     box: BoxOut
     confidence: float
     age: float | None
-    gender: str | None
+    gender: str | None = Field(
+        description="estimated: `male`, `female`, or `unknown` when the network is less sure "
+        "than FACEDB_GENDER_MIN_PROBABILITY; null when no estimate was made"
+    )
     gender_probability: float | None
     candidates: list[CandidateOut]
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facedb.domain import IndexKind
 from facedb.index.faiss_index import FaissIndex
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -131,7 +132,9 @@ def main() -> None:
         gc.collect()
         base = rss_mib()
         nlist = int(4 * np.sqrt(n))
-        ivf = FaissIndex.build(D, ids, vectors, kind="ivf", nlist=nlist, nprobe=32, device="cpu")
+        ivf = FaissIndex.build(
+            D, ids, vectors, kind=IndexKind.IVF, nlist=nlist, nprobe=32, device="cpu"
+        )
         ivf_mib = max(rss_mib() - base, index_mib(ivf))
         i50, i99, approx = latencies(ivf, queries)
         recall = float(

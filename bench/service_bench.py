@@ -33,7 +33,8 @@ from bench.pipeline_bench import write_section
 from facedb.config import Settings
 from facedb.domain import UploadStatus
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.pipeline.embed import MODEL_NAME, MODEL_VERSION
+from facedb.pipeline.embed import MODEL_NAME
+from facedb.pipeline.recipes import CURRENT
 from facedb.sample_data import celebrity_dataset, photos
 from facedb.service.context import FaceDB
 from facedb.service.enrollment import enroll
@@ -94,7 +95,7 @@ def insert_synthetic(
             faces_rows.append({"id": first + i, "photo_id": pid, "person_id": people[i // 4]["id"], "box_x": 0, "box_y": 0,
                                "box_w": 1, "box_h": 1, "landmarks": {}, "confidence": 1.0, "crop_jpeg": b""})  # fmt: skip
             emb_rows.append({"face_id": first + i, "generation": 1, "model_name": MODEL_NAME,
-                             "model_version": MODEL_VERSION, "vector": v.astype("<f4").tobytes()})  # fmt: skip
+                             "model_version": CURRENT.version, "vector": v.astype("<f4").tobytes()})  # fmt: skip
         c.execute(sa.insert(Photo), photos_rows)
         c.execute(sa.insert(Face), faces_rows)
         c.execute(sa.insert(Embedding), emb_rows)

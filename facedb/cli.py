@@ -88,11 +88,21 @@ def _parser() -> argparse.ArgumentParser:
     sample = commands.add_parser(
         "sample-data", help="fetch five celebrities' photos to try enrollment and search with"
     )
+    sample.add_argument(
+        "--import-example",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write DIR/manifest.csv and its photos: a register to try `facedb import` on",
+    )
     sample.set_defaults(handler=_sample_data)
 
     from facedb.cli_admin import add_admin_commands
 
     add_admin_commands(commands)
+    from facedb.cli_bulk import add_bulk_commands
+
+    add_bulk_commands(commands)
     return parser
 
 
@@ -154,6 +164,11 @@ def _models_status(args: argparse.Namespace) -> int:
                 for s in statuses
             ]
         )
+        from facedb.pipeline.recipes import CURRENT, RECIPES
+
+        print("\nembedding recipes (model versions; `facedb eval --model-version` takes one):")
+        for version in RECIPES:
+            print(f"  {version}{'  (current)' if version == CURRENT.version else ''}")
     if all(s.valid for s in statuses):
         return 0
     print("run `facedb models install` to install the missing models", file=sys.stderr)
@@ -201,6 +216,11 @@ def _sample_data(args: argparse.Namespace) -> int:
     people = photos(folder / "train")
     print(f"{sum(len(p) for p in people.values())} photos of {len(people)} people in {folder}")
     print(f"  enroll from {folder / 'train'}/<person>/, search with {folder / 'val'}/<person>/")
+    if args.import_example is not None:
+        from facedb.sample_data import import_example
+
+        manifest = import_example(get_settings().cache_dir, args.import_example)
+        print(f"import example: facedb import {manifest}")
     return 0
 
 

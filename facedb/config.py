@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from facedb.domain import IndexKind
+
 # deepface's detector backends. Only those whose weights ship inside a PyPI package work
 # offline; `facedb models status` says which of them are usable on this machine.
 DETECTORS = (
@@ -99,7 +101,11 @@ class Settings(BaseSettings):
     candidates_per_face: int = Field(default=10, ge=1, le=100)
     candidate_threshold: float = Field(default=0.25, ge=-1.0, le=1.0)
 
-    index_kind: Literal["flat", "ivf"] = "flat"
+    # A face's estimated gender is reported only when the network is at least this sure,
+    # else `unknown` (docs/ACCURACY.md: how it was calibrated, what it costs).
+    gender_min_probability: float = Field(default=0.78, ge=0.5, le=1.0)
+
+    index_kind: IndexKind = IndexKind.FP16
     index_ivf_nlist: int = Field(default=1024, ge=1)
     index_ivf_nprobe: int = Field(default=32, ge=1)
     index_device: Literal["auto", "cpu", "gpu"] = "auto"

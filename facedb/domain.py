@@ -19,6 +19,14 @@ class PersonStatus(StrEnum):
     OTHER = "other"
 
 
+class EstimatedGender(StrEnum):
+    """What the gender network says of a face; ``unknown`` when it is unsure."""
+
+    MALE = "male"
+    FEMALE = "female"
+    UNKNOWN = "unknown"
+
+
 class Register(StrEnum):
     """The two registers cross-matched against each other; a status decides a person's."""
 
@@ -67,7 +75,7 @@ class AgeSource(StrEnum):
 
 
 class Gender(StrEnum):
-    """A declared gender. Estimated genders (per face) are ``male`` or ``female``."""
+    """A declared gender (a person's record). Faces carry an ``EstimatedGender``."""
 
     MALE = "male"
     FEMALE = "female"
@@ -148,6 +156,28 @@ class AuditAction(StrEnum):
     SEARCH = "search"
     VERIFY = "verify"
     DECISION = "decision"  # a reviewer confirmed or rejected a cross-match candidate
+    IMPORT = "import"  # a register manifest was imported (`facedb import`)
+    EXPORT = "export"  # persons' records and photos left the service (`facedb export`)
+
+
+class RowOutcome(StrEnum):
+    """What `facedb import` did with one manifest row."""
+
+    STORED = "stored"
+    ALREADY_STORED = "already_stored"  # an earlier run (or an upload) stored these bytes
+    DUPLICATE = "duplicate"  # the same photo appears earlier in this manifest
+    REFUSED = "refused"
+    VALID = "valid"  # --dry-run: the row would be imported (its faces are not looked for)
+    RECORD = "record"  # a row without a photo: the person's record only
+
+
+class PersonChange(StrEnum):
+    """What `facedb import` did with the person a row belongs to."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    NONE = "none"  # the row was refused before its person was resolved
 
 
 class AuthMode(StrEnum):
@@ -155,3 +185,11 @@ class AuthMode(StrEnum):
 
     KEYLESS_LOCAL = "keyless-local"
     KEYS = "keys"
+
+
+class IndexKind(StrEnum):
+    """How the FAISS index holds the vectors (FACEDB_INDEX_KIND)."""
+
+    FP16 = "fp16"  # exact search over half-precision copies; final scores re-read in float32
+    FLAT = "flat"  # exact search over float32 copies (twice the memory)
+    IVF = "ivf"  # approximate: only FACEDB_INDEX_IVF_NPROBE of FACEDB_INDEX_IVF_NLIST lists

@@ -20,6 +20,12 @@ class ModelsMissing(FaceDBError):
     code = "models_missing"
 
 
+class UnknownModelVersion(FaceDBError):
+    """The database's embeddings were made by a pipeline this release cannot reproduce."""
+
+    code = "unknown_model_version"
+
+
 class ModelInstallError(FaceDBError):
     """`facedb models install` could not obtain or verify a model."""
 
@@ -91,6 +97,12 @@ class InvalidInput(FaceDBError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class ConflictingRecord(InvalidInput):
+    """A manifest row gives a person field another row of the same person gave otherwise."""
+
+    code = "conflicting_record"
 
 
 class DatabaseNotMigrated(FaceDBError):

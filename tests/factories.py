@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from numpy.typing import NDArray
 
 from facedb.config import Settings
-from facedb.pipeline.embed import MODEL_NAME, MODEL_VERSION
+from facedb.pipeline.embed import MODEL_NAME
+from facedb.pipeline.recipes import CURRENT
 from facedb.service.context import FaceDB
 from facedb.store import repository as repo
 from facedb.store.db import transaction, upgrade
@@ -95,7 +96,7 @@ def add_synthetic_faces(db: FaceDB, person_id: str, vectors: NDArray[np.float32]
     """Store one photo per vector (fake bytes) and return the new face ids."""
     ids: list[int] = []
     with transaction(db.sessions) as session:
-        generation = repo.lock_generation(session)
+        generation, _ = repo.lock_generation(session)
         for vector in vectors:
             content = uuid.uuid4().bytes
             photo = Photo(
@@ -116,7 +117,7 @@ def add_synthetic_faces(db: FaceDB, person_id: str, vectors: NDArray[np.float32]
                 crop_jpeg=b"",
                 embedding=vector,
             )
-            rows = repo.add_photo(session, photo, [face], generation, MODEL_NAME, MODEL_VERSION)
+            rows = repo.add_photo(session, photo, [face], generation, MODEL_NAME, CURRENT.version)
             ids.extend(r.id for r in rows)
     return ids
 

@@ -13,6 +13,7 @@ from api.routes.common import DB, strict_query
 from api.schemas import AuditOut, HealthOut, JobOut, MeOut, Text
 from facedb.domain import AuditAction, JobKind, Permission, may
 from facedb.errors import FaceDBError, NotFound
+from facedb.pipeline.recipes import CURRENT
 from facedb.service import audit, crossmatch
 from facedb.service.audit import Caller
 from facedb.service.context import FaceDB
@@ -46,6 +47,9 @@ def health(request: Request, db: DB) -> JSONResponse:
             "kind": db.index.index.kind,
             "device": db.index.index.device,
             "last_change": db.index.last_change,
+            "model_version": db.index.model_version,
+            # Stored embeddings made by an older recipe: `facedb reindex --re-embed`.
+            "re_embed_required": db.index.model_version != CURRENT.version,
         },
         models=db.analyzer.loaded(),
         crossmatch={"pending": crossmatch.pending(db) if database else None},

@@ -12,6 +12,7 @@ A rate below one non-mated trial cannot be measured: such entries carry
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,3 +112,33 @@ def det_curve(
     far = np.array([share_at_or_above(nonmated, t) for t in thresholds])
     fnmr = np.array([1.0 - share_at_or_above(mated, t) for t in thresholds])
     return far, fnmr
+
+
+def with_interval(
+    rate: Callable[[NDArray[np.int64]], float], n: int, rounds: int, rng: np.random.Generator
+) -> dict[str, float | None]:
+    """Return ``rate`` over all n items and its bootstrap 95% interval.
+
+    ``rate(indices)`` computes the rate over the items at ``indices`` (with repeats).
+    """
+    value = rate(np.arange(n)) if n else 0.0
+    return {"value": round(value, 6), **interval_of(lambda i, _: rate(i), (n, 0), rounds, rng)}
+
+
+def interval_of(
+    rate: Callable[[NDArray[np.int64], NDArray[np.int64]], float],
+    sizes: tuple[int, int],
+    rounds: int,
+    rng: np.random.Generator,
+) -> dict[str, float | None]:
+    """Return the bootstrap 95% interval of a rate over two independently resampled sets
+    (None where there is nothing to resample)."""
+    first, second = sizes
+    if not first or rounds < 1:
+        return {"low": None, "high": None}
+    values = [
+        rate(rng.integers(0, first, first), rng.integers(0, max(second, 1), second))
+        for _ in range(rounds)
+    ]
+    low, high = np.percentile(values, [2.5, 97.5])
+    return {"low": round(float(low), 6), "high": round(float(high), 6)}

@@ -1,16 +1,31 @@
-"""The evaluation protocol: enroll a gallery into a fresh database, search with the rest.
+"""The evaluation protocols: enroll a gallery into a fresh database, search with the rest.
 
-DIR holds one folder of photos per person. With a seeded shuffle, a share of the persons
-(``holdout``) is kept out of the gallery entirely: their photos are the non-mated searches.
-Of every other person, the first ``gallery_per_person`` photos (by file name) are enrolled
-and the rest are mated searches. Each search ranks every enrolled identity.
+Every protocol runs the service itself (the enrollment and search code, a temporary SQLite
+database) and returns the same report.
+
+- Closed-set with hold-out (default): DIR holds one folder of photos per person. With a
+  seeded shuffle, a share of the persons (``holdout``) is kept out of the gallery: their
+  photos are the non-mated searches. Of every other person the first
+  ``gallery_per_person`` photos (by file name) are enrolled and the rest are searched.
+- Open-set with distractors (``distractors``): also enroll every photo of the distractor
+  folder, each as its own person (none of them is among DIR's persons).
+- Cross-age (``ages``): each photo's age comes from a CSV (``path,age`` or
+  ``path,taken_at,birth_date``) or from its file name (``..._12.jpg``, FG-NET's
+  ``001A12.JPG``); each person's earliest photo is enrolled and their latest searched, and
+  ranks are reported by the years between the two.
+
+Non-mated searches: the searches of held-out persons, and every mated search scored
+without its mate (its best non-mate), as if the person had not been enrolled.
 """
 
 from __future__ import annotations
 
+import csv
 import io
+import re
 import tempfile
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +34,25 @@ from tqdm import tqdm
 
 from facedb.config import Settings
 from facedb.domain import UploadStatus
-from facedb.errors import FaceDBError
+from facedb.errors import FaceDBError, InvalidInput
 from facedb.evaluation import metrics
 from facedb.pipeline.analyzer import FaceAnalyzer
+from facedb.pipeline.recipes import CURRENT
 from facedb.sample_data import photos
 from facedb.service.context import FaceDB
 from facedb.service.enrollment import enroll
 from facedb.service.persons import create_person
 from facedb.service.search import SearchFilters, rank_identities
 from facedb.service.uploads import Upload
-from facedb.store.db import upgrade
+from facedb.store import repository as repo
+from facedb.store.db import transaction, upgrade
 
-SCHEMA = "facedb-eval/1"
+SCHEMA = "facedb-eval/2"
 FARS = (0.01, 0.001)
 FPIRS = (0.01, 0.003, 0.001)
+RANKS = (1, 5, 10, 20)
+GAP_BUCKETS = ((0, 5), (5, 10), (10, 20), (20, 200))
+_AGE_IN_NAME = re.compile(r"(?:_|[aA])(\d{1,3})[a-z]?$")
 
 
 @dataclass(frozen=True)
@@ -43,6 +63,22 @@ class EvalConfig:
     target_far: float = 0.001
     batch: int = 16
     progress: bool = True
+    distractors: Path | None = None
+    ages: Path | None = None  # cross-age: a CSV of photo ages
+    ages_in_names: bool = False  # cross-age: ages from the file names
+    bootstrap: int = 1000
+    model_version: str | None = None  # measure another recipe (default: the current one)
+
+    @property
+    def cross_age(self) -> bool:
+        return self.ages is not None or self.ages_in_names
+
+
+@dataclass
+class Probe:
+    person: str | None  # the gallery person it should find; None: non-mated
+    path: Path
+    gap: float | None = None  # cross-age: years between the enrolled and searched photo
 
 
 @dataclass
@@ -51,9 +87,17 @@ class Scores:
 
     mate_ranks: list[int] = field(default_factory=list)
     mate_scores: list[float] = field(default_factory=list)
+    best_nonmate: list[float] = field(default_factory=list)  # per mated search
+    gaps: list[float | None] = field(default_factory=list)  # per mated search
     mated_pairs: list[float] = field(default_factory=list)
     nonmated_pairs: list[float] = field(default_factory=list)
-    nonmated_top: list[float] = field(default_factory=list)
+    nonmated_top: list[float] = field(default_factory=list)  # held-out persons' searches
+
+
+@dataclass
+class Plan:
+    gallery: dict[str, list[Path]]
+    probes: list[Probe]
 
 
 def split(
@@ -71,38 +115,108 @@ def split(
     return gallery, mated, nonmated
 
 
+def plan(root: Path, config: EvalConfig) -> Plan:
+    """Return who is enrolled with which photos, and the searches."""
+    if config.cross_age:
+        result = cross_age_plan(root, photo_ages(root, config.ages))
+    else:
+        gallery, mated, nonmated = split(root, config)
+        probes = [Probe(p, f) for p, files in mated.items() for f in files]
+        result = Plan(gallery, probes + [Probe(None, f) for f in nonmated])
+    if config.distractors is not None:
+        for path in sorted(config.distractors.iterdir()):
+            if path.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}:
+                result.gallery[f"distractor/{path.name}"] = [path]
+    return result
+
+
+def photo_ages(root: Path, source: Path | None) -> dict[Path, float]:
+    """Return each photo's age at the photo, from a CSV, or from the file names (None)."""
+    ages: dict[Path, float] = {}
+    if source is None:
+        for files in photos(root).values():
+            for path in files:
+                match = _AGE_IN_NAME.search(path.stem)
+                if match:
+                    ages[path.resolve()] = float(match.group(1))
+        return ages
+    with source.open(newline="") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            path = (root / (row.get("path") or "")).resolve()
+            try:
+                if row.get("age"):
+                    ages[path] = float(row["age"])
+                elif row.get("taken_at") and row.get("birth_date"):
+                    days = date.fromisoformat(row["taken_at"]) - date.fromisoformat(
+                        row["birth_date"]
+                    )
+                    ages[path] = days.days / 365.25
+            except ValueError as exc:
+                raise InvalidInput(f"{source} line {line}: {exc}") from None
+    return ages
+
+
+def cross_age_plan(root: Path, ages: dict[Path, float]) -> Plan:
+    """Enroll each person's earliest photo and search with their latest."""
+    gallery: dict[str, list[Path]] = {}
+    probes: list[Probe] = []
+    for person, files in photos(root).items():
+        aged = sorted((ages[f.resolve()], f) for f in files if f.resolve() in ages)
+        if len(aged) < 2 or aged[-1][0] <= aged[0][0]:
+            continue
+        gallery[person] = [aged[0][1]]
+        probes.append(Probe(person, aged[-1][1], gap=aged[-1][0] - aged[0][0]))
+    if not probes:
+        raise InvalidInput(
+            f"no person in {root} has two photos of different known ages; give ages in a "
+            "CSV (path,age) or in the file names (name_AGE.jpg)"
+        )
+    return Plan(gallery, probes)
+
+
 def run(
     root: Path, base: Settings, config: EvalConfig, analyzer: FaceAnalyzer | None = None
 ) -> dict[str, Any]:
     """Run the protocol in a temporary database and return the report (JSON-ready)."""
-    gallery, mated, nonmated = split(root, config)
+    layout = plan(root, config)
     analyzer = analyzer or FaceAnalyzer(base)
     skipped: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="facedb-eval-") as tmp:
-        settings = Settings(
-            data_dir=Path(tmp),
-            database_url=f"sqlite:///{Path(tmp) / 'eval.sqlite3'}",
-            model_dir=base.models_path,
-            detector=base.detector,
-            detect_max_side=base.detect_max_side,
-            min_face_size=base.min_face_size,
-            min_confidence=base.min_confidence,
+        settings = base.model_copy(
+            update={
+                "data_dir": Path(tmp),
+                "database_url": f"sqlite:///{Path(tmp) / 'eval.sqlite3'}",
+                "model_dir": base.models_path,
+            }
         )
         upgrade(settings.database_url)
         db = FaceDB(settings, analyzer=analyzer)
         db.start(load_models=True)
+        if config.model_version is not None:
+            _pin(db, config.model_version)
         try:
-            enrolled, stored = _enroll(db, gallery, skipped, config)
+            enrolled, stored = _enroll(db, layout.gallery, skipped, config)
             # A person none of whose gallery photos could be enrolled has no mate: their
             # photos count as non-mated searches.
-            probes: list[tuple[str | None, Path]] = [
-                (p if p in enrolled else None, path) for p, files in mated.items() for path in files
+            probes = [
+                Probe(p.person if p.person in enrolled else None, p.path, p.gap)
+                for p in layout.probes
             ]
-            probes += [(None, path) for path in nonmated]
             scores = _search(db, probes, enrolled, skipped, config)
+            version = db.index.model_version
         finally:
+            analyzer.use(CURRENT.version)
             db.close()
-    return report(root, config, scores, len(enrolled), stored, len(probes), skipped)
+    counts = (len(enrolled), stored, len(probes))
+    return report(root, config, base, version, scores, counts, skipped)
+
+
+def _pin(db: FaceDB, model_version: str) -> None:
+    """Make the (empty) evaluation database embed with another recipe."""
+    db.analyzer.use(model_version)
+    with transaction(db.sessions) as session:
+        repo.switch_generation(session, 1, db.analyzer.model_name, model_version)
+    db.index.model_version = model_version
 
 
 def _enroll(
@@ -114,7 +228,7 @@ def _enroll(
     for name, files in tqdm(
         gallery.items(), desc="enroll", unit="person", disable=not config.progress
     ):
-        person = create_person(db, {"name": name, "external_ref": name})
+        person = create_person(db, {"name": name[:200], "external_ref": name[:100]})
         uploads = [Upload(str(f), io.BytesIO(f.read_bytes())) for f in files]
         outcomes = enroll(db, person.id, uploads).results
         for outcome in outcomes:
@@ -131,86 +245,128 @@ def _enroll(
 
 def _search(
     db: FaceDB,
-    probes: list[tuple[str | None, Path]],
+    probes: list[Probe],
     enrolled: dict[str, str],
     skipped: list[dict[str, str]],
     config: EvalConfig,
 ) -> Scores:
+    """Search every probe. A mated probe whose photo shows no face counts as a miss."""
     scores = Scores()
     k = max(1, len(enrolled))
     bar = tqdm(total=len(probes), desc="search", unit="photo", disable=not config.progress)
     for start in range(0, len(probes), config.batch):
         chunk = probes[start : start + config.batch]
-        results = db.analyzer.analyze_many([path.read_bytes() for _, path in chunk])
-        for (person, path), result in zip(chunk, results, strict=True):
+        results = db.analyzer.analyze_many([p.path.read_bytes() for p in chunk])
+        for probe, result in zip(chunk, results, strict=True):
             bar.update()
-            if isinstance(result, FaceDBError):
-                skipped.append({"path": str(path), "stage": "probe", "reason": result.code})
-                continue
-            if not result:
-                skipped.append({"path": str(path), "stage": "probe", "reason": "no_face"})
+            mate_id = enrolled.get(probe.person) if probe.person else None
+            if isinstance(result, FaceDBError) or not result:
+                reason = result.code if isinstance(result, FaceDBError) else "no_face"
+                skipped.append({"path": str(probe.path), "stage": "probe", "reason": reason})
+                if mate_id is not None:  # the operator's search found nothing: a miss
+                    _mated(scores, probe, 0, -1.0, -1.0)
                 continue
             face = max(result, key=lambda f: f.box.w * f.box.h)
             ranked = rank_identities(db, face.embedding, k, 1.0, SearchFilters())
-            mate_id = enrolled.get(person) if person else None
             if mate_id is None:
                 scores.nonmated_top.append(ranked[0].score if ranked else -1.0)
                 scores.nonmated_pairs.extend(c.score for c in ranked)
                 continue
             rank = next((i + 1 for i, c in enumerate(ranked) if c.person.id == mate_id), 0)
-            scores.mate_ranks.append(rank)
+            others = [c.score for c in ranked if c.person.id != mate_id]
             mate_score = ranked[rank - 1].score if rank else -1.0
-            scores.mate_scores.append(mate_score)
+            _mated(scores, probe, rank, mate_score, max(others, default=-1.0))
             scores.mated_pairs.append(mate_score)
-            scores.nonmated_pairs.extend(c.score for c in ranked if c.person.id != mate_id)
+            scores.nonmated_pairs.extend(others)
     bar.close()
     return scores
+
+
+def _mated(scores: Scores, probe: Probe, rank: int, mate: float, best_other: float) -> None:
+    scores.mate_ranks.append(rank)
+    scores.mate_scores.append(mate)
+    scores.best_nonmate.append(best_other)
+    scores.gaps.append(probe.gap)
 
 
 def report(
     root: Path,
     config: EvalConfig,
+    settings: Settings,
+    model_version: str,
     scores: Scores,
-    gallery_persons: int,
-    gallery_photos: int,
-    probe_count: int,
+    counts: tuple[int, int, int],
     skipped: list[dict[str, str]],
 ) -> dict[str, Any]:
+    """Return the rates, each with a bootstrap 95% interval (searches resampled)."""
+    gallery_persons, gallery_photos, probe_count = counts
     mated = np.asarray(scores.mated_pairs, dtype=np.float64)
     nonmated = np.asarray(scores.nonmated_pairs, dtype=np.float64)
     ranks = np.asarray(scores.mate_ranks, dtype=np.int64)
-    top_is_mate = ranks == 1
+    mate_scores = np.asarray(scores.mate_scores, dtype=np.float64)
+    # Non-mated searches: held-out persons', and each mated search without its mate.
+    nonmated_top = np.asarray(scores.nonmated_top + scores.best_nonmate, dtype=np.float64)
     chosen = metrics.tar_at_far(mated, nonmated, config.target_far)
-    return {
+    rng = np.random.default_rng(config.seed)
+    n_boot = config.bootstrap
+
+    def rank_entry(k: int, subset: np.ndarray | None = None) -> dict[str, float | None]:
+        r = ranks if subset is None else ranks[subset]
+        return metrics.with_interval(lambda idx: metrics.rank_rate(r[idx], k), len(r), n_boot, rng)
+
+    def fnir_entry(fpir: float) -> dict[str, Any]:
+        point = metrics.fnir_at_fpir(ranks == 1, mate_scores, nonmated_top, fpir)
+        entry: dict[str, Any] = point.as_dict()
+        entry.update(
+            metrics.interval_of(
+                lambda mi, ni: (
+                    metrics.fnir_at_fpir(
+                        ranks[mi] == 1, mate_scores[mi], nonmated_top[ni], fpir
+                    ).rate
+                ),
+                (len(ranks), len(nonmated_top)),
+                n_boot,
+                rng,
+            )
+        )
+        return entry
+
+    out: dict[str, Any] = {
         "schema": SCHEMA,
         "dataset": str(root),
+        "protocol": _protocol_name(config),
         "seed": config.seed,
         "gallery_per_person": config.gallery_per_person,
         "holdout": config.holdout,
+        "distractors": str(config.distractors) if config.distractors else None,
         "gallery": {"persons": gallery_persons, "photos": gallery_photos},
         "probes": {
             "total": probe_count,
             "mated": len(ranks),
             "nonmated": len(scores.nonmated_top),
+            "nonmated_searches": len(nonmated_top),
         },
         "skipped": skipped,
-        "rank1": round(metrics.rank_rate(ranks, 1), 6),
-        "rank5": round(metrics.rank_rate(ranks, 5), 6),
+        "model_version": model_version,
+        **{f"rank{k}": round(metrics.rank_rate(ranks, k), 6) for k in RANKS},
+        "ranks": {str(k): rank_entry(k) for k in RANKS},
         "tar_at_far": {
             str(far): metrics.tar_at_far(mated, nonmated, far).as_dict() for far in FARS
         },
-        "fnir_at_fpir": {
-            str(fpir): metrics.fnir_at_fpir(
-                top_is_mate, np.asarray(scores.mate_scores), np.asarray(scores.nonmated_top), fpir
-            ).as_dict()
-            for fpir in FPIRS
-        },
+        "fnir_at_fpir": {str(fpir): fnir_entry(fpir) for fpir in FPIRS},
         "threshold": {
             "far": config.target_far,
             "value": round(chosen.threshold, 5),
             "achieved_far": round(chosen.achieved, 6),
             "tar": round(chosen.rate, 6),
             "measurable": chosen.measurable,
+        },
+        "configured": {
+            name: _at_threshold(value, mated, nonmated, ranks, mate_scores, nonmated_top)
+            for name, value in (
+                ("match_threshold", settings.match_threshold),
+                ("candidate_threshold", settings.candidate_threshold),
+            )
         },
         "scores": {
             "mated_pairs": len(mated),
@@ -221,3 +377,44 @@ def report(
             "nonmated": [round(float(s), 5) for s in nonmated],
         },
     }
+    if config.cross_age:
+        gaps = np.asarray([g if g is not None else np.nan for g in scores.gaps])
+        out["by_age_gap"] = [
+            {
+                "years": f"{low}-{high - 1}" if high < 200 else f"{low}+",
+                "searches": int(subset.sum()),
+                "mate_score_median": (
+                    round(float(np.median(mate_scores[subset])), 5) if subset.any() else None
+                ),
+                **{f"rank{k}": rank_entry(k, subset) for k in RANKS},
+            }
+            for low, high in GAP_BUCKETS
+            for subset in [(gaps >= low) & (gaps < high)]
+        ]
+    return out
+
+
+def _at_threshold(
+    threshold: float,
+    mated: np.ndarray,
+    nonmated: np.ndarray,
+    ranks: np.ndarray,
+    mate_scores: np.ndarray,
+    nonmated_top: np.ndarray,
+) -> dict[str, float]:
+    """How a configured threshold performs: TAR/FAR over pairs, FNIR/FPIR over searches."""
+    hit = (ranks == 1) & (mate_scores >= threshold)
+    return {
+        "threshold": round(float(threshold), 5),
+        "tar": round(metrics.share_at_or_above(mated, threshold), 6),
+        "far": round(metrics.share_at_or_above(nonmated, threshold), 6),
+        "fnir": round(float(1.0 - hit.mean()) if len(hit) else 1.0, 6),
+        "fpir": round(metrics.share_at_or_above(nonmated_top, threshold), 6),
+        "mates_at_or_above": round(metrics.share_at_or_above(mate_scores, threshold), 6),
+    }
+
+
+def _protocol_name(config: EvalConfig) -> str:
+    if config.cross_age:
+        return "cross-age"
+    return "open-set" if config.distractors is not None else "hold-out"

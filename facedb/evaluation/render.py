@@ -11,16 +11,18 @@ from facedb.evaluation.metrics import det_curve
 
 
 def table(report: dict[str, Any]) -> str:
-    """Return the report as aligned plain text."""
+    """Return the report as aligned plain text; rates carry their 95% interval."""
     g, p, s = report["gallery"], report["probes"], report["scores"]
     lines = [
-        f"dataset        {report['dataset']}  (seed {report['seed']})",
+        f"dataset        {report['dataset']}  ({report['protocol']}, seed {report['seed']})",
+        f"model          {report['model_version']}",
         f"gallery        {g['persons']} persons, {g['photos']} photos",
-        f"probes         {p['mated']} mated, {p['nonmated']} non-mated, "
-        f"{len(report['skipped'])} photos skipped",
-        f"rank-1         {report['rank1']:.4f}",
-        f"rank-5         {report['rank5']:.4f}",
+        f"probes         {p['mated']} mated, {p['nonmated']} non-mated "
+        f"({p['nonmated_searches']} non-mated searches counting each mated search without "
+        f"its mate), {len(report['skipped'])} photos skipped",
     ]
+    for k, entry in report["ranks"].items():
+        lines.append(f"rank-{k:<9} {_rate(entry)}")
     for far, point in report["tar_at_far"].items():
         note = "" if point["measurable"] else "  (too few non-mated pairs to measure)"
         lines.append(
@@ -29,17 +31,34 @@ def table(report: dict[str, Any]) -> str:
     for fpir, point in report["fnir_at_fpir"].items():
         note = "" if point["measurable"] else "  (too few non-mated searches to measure)"
         lines.append(
-            f"FNIR @ FPIR {fpir:<5} {point['value']:.4f}  threshold {point['threshold']:.4f}{note}"
+            f"FNIR @ FPIR {fpir:<5} {_rate(point)}  threshold {point['threshold']:.4f}{note}"
         )
     t = report["threshold"]
     lines.append(
         f"threshold      {t['value']:.4f} for FAR {t['far']} "
         f"(achieved {t['achieved_far']:.4f}, TAR {t['tar']:.4f})"
     )
+    for name, c in report["configured"].items():
+        lines.append(
+            f"{name:<20} {c['threshold']:.3f}: TAR {c['tar']:.4f} FAR {c['far']:.5f} | "
+            f"FNIR {c['fnir']:.4f} FPIR {c['fpir']:.4f} | "
+            f"mates at or above {c['mates_at_or_above']:.4f}"
+        )
+    for bucket in report.get("by_age_gap", []):
+        ranks = "  ".join(
+            f"r{k} {_rate(bucket[f'rank{k}'])}" for k in (1, 5, 10, 20) if f"rank{k}" in bucket
+        )
+        lines.append(f"gap {bucket['years']:>5} y  n={bucket['searches']:<4} {ranks}")
     lines.append(f"score medians  mated {s['mated_median']}, non-mated {s['nonmated_median']}")
     for item in report["skipped"]:
         lines.append(f"skipped        {item['path']} ({item['stage']}: {item['reason']})")
     return "\n".join(lines)
+
+
+def _rate(entry: dict[str, Any]) -> str:
+    if entry.get("low") is None:
+        return f"{entry['value']:.4f}"
+    return f"{entry['value']:.4f} [{entry['low']:.3f}, {entry['high']:.3f}]"
 
 
 def plot(report: dict[str, Any], path: Path) -> Path:

@@ -23,9 +23,10 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
+from facedb.domain import IndexKind
+
 log = logging.getLogger(__name__)
 
-IndexKind = Literal["flat", "ivf"]
 _MIN_TRAIN_PER_LIST = 39  # faiss warns below this many training points per list
 
 
@@ -99,20 +100,22 @@ class FaissIndex:
         dimension: int,
         ids: NDArray[np.int64],
         vectors: NDArray[np.float32],
-        kind: IndexKind = "flat",
+        kind: IndexKind = IndexKind.FP16,
         nlist: int = 1024,
         nprobe: int = 32,
         device: Literal["auto", "cpu", "gpu"] = "auto",
     ) -> FaissIndex:
         """Return an index holding ``vectors`` under ``ids``.
 
-        IVF needs training data: with fewer than 39 vectors per list the list count shrinks,
-        and below 2 lists it falls back to exact search (logged).
+        ``fp16`` keeps half-precision copies (a unit vector to about 3 decimal digits, far
+        below the gap between a mate and a stranger) and scans them exactly at twice the speed
+        of ``flat``. IVF needs training data: with fewer than 39 vectors per list the list
+        count shrinks, and below 2 lists it falls back to exact search (logged).
         """
         vectors = _as_vectors(vectors, dimension)
         ids = _as_ids(ids)
         inner: Any
-        if kind == "ivf":
+        if kind == IndexKind.IVF:
             lists = min(nlist, len(vectors) // _MIN_TRAIN_PER_LIST)
             if lists >= 2:
                 quantizer = faiss.IndexFlatIP(dimension)
@@ -121,6 +124,10 @@ class FaissIndex:
             else:
                 log.info("IVF needs more vectors (have %d); using exact search", len(vectors))
                 inner = faiss.IndexFlatIP(dimension)
+        elif kind == IndexKind.FP16:
+            inner = faiss.IndexScalarQuantizer(
+                dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+            )
         else:
             inner = faiss.IndexFlatIP(dimension)
         master = faiss.IndexIDMap2(inner)
@@ -148,9 +155,13 @@ class FaissIndex:
         return len(self._ids)
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> IndexKind:
         inner = faiss.downcast_index(self._master.index)
-        return "ivf" if isinstance(inner, faiss.IndexIVF) else "flat"
+        if isinstance(inner, faiss.IndexIVF):
+            return IndexKind.IVF
+        if isinstance(inner, faiss.IndexScalarQuantizer):
+            return IndexKind.FP16
+        return IndexKind.FLAT
 
     def contains(self, face_id: int) -> bool:
         return face_id in self._ids

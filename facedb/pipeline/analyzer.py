@@ -13,17 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
 
 from facedb.config import Settings
-from facedb.errors import ImageError
-from facedb.pipeline.align import aligned_chip
+from facedb.errors import ImageError, UnknownModelVersion
 from facedb.pipeline.attributes import AgeGender, AgeGenderEstimator
 from facedb.pipeline.decode import decode_image
 from facedb.pipeline.deepface_env import configure_deepface
 from facedb.pipeline.detect import FaceDetector
-from facedb.pipeline.embed import FaceEmbedder, model_input
+from facedb.pipeline.embed import FaceEmbedder
 from facedb.pipeline.memory import return_large_buffers
+from facedb.pipeline.recipes import CURRENT, RECIPES, Recipe, display_crop
 from facedb.pipeline.types import Detection, Face
 from facedb.provision import age_gender_dir, require_models
 
@@ -37,13 +36,19 @@ class LocatedFace:
     """A face after detection and alignment, before the (batched) embedding."""
 
     detection: Detection
-    model_input: NDArray[np.float32]
+    views: NDArray[np.float32]  # the recipe's (v, 160, 160, 3) model inputs
+    model_version: str  # the recipe that made them
     attributes: AgeGender | None
-    thumbnail: NDArray[np.uint8]  # RGB, at most THUMBNAIL_SIDE on its long side
+    thumbnail: NDArray[np.uint8]  # RGB, THUMBNAIL_SIDE square
 
 
 class FaceAnalyzer:
-    """Holds the three models, each built once per process, lazily and thread-safely."""
+    """Holds the three models, each built once per process, lazily and thread-safely.
+
+    ``recipe`` is how faces are fed to FaceNet; it names the model version of the
+    embeddings made. It is the current recipe unless the database's embeddings were made
+    by an older one: then the service embeds with that one (``use``) until a re-embed.
+    """
 
     def __init__(self, settings: Settings) -> None:
         return_large_buffers()  # process-wide and idempotent: decoded photos are large
@@ -54,6 +59,7 @@ class FaceAnalyzer:
         self._checked = False
         self._check_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(settings.inference_threads)
+        self.recipe: Recipe = CURRENT
 
     @property
     def model_name(self) -> str:
@@ -61,7 +67,11 @@ class FaceAnalyzer:
 
     @property
     def model_version(self) -> str:
-        return self.embedder.version
+        return self.recipe.version
+
+    def use(self, model_version: str) -> None:
+        """Embed with the recipe of ``model_version`` from now on (UnknownModelVersion if none)."""
+        self.recipe = recipe_of(model_version)
 
     def ensure_models(self) -> None:
         """Raise ModelsMissing (naming `facedb models install`) unless every file is there."""
@@ -126,40 +136,60 @@ class FaceAnalyzer:
             ]
             detections.sort(key=lambda d: (d.box.y, d.box.x))
             attributes = self.attributes.estimate(bgr, [d.box for d in detections])
-            located = []
-            for detection, attrs in zip(detections, attributes, strict=True):
-                chip = aligned_chip(bgr, detection)
-                located.append(LocatedFace(detection, model_input(chip), attrs, _thumbnail(chip)))
+            recipe = self.recipe
+            located = [
+                LocatedFace(
+                    detection,
+                    recipe.views(bgr, detection),
+                    recipe.version,
+                    attrs,
+                    display_crop(bgr, detection, THUMBNAIL_SIDE),
+                )
+                for detection, attrs in zip(detections, attributes, strict=True)
+            ]
             del bgr
         return located
 
     def embed(self, located: list[LocatedFace]) -> list[Face]:
         """Return the faces with their embeddings, computed in one batched model call."""
         self.ensure_models()
-        vectors = self.embedder.embed([f.model_input for f in located])
+        vectors = self.embedder.embed([f.views for f in located])
         return [
             Face(
                 detection=f.detection,
                 embedding=vector,
+                model_version=f.model_version,
                 age=f.attributes.age if f.attributes else None,
-                gender=f.attributes.gender if f.attributes else None,
+                gender=(
+                    f.attributes.answered(self.settings.gender_min_probability)
+                    if f.attributes
+                    else None
+                ),
                 gender_probability=f.attributes.gender_probability if f.attributes else None,
                 chip=f.thumbnail,
             )
             for f, vector in zip(located, vectors, strict=True)
         ]
 
-    def embed_stored(self, data: bytes, detections: list[Detection]) -> NDArray[np.float32]:
+    def embed_stored(
+        self, data: bytes, detections: list[Detection], recipe: Recipe = CURRENT
+    ) -> NDArray[np.float32]:
         """Return embeddings of known faces of a stored photo (re-embedding), (n, 128)."""
         self.ensure_models()
         with self._slots:
             bgr = decode_image(data, _NO_CAP, _NO_CAP).bgr
-            inputs = [model_input(aligned_chip(bgr, d)) for d in detections]
+            views = [recipe.views(bgr, d) for d in detections]
             del bgr
-        return self.embedder.embed(inputs)
+        return self.embedder.embed(views)
 
 
-def _thumbnail(chip_bgr: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    image = Image.fromarray(np.ascontiguousarray(chip_bgr[:, :, ::-1]))
-    image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    return np.asarray(image, dtype=np.uint8)
+def recipe_of(model_version: str) -> Recipe:
+    """Return the recipe that made embeddings of ``model_version``."""
+    try:
+        return RECIPES[model_version]
+    except KeyError:
+        raise UnknownModelVersion(
+            f"the database's embeddings were made by model version {model_version!r}, "
+            f"which this FaceDB cannot make (it knows {', '.join(sorted(RECIPES))}). "
+            "Run the FaceDB release that made them, or `facedb reindex --re-embed`."
+        ) from None

@@ -43,6 +43,7 @@ class Face:
 
     detection: Detection
     embedding: NDArray[np.float32]
+    model_version: str  # the recipe that made the embedding
     age: float | None
     gender: str | None
     gender_probability: float | None

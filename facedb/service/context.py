@@ -9,9 +9,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from facedb.config import Settings
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.embed import DIMENSION
+from facedb.pipeline.recipes import CURRENT
 from facedb.service.index_sync import IndexSync
 from facedb.service.jobs import JobRegistry
-from facedb.store.db import make_engine, make_sessionmaker, require_migrated
+from facedb.store import repository as repo
+from facedb.store.db import make_engine, make_sessionmaker, require_migrated, transaction
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +32,42 @@ class FaceDB:
             self.analyzer.model_name,
             self.analyzer.model_version,
             DIMENSION,
+            on_version=self.analyzer.use,
         )
         self.jobs = JobRegistry()
 
     def start(self, load_models: bool = True) -> None:
         """Refuse an un-migrated database, load the index, and (optionally) the models."""
         require_migrated(self.engine, self.settings.database_url)
+        self._adopt_model_version()
         if load_models:
             self.analyzer.load()
         self.index.start()
+
+    def _adopt_model_version(self) -> None:
+        """Embed as the stored embeddings were made; an empty database takes the current recipe.
+
+        Embeddings of two recipes are never compared: until `facedb reindex --re-embed`
+        migrates a database, its faces are searched and enrolled with the recipe that
+        made them.
+        """
+        with transaction(self.sessions) as session:
+            state = repo.index_state(session, self.analyzer.model_name, CURRENT.version)
+            version = state.model_version
+            if version != CURRENT.version and repo.count_faces(session) == 0:
+                repo.switch_generation(
+                    session, state.generation, self.analyzer.model_name, CURRENT.version
+                )
+                version = CURRENT.version
+        self.analyzer.use(version)
+        self.index.model_version = version
+        if version != CURRENT.version:
+            log.warning(
+                "this database's embeddings were made by %s; searches and enrollments use it "
+                "until `facedb reindex --re-embed` moves them to %s",
+                version,
+                CURRENT.version,
+            )
 
     def close(self) -> None:
         """Save the index snapshot and release the database."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from facedb.domain import UploadOutcome, UploadStatus
 from facedb.errors import (
+    Conflict,
     FaceDBError,
     ImageError,
     ImageTooLarge,
@@ -93,14 +95,38 @@ def enroll(db: FaceDB, person_id: str, uploads: list[Upload]) -> EnrollmentRepor
     Raises InvalidInput / RequestTooLarge for the request as a whole (nothing is stored),
     NotFound when the person does not exist or is deleted meanwhile.
     """
+    if len(uploads) > db.settings.max_upload_files:
+        raise RequestTooLarge(
+            f"{len(uploads)} files in one upload; the limit is {db.settings.max_upload_files}. "
+            "Send the rest in further requests."
+        )
+    report = commit(db, [prepare(db, person_id, uploads)])[0]
+    gone = next((r.error for r in report.results if isinstance(r.error, NotFound)), None)
+    if gone is not None:
+        raise gone
+    return report
+
+
+@dataclass
+class Prepared:
+    """One person's photos after validation and analysis, before embedding and storing."""
+
+    person_id: str
+    uploads: list[Upload]
+    birth_date: date | None
+    birth_year: int | None
+    results: list[PhotoResult | None]
+    pending: list[_Pending]
+
+
+def prepare(db: FaceDB, person_id: str, uploads: list[Upload]) -> Prepared:
+    """Check the upload and analyse each photo (one decoded at a time); store nothing.
+
+    Raises InvalidInput for the upload as a whole, NotFound for an unknown person.
+    """
     settings = db.settings
     if not uploads:
         raise InvalidInput("send at least one photo", field="files")
-    if len(uploads) > settings.max_upload_files:
-        raise RequestTooLarge(
-            f"{len(uploads)} files in one upload; the limit is {settings.max_upload_files}. "
-            "Send the rest in further requests."
-        )
     with transaction(db.sessions) as session:
         person = repo.get_person(session, person_id)
         birth_date, birth_year = person.birth_date, person.birth_year
@@ -126,26 +152,58 @@ def enroll(db: FaceDB, person_id: str, uploads: list[Upload]) -> EnrollmentRepor
             results[i] = PhotoResult(upload.filename, UploadStatus.REFUSED, error=exc)
         finally:
             data = b""  # release this file's bytes before the next is read
+    return Prepared(person_id, uploads, birth_date, birth_year, results, pending)
 
-    faces = db.analyzer.embed([p.face for p in pending])
-    for item, face in zip(pending, faces, strict=True):
-        upload = uploads[item.index]
-        age = age_on(upload.taken_at, birth_date, birth_year) if upload.taken_at else None
-        results[item.index] = _store(db, person_id, upload, item.header, face, age)
+
+def commit(db: FaceDB, batch: list[Prepared], sweep: bool = True) -> list[EnrollmentReport]:
+    """Embed the faces of every prepared upload in one model call, then store each photo in
+    its own transaction. A person deleted meanwhile gets NotFound on each of their files.
+
+    ``sweep`` cross-matches the new faces at once (else the service's sweeper or
+    `facedb crossmatch` does).
+    """
+    faces = db.analyzer.embed([p.face for item in batch for p in item.pending])
+    reports = []
+    for item in batch:
+        mine, faces = faces[: len(item.pending)], faces[len(item.pending) :]
+        for waiting, face in zip(item.pending, mine, strict=True):
+            upload = item.uploads[waiting.index]
+            age = (
+                age_on(upload.taken_at, item.birth_date, item.birth_year)
+                if upload.taken_at
+                else None
+            )
+            try:
+                result = _store(db, item.person_id, upload, waiting.header, face, age)
+            except (Conflict, NotFound) as exc:
+                result = PhotoResult(upload.filename, UploadStatus.REFUSED, error=exc)
+            item.results[waiting.index] = result
+        reports.append(EnrollmentReport(item.person_id, [r for r in item.results if r]))
     db.index.apply_committed()
-    if pending:
+    if sweep and any(item.pending for item in batch):
         crossmatch.sweep(db)  # after the commits; never fails the enrollment
-    return EnrollmentReport(person_id, [r for r in results if r is not None])
+    return reports
+
+
+# A photo with several faces is enrolled only when one of them is this many times the
+# area (twice the side) of every other: the person photographed, with faces far behind.
+DOMINANT_AREA = 4.0
 
 
 def _single_face(faces: list[LocatedFace]) -> LocatedFace:
+    """Return the one face to enroll: the only one, or one that clearly dominates."""
     if not faces:
         raise NoFaceFound("no face was found in the photo")
-    if len(faces) > 1:
-        raise MultipleFaces(
-            f"the photo shows {len(faces)} faces; enroll a photo of this person alone"
-        )
-    return faces[0]
+    if len(faces) == 1:
+        return faces[0]
+    by_area = sorted(faces, key=lambda f: f.detection.box.w * f.detection.box.h, reverse=True)
+    first, second = (f.detection.box.w * f.detection.box.h for f in by_area[:2])
+    if first >= DOMINANT_AREA * second:
+        return by_area[0]
+    raise MultipleFaces(
+        f"the photo shows {len(faces)} faces of similar size; enroll a photo of this person "
+        "alone (or one where their face is at least twice the size of any other)"
+    )
 
 
 def _store(
@@ -161,7 +219,12 @@ def _store(
     try:
         with transaction(db.sessions) as session:
             repo.lock_person(session, person_id)
-            generation = repo.lock_generation(session)
+            generation, version = repo.lock_generation(session)
+            if version is not None and version != face.model_version:
+                raise Conflict(
+                    "the embedding model changed while this photo was analysed (a re-embed "
+                    "finished); nothing was stored, upload the photo again"
+                )
             existing = repo.photo_by_sha(session, person_id, sha)
             if existing is not None:
                 faces = repo.faces_of_photos(session, [existing.id]).get(existing.id, [])
@@ -183,7 +246,7 @@ def _store(
                 [new_face(face)],
                 generation,
                 db.analyzer.model_name,
-                db.analyzer.model_version,
+                face.model_version,
             )
             record = PhotoRecord.of(photo, rows)
     except IntegrityError as exc:  # SQLite: the person was deleted between read and insert

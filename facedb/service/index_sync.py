@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from facedb.config import Settings
 from facedb.domain import ChangeOp
 from facedb.index.faiss_index import FaissIndex
+from facedb.index.lane import SearchLane
 from facedb.store import repository as repo
 from facedb.store.db import transaction
 from facedb.store.models import Change
@@ -73,11 +74,15 @@ class IndexSync:
         model_name: str,
         model_version: str,
         dimension: int,
+        on_version: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.model_name = model_name
+        # The model version of the active generation's embeddings; ``on_version`` is told
+        # when it changes (a re-embed switched generations) so queries are embedded alike.
         self.model_version = model_version
+        self.on_version = on_version
         self.dimension = dimension
         self.generation = 0
         self._index = self._empty()
@@ -86,6 +91,8 @@ class IndexSync:
         self._apply_lock = threading.Lock()
         self._save_lock = threading.Lock()
         self._changes_since_save = 0
+        # Concurrent searches share index calls (and a GPU index gets its single lane).
+        self._lane = SearchLane(lambda queries, k: self._index.search(queries, k))
 
     @property
     def index(self) -> FaissIndex:
@@ -105,6 +112,7 @@ class IndexSync:
         with transaction(self.sessions) as session:
             state = repo.index_state(session, self.model_name, self.model_version)
             generation, db_last = state.generation, repo.last_change_id(session)
+            self._adopt(state.model_version)
         if not self._load_snapshot(generation, db_last):
             self.rebuild()
         self.catch_up()
@@ -190,11 +198,13 @@ class IndexSync:
     def rebuild(self, progress: Callable[[int], None] | None = None) -> None:
         """Rebuild from the database beside the serving index, then swap it in."""
         with transaction(self.sessions) as session:
-            generation = repo.index_state(session, self.model_name, self.model_version).generation
+            state = repo.index_state(session, self.model_name, self.model_version)
+            generation, version = state.generation, state.model_version
         index, covered, unseen = self.build_from_database(generation, progress)
         with self._apply_lock:
             self._index = index
             self.generation = generation
+            self._adopt(version)
             # Replaying from before the build re-applies what it may have missed.
             self._last_change = min(covered, self._last_change) if self._last_change else covered
             now = time.monotonic()
@@ -202,6 +212,13 @@ class IndexSync:
                 self._gaps.setdefault(change_id, now)
         self.catch_up()
         self.save()
+
+    def _adopt(self, model_version: str) -> None:
+        if model_version != self.model_version:
+            log.info("index embeddings are model version %s", model_version)
+            if self.on_version is not None:
+                self.on_version(model_version)
+            self.model_version = model_version
 
     # --- tailing ------------------------------------------------------------------------
     def catch_up(self) -> int:
@@ -269,7 +286,7 @@ class IndexSync:
     def search(
         self, queries: NDArray[np.float32], k: int
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        return self._index.search(queries, k)
+        return self._lane.search(queries, k)
 
     def apply_committed(self) -> None:
         """Bring the index up to date after this process committed a write."""

@@ -12,6 +12,7 @@ import logging
 
 from facedb.domain import ChangeOp
 from facedb.errors import ImageError
+from facedb.pipeline.recipes import CURRENT
 from facedb.pipeline.types import Box, Detection
 from facedb.service.context import FaceDB
 from facedb.service.jobs import Job
@@ -35,6 +36,7 @@ def reindex(db: FaceDB, job: Job, re_embed: bool = False) -> None:
 
 
 def _re_embed(db: FaceDB, job: Job) -> None:
+    """Embed every face with the current recipe into a new generation, then switch to it."""
     with transaction(db.sessions) as session:
         current = repo.index_state(session, db.analyzer.model_name, db.analyzer.model_version)
         target = current.generation + 1
@@ -73,7 +75,9 @@ def _embed_batch(db: FaceDB, job: Job, faces: list[Face], generation: int) -> se
         with transaction(db.sessions) as session:
             content = repo.get_photo(session, photo_id).content
         try:
-            vectors = db.analyzer.embed_stored(content, [_detection(f) for f in photo_faces])
+            vectors = db.analyzer.embed_stored(
+                content, [_detection(f) for f in photo_faces], CURRENT
+            )
         except ImageError as exc:
             failed.update(f.id for f in photo_faces)
             job.errors.append(f"photo {photo_id}: {exc.message}")
@@ -83,7 +87,7 @@ def _embed_batch(db: FaceDB, job: Job, faces: list[Face], generation: int) -> se
                 face_id=face.id,
                 generation=generation,
                 model_name=db.analyzer.model_name,
-                model_version=db.analyzer.model_version,
+                model_version=CURRENT.version,
                 vector=repo.encode_vector(vector),
             )
             for face, vector in zip(photo_faces, vectors, strict=True)
@@ -103,7 +107,7 @@ def _switch(db: FaceDB, target: int, failed: set[int]) -> bool:
     enrollment committing meanwhile is either seen by the check or waits for the switch.
     """
     with transaction(db.sessions) as session:
-        repo.switch_generation(session, target, db.analyzer.model_name, db.analyzer.model_version)
+        repo.switch_generation(session, target, db.analyzer.model_name, CURRENT.version)
         missing = [
             f
             for f in repo.faces_missing_generation(session, target, len(failed) + 1)

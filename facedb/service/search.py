@@ -7,8 +7,9 @@ from datetime import date
 
 import numpy as np
 from numpy.typing import NDArray
+from sqlalchemy.orm import Session
 
-from facedb.domain import AgeSource, AuditAction, Gender, PersonStatus
+from facedb.domain import AgeSource, AuditAction, Gender, IndexKind, PersonStatus
 from facedb.errors import InvalidInput, NoFaceFound
 from facedb.pipeline.types import Face as DetectedFace
 from facedb.service.ages import age_at_photo, age_on, years_apart, years_since
@@ -113,7 +114,7 @@ def search(
         if photo.taken_at is not None and photo.taken_at > date.today():
             raise InvalidInput(f"taken_at {photo.taken_at} is in the future", field="taken_at")
         filters.check()
-        faces = db.analyzer.analyze(photo.read(db.settings.max_image_bytes))
+        faces = _analyze(db, photo.read(db.settings.max_image_bytes))
         if not faces:
             raise NoFaceFound("no face was found in the photo")
         db.index.catch_up()
@@ -139,7 +140,9 @@ def rank_identities(
     """Return up to k persons, each once with their best face, by cosine similarity.
 
     Faces are fetched from the index in widening rounds until k distinct persons pass the
-    filters or the index is exhausted; the database decides which faces still exist.
+    filters or the index is exhausted; the database decides which faces still exist. With a
+    half-precision index the fetched faces are re-scored from their stored float32
+    embeddings, so every score reported is exact.
     """
     total = db.index.count
     fetch = min(max(4 * k, 16), max(total, 1))
@@ -149,6 +152,8 @@ def rank_identities(
         scores, ids = db.index.search(vector[None, :], fetch)
         pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
         with transaction(db.sessions) as session:
+            if db.index.index.kind == IndexKind.FP16:
+                pairs = _rescored(session, db, vector, pairs)
             rows = repo.faces_with_persons(session, [i for i, _ in pairs])
             found = {
                 face_id: (FaceRecord.of(row.face), PersonRecord.of(row.person), row)
@@ -171,6 +176,17 @@ def rank_identities(
     return sorted(best.values(), key=lambda c: -c.score)[:k]
 
 
+def _rescored(
+    session: Session, db: FaceDB, vector: NDArray[np.float32], pairs: list[tuple[int, float]]
+) -> list[tuple[int, float]]:
+    """Return the pairs with float32 scores from the stored embeddings, best first."""
+    ids, vectors = repo.embeddings_for(
+        session, db.index.generation, [i for i, _ in pairs], db.index.dimension
+    )
+    exact = dict(zip(ids.tolist(), (vectors @ vector).tolist(), strict=True))
+    return sorted(((i, exact.get(i, s)) for i, s in pairs), key=lambda p: -p[1])
+
+
 @dataclass(frozen=True)
 class Verification:
     match: bool
@@ -188,7 +204,7 @@ def verify(
     with audited(db, AuditAction.VERIFY, caller) as trail:
         with transaction(db.sessions) as session:
             repo.get_person(session, person_id)
-        faces = db.analyzer.analyze(photo.read(db.settings.max_image_bytes))
+        faces = _analyze(db, photo.read(db.settings.max_image_bytes))
         if not faces:
             raise NoFaceFound("no face was found in the photo")
         probe = max(faces, key=lambda f: f.box.w * f.box.h)
@@ -211,3 +227,15 @@ def _compare(db: FaceDB, probe: DetectedFace, person_id: str, cut: float) -> Ver
         best_face = FaceRecord.of(repo.get_face(session, int(ids[best])))
     score = float(scores[best])
     return Verification(score >= cut, score, cut, probe, best_face)
+
+
+def _analyze(db: FaceDB, data: bytes) -> list[DetectedFace]:
+    """Return the photo's faces embedded as the indexed faces were.
+
+    A re-embed finishing during the call switches the recipe; the photo is then analysed
+    again rather than compared across model versions.
+    """
+    faces = db.analyzer.analyze(data)
+    if faces and faces[0].model_version != db.index.model_version:
+        faces = db.analyzer.analyze(data)
+    return faces

@@ -36,16 +36,19 @@ def index_state(session: Session, model_name: str, model_version: str) -> IndexS
     return state
 
 
-def lock_generation(session: Session) -> int:
-    """Return the active generation, holding a shared row lock until commit (PostgreSQL).
+def lock_generation(session: Session) -> tuple[int, str | None]:
+    """Return the active generation and its model version, holding a shared row lock until
+    commit (PostgreSQL); (1, None) before the state row exists.
 
     Enrollment takes this lock so that a re-embed cannot switch generations between the
     moment an enrollment picks a generation and the moment it commits.
     """
     row = session.execute(
-        select(IndexState.generation).where(IndexState.id == 1).with_for_update(read=True)
-    ).scalar_one_or_none()
-    return int(row) if row is not None else 1
+        select(IndexState.generation, IndexState.model_version)
+        .where(IndexState.id == 1)
+        .with_for_update(read=True)
+    ).one_or_none()
+    return (int(row[0]), str(row[1])) if row is not None else (1, None)
 
 
 def log_changes(session: Session, op: ChangeOp, face_ids: Sequence[int]) -> None:
@@ -146,6 +149,12 @@ def find_persons(
         query.order_by(Person.created_at.desc(), Person.id).limit(limit).offset(offset)
     )
     return list(page.scalars()), int(total)
+
+
+def person_by_external_ref(session: Session, external_ref: str) -> Person | None:
+    return session.execute(
+        select(Person).where(Person.external_ref == external_ref)
+    ).scalar_one_or_none()
 
 
 def update_person(session: Session, person: Person, fields: dict[str, Any]) -> Person:

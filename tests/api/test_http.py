@@ -30,8 +30,11 @@ def landscape() -> bytes:
 
 
 def side_by_side(a: Path, b: Path) -> bytes:
+    """Two portraits at one height: two faces of about the same size."""
     left, right = Image.open(a).convert("RGB"), Image.open(b).convert("RGB")
     height = max(left.height, right.height)
+    left = left.resize((round(left.width * height / left.height), height))
+    right = right.resize((round(right.width * height / right.height), height))
     canvas = Image.new("RGB", (left.width + right.width + 40, height), (255, 255, 255))
     canvas.paste(left, (0, 0))
     canvas.paste(right, (left.width + 40, 0))

@@ -62,6 +62,8 @@ def test_a_missing_file_has_its_own_documented_code_and_libraries_stay_quiet(
 def test_help_is_plain_text_and_status_columns_align() -> None:
     helptext = run_cli("--help").stdout
     assert "``" not in helptext and ".venv/bin/facedb" in helptext
-    lines = run_cli("models", "status").stdout.splitlines()
+    models, recipes = run_cli("models", "status").stdout.split("\n\n")
+    lines = models.splitlines()
     starts = {line.index(" /") for line in lines}  # every path column starts at one offset
     assert len(lines) >= 5 and len(starts) == 1
+    assert "(current)" in recipes

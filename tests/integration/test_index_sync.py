@@ -190,7 +190,8 @@ def test_changes_committed_out_of_order_are_not_missed(tmp_path: Path) -> None:
     import hashlib
     import uuid
 
-    from facedb.pipeline.embed import MODEL_NAME, MODEL_VERSION
+    from facedb.pipeline.embed import MODEL_NAME
+    from facedb.pipeline.recipes import CURRENT
     from facedb.store import repository as repo
     from facedb.store.models import Photo
     from tests.factories import postgres_schema
@@ -202,7 +203,7 @@ def test_changes_committed_out_of_order_are_not_missed(tmp_path: Path) -> None:
         photo = Photo(person_id=person, sha256=hashlib.sha256(content).hexdigest(),
                       content=content, media_type="image/jpeg", width=1, height=1)  # fmt: skip
         face = repo.NewFace((0, 0, 1, 1), {}, 1.0, None, None, None, b"", vector)
-        repo.add_photo(session, photo, [face], 1, MODEL_NAME, MODEL_VERSION)
+        repo.add_photo(session, photo, [face], 1, MODEL_NAME, CURRENT.version)
         return session
 
     with postgres_schema() as url:
@@ -229,7 +230,8 @@ def test_a_change_committing_during_a_fresh_rebuild_is_not_lost(tmp_path: Path) 
     import hashlib
     import uuid
 
-    from facedb.pipeline.embed import MODEL_NAME, MODEL_VERSION
+    from facedb.pipeline.embed import MODEL_NAME
+    from facedb.pipeline.recipes import CURRENT
     from facedb.store import repository as repo
     from facedb.store.models import Photo
     from tests.factories import postgres_schema
@@ -243,7 +245,7 @@ def test_a_change_committing_during_a_fresh_rebuild_is_not_lost(tmp_path: Path) 
         photo = Photo(person_id=person, sha256=hashlib.sha256(content).hexdigest(),
                       content=content, media_type="image/jpeg", width=1, height=1)  # fmt: skip
         face = repo.NewFace((0, 0, 1, 1), {}, 1.0, None, None, None, b"", slow)
-        repo.add_photo(session, photo, [face], 1, MODEL_NAME, MODEL_VERSION)
+        repo.add_photo(session, photo, [face], 1, MODEL_NAME, CURRENT.version)
         add_synthetic_faces(writer, person, fast[None, :])  # the higher id, committed now
 
         fresh = started_db(make_settings(tmp_path / "r", url), migrate=False)  # rebuilds

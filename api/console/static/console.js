@@ -277,8 +277,9 @@ async function renderResults(target, photo, answer) {
     }
     nodes.push(el("article", { class: "card face" },
       el("h2", {}, `Face ${i + 1}`),
-      el("p", {}, `Estimated age ${fmt(face.age)}, ${face.gender || "gender unknown"}` +
-        (face.gender_probability ? ` (${fmt(face.gender_probability * 100)}% sure)` : "")),
+      el("p", {}, `Estimated age ${fmt(face.age)}, ` + (face.gender && face.gender !== "unknown"
+        ? `${face.gender}` + (face.gender_probability ? ` (${fmt(face.gender_probability * 100)}% sure)` : "")
+        : "gender uncertain")),
       face.candidates.length ? list : el("p", { class: "muted" }, "No enrolled person passes the filters.")));
   }
   target.replaceChildren(...nodes);
@@ -560,7 +561,7 @@ async function renderAudit() {
     for (const [name, value] of new FormData(filters).entries()) if (value) query.set(name, value);
     location.search = query.toString();
   } },
-  field("Action", select("action", [["", "any"], ["search", "search"], ["verify", "verify"], ["decision", "decision"]], params.get("action") || "")),
+  field("Action", select("action", [["", "any"], ["search", "search"], ["verify", "verify"], ["decision", "decision"], ["import", "import"], ["export", "export"]], params.get("action") || "")),
   field("Key id", el("input", { name: "key_id", value: params.get("key_id") })),
   el("button", { type: "submit" }, "Filter"));
   const nodes = [filters];
@@ -586,6 +587,8 @@ function outcome(results) {
     if (r.error) return `refused: ${r.error}`;
     if (r.candidates) return r.candidates.length ? `top ${r.candidates[0].person_id.slice(0, 8)}… ${Number(r.candidates[0].score).toFixed(3)}` : "no candidate";
     if (r.decision) return `${r.decision} pair ${r.match_id}`;
+    if (r.manifest) return `imported ${r.manifest}: ${Object.entries(r.outcomes).map(([k, n]) => `${n} ${k}`).join(", ") || "no rows"}`;
+    if (r.target) return `exported ${r.persons.length} persons, ${r.photos} photos to ${r.target}`;
     return `${r.person_id ? r.person_id.slice(0, 8) + "…" : ""} score ${Number(r.score).toFixed(3)}`;
   }).join("; ") || "—";
 }

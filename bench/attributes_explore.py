@@ -1,0 +1,215 @@
+"""Explore age and gender estimation on utk-dev: the table behind the served estimator.
+
+Run: .venv/bin/python -m bench.attributes_explore [--devsets ../shared/devsets]
+
+Labels come from the file names (AGE_GENDER_RACE_...; gender 0 male, 1 female; race 2
+East Asian). Each crop goes through the service's detector (on the crop as given, and on
+the crop with a black border around it); every variant then estimates from the same box.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from facedb.config import Settings
+from facedb.pipeline import attributes
+from facedb.pipeline.analyzer import FaceAnalyzer
+from facedb.pipeline.decode import decode_image
+from facedb.pipeline.types import Box
+
+EAST_ASIAN = 2
+
+
+@dataclass
+class Crop:
+    age: int
+    female: bool
+    race: int
+    bgr: NDArray[np.uint8]
+    box: Box | None
+    best_confidence: float
+
+
+def labels(path: Path) -> tuple[int, bool, int]:
+    age, gender, race = path.name.split("_")[:3]
+    return int(age), gender == "1", int(race)
+
+
+def load(root: Path, analyzer: FaceAnalyzer, border: float) -> list[Crop]:
+    crops = []
+    for path in sorted(root.glob("*.jpg")):
+        age, female, race = labels(path)
+        bgr = decode_image(path.read_bytes(), 1 << 40, 1 << 40).bgr.copy()
+        if border:
+            pad = round(border * max(bgr.shape[:2]))
+            bgr = np.asarray(
+                cv2.copyMakeBorder(bgr, pad, pad, pad, pad, cv2.BORDER_CONSTANT), np.uint8
+            )
+        raw = analyzer.detector.detect(bgr)
+        found = [d for d in raw if d.confidence >= 0.8 and min(d.box.w, d.box.h) >= 20]
+        best = max(found, key=lambda d: d.box.w * d.box.h).box if found else None
+        crops.append(
+            Crop(age, female, race, bgr, best, max((d.confidence for d in raw), default=0))
+        )
+    return crops
+
+
+Estimate = Callable[[FaceAnalyzer, NDArray[np.uint8], Box], attributes.AgeGender | None]
+
+
+def report(
+    name: str, crops: list[Crop], estimate: Estimate, analyzer: FaceAnalyzer
+) -> dict[str, str]:
+    """Print and return one variant's row: age error, gender accuracy, abstention."""
+    rows = []
+    for c in crops:
+        if c.box is None:
+            continue
+        got = estimate(analyzer, c.bgr, c.box)
+        if got is not None and got.gender in ("male", "female"):
+            rows.append((c, got))
+    ages = np.array([c.age for c, _ in rows])
+    err = np.array([abs(g.age - c.age) for c, g in rows])
+    right = np.array([(g.gender == "female") == c.female for c, g in rows])
+    prob = np.array([g.gender_probability for _, g in rows])
+    asian = np.array([c.race == EAST_ASIAN for c, _ in rows])
+    # The cut: the lowest at which answered labels are right TARGET of the time; chosen on
+    # one half of the crops and measured on the other (both ways round), and on all.
+    folds = []
+    for fold in (0, 1):
+        pick = np.arange(len(rows)) % 2 == fold
+        cut = choose_cut(right[pick], prob[pick])
+        folds.append(f"{cut:.2f}: {_answered(right[~pick], prob[~pick], asian[~pick], cut)}")
+    cut = choose_cut(right, prob)
+    row = {
+        "variant": name,
+        "faces": str(len(rows)),
+        "age MAE [95% CI]": _ci(err),
+        "under 80": f"{err[ages < 80].mean():.2f}",
+        "East Asian MAE": f"{err[asian].mean():.2f}",
+        "gender right": _ci(right.astype(float), 3),
+        "East Asian": f"{right[asian].mean():.3f}",
+        "cut": f"{cut:.2f}",
+        "at the cut": _answered(right, prob, asian, cut),
+        "at 0.80": _answered(right, prob, asian, 0.80),
+    }
+    print(" | ".join(row.values()))
+    print(f"{'':10} cut chosen on one half, measured on the other: {' / '.join(folds)}")
+    return row
+
+
+def _ci(values: NDArray[np.float64], digits: int = 2) -> str:
+    rng = np.random.default_rng(0)
+    means = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(1000)]
+    low, high = np.percentile(means, [2.5, 97.5])
+    return f"{values.mean():.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+TARGET = 0.93
+
+
+def choose_cut(right: NDArray[np.bool_], prob: NDArray[np.float64]) -> float:
+    """Return the lowest probability cut whose answered labels are right TARGET of the time."""
+    for cut in np.arange(0.50, 1.0, 0.01):
+        keep = prob >= cut
+        if keep.any() and right[keep].mean() >= TARGET:
+            return float(round(cut, 2))
+    return 1.0
+
+
+def _answered(
+    right: NDArray[np.bool_], prob: NDArray[np.float64], asian: NDArray[np.bool_], cut: float
+) -> str:
+    keep = prob >= cut
+    both = keep & asian
+    return (
+        f"answered {keep.mean():.3f}, right {right[keep].mean():.3f}; East Asian answered "
+        f"{both.sum() / max(asian.sum(), 1):.3f}, right {right[both].mean():.3f}"
+    )
+
+
+def single(analyzer: FaceAnalyzer, bgr: NDArray[np.uint8], box: Box) -> attributes.AgeGender | None:
+    return analyzer.attributes.estimate(bgr, [box], mirror=False)[0]
+
+
+def mirrored(
+    analyzer: FaceAnalyzer, bgr: NDArray[np.uint8], box: Box
+) -> attributes.AgeGender | None:
+    return analyzer.attributes.estimate(bgr, [box], mirror=True)[0]
+
+
+def dlib_boxed(
+    analyzer: FaceAnalyzer, bgr: NDArray[np.uint8], box: Box
+) -> attributes.AgeGender | None:
+    return analyzer.attributes.estimate(bgr, [box], mirror=True, dlib_box=True)[0]
+
+
+def jittered(
+    analyzer: FaceAnalyzer, bgr: NDArray[np.uint8], box: Box
+) -> attributes.AgeGender | None:
+    return analyzer.attributes.estimate(bgr, [box], mirror=True, scales=(0.9, 1.0, 1.1))[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--devsets", type=Path, default=Path("../shared/devsets"))
+    parser.add_argument("--borders", type=float, nargs="+", default=[0.0, 0.25])
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    analyzer = FaceAnalyzer(Settings())
+    analyzer.load()
+    rows, found = [], []
+    variants: list[tuple[str, Estimate]] = [
+        ("one view (before)", single),
+        ("face + mirror (served)", mirrored),
+        ("dlib's own box, + mirror", dlib_boxed),
+        ("box x0.9/1/1.1, + mirror", jittered),
+    ]
+    for border in args.borders:
+        crops = load(args.devsets / "utk-dev", analyzer, border)
+        count = sum(c.box is not None for c in crops)
+        found.append(
+            f"{count}/{len(crops)} with {'no' if not border else f'a {border:.0%}'} border"
+        )
+        print(f"border {border:.0%}: faces found in {count}/{len(crops)} crops")
+        for cut in (0.5, 0.7, 0.8, 0.9, 0.95):
+            hits = sum(c.best_confidence >= cut for c in crops)
+            print(f"{'':10} detector confidence >= {cut}: {hits}/{len(crops)}")
+        for name, estimate in variants if not border else variants[:2]:
+            label = name if not border else f"{name.split(' (')[0]}, photo in a {border:.0%} border"
+            rows.append(report(label, crops, estimate, analyzer))
+    if args.write:
+        write(rows, found)
+
+
+def write(rows: list[dict[str, str]], found: list[str]) -> None:
+    from bench.accuracy_explore import replace_section
+
+    columns = list(rows[0])
+    lines = [
+        SECTION,
+        "",
+        "`.venv/bin/python -m bench.attributes_explore --write` (utk-dev: 598 crops, about "
+        f"half East Asian; faces found: {', '.join(found)}). `cut`: the lowest gender "
+        f"probability at which the answered labels are right {TARGET:.0%} of the time.",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *["| " + " | ".join(r[c] for c in columns) + " |" for r in rows],
+        "",
+    ]
+    replace_section(SECTION, "\n".join(lines))
+
+
+SECTION = "## Exploration: age and gender (utk-dev)"
+
+
+if __name__ == "__main__":
+    main()

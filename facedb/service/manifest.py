@@ -1,0 +1,173 @@
+"""Register manifests: one row per photo, read from CSV or JSON Lines, written by export.
+
+Columns (CSV header or JSON keys):
+- ``external_ref`` (the case number: rows sharing it are one person) or ``person_id``
+  (written by `facedb export`; it keeps a person's id across databases); one is required.
+- ``name`` (required for a new person), ``status``, ``gender``, ``birth_date``
+  (YYYY-MM-DD), ``birth_year``, ``linked_person_id``: the person's record.
+- ``path``: the photo, relative to the manifest's folder (a row without one gives the
+  person's record only); ``taken_at``: its date.
+- any other column: a free attribute of the person (JSON Lines may also give an
+  ``attributes`` object). Empty cells say nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from facedb.domain import Gender, PersonStatus
+from facedb.errors import InvalidInput
+
+PERSON_FIELDS = ("name", "status", "gender", "birth_date", "birth_year", "linked_person_id")
+KEY_FIELDS = ("person_id", "external_ref")
+PHOTO_FIELDS = ("path", "taken_at")
+COLUMNS = (*KEY_FIELDS, *PERSON_FIELDS, *PHOTO_FIELDS)
+MAX_TEXT = 300
+
+
+@dataclass
+class Row:
+    """One manifest line: a photo of a person, parsed, or the error that refuses it."""
+
+    line: int
+    key: str  # person_id or external_ref, whichever identifies the person
+    person_id: str | None
+    external_ref: str | None
+    person: dict[str, Any] = field(default_factory=dict)  # the record fields it gives
+    path: Path | None = None  # None: the row gives the person's record only
+    raw_path: str = ""
+    taken_at: date | None = None
+    error: InvalidInput | None = None
+
+
+def read_manifest(manifest: Path) -> Iterator[Row]:
+    """Yield every row of a ``.csv`` or ``.jsonl`` manifest, in file order."""
+    folder = manifest.resolve().parent
+    for line, record in _records(manifest):
+        yield parse_row(line, record, folder)
+
+
+def _records(manifest: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    suffix = manifest.suffix.lower()
+    if suffix == ".csv":
+        with manifest.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or not set(KEY_FIELDS) & set(reader.fieldnames):
+                raise InvalidInput(
+                    f"{manifest}: the header must name external_ref (or person_id) and path; "
+                    f"it names {', '.join(reader.fieldnames or []) or 'nothing'}"
+                )
+            for record in reader:
+                yield reader.line_num, {k: v for k, v in record.items() if k is not None}
+    elif suffix in (".jsonl", ".ndjson", ".json"):
+        with manifest.open(encoding="utf-8") as handle:
+            for line, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    record = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    yield line, {"__error__": f"not JSON: {exc.msg}"}
+                    continue
+                yield line, record if isinstance(record, dict) else {"__error__": "not an object"}
+    else:
+        raise InvalidInput(f"{manifest}: a manifest is a .csv or a .jsonl file")
+
+
+def parse_row(line: int, record: dict[str, Any], folder: Path) -> Row:
+    """Return the row's fields, or a row carrying the InvalidInput that refuses it."""
+    person_id = _text(record.get("person_id"))
+    external_ref = _text(record.get("external_ref"))
+    row = Row(line, person_id or external_ref or "", person_id, external_ref)
+    try:
+        if "__error__" in record:
+            raise InvalidInput(record["__error__"])
+        if not row.key:
+            raise InvalidInput("the row has no external_ref (case number)", field="external_ref")
+        row.raw_path = _text(record.get("path")) or ""
+        row.path = (folder / row.raw_path).resolve() if row.raw_path else None
+        row.taken_at = _date(record.get("taken_at"), "taken_at")
+        row.person = _person_fields(record, external_ref)
+    except InvalidInput as exc:
+        row.error = exc
+    return row
+
+
+def _person_fields(record: dict[str, Any], external_ref: str | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if external_ref:
+        fields["external_ref"] = _bounded(external_ref, "external_ref", 200)
+    if name := _text(record.get("name")):
+        fields["name"] = _bounded(name, "name", MAX_TEXT)
+    if status := _text(record.get("status")):
+        fields["status"] = _choice(PersonStatus, status, "status")
+    if gender := _text(record.get("gender")):
+        fields["gender"] = _choice(Gender, gender, "gender")
+    if (birth_date := _date(record.get("birth_date"), "birth_date")) is not None:
+        fields["birth_date"] = birth_date
+    if (year := _text(record.get("birth_year"))) is not None:
+        try:
+            fields["birth_year"] = int(year)
+        except ValueError:
+            raise InvalidInput(f"birth_year {year!r} is not a year", field="birth_year") from None
+    if linked := _text(record.get("linked_person_id")):
+        fields["linked_person_id"] = _bounded(linked, "linked_person_id", 36)
+    attributes = record.get("attributes")
+    extra = dict(attributes) if isinstance(attributes, dict) else {}
+    for key, value in record.items():
+        if key not in COLUMNS and key != "attributes" and _text(value) is not None:
+            extra[str(key)] = value if not isinstance(value, str) else value.strip()
+    if extra:
+        if any("\x00" in f"{k}{v}" for k, v in extra.items()):
+            raise InvalidInput("an attribute holds a NUL character", field="attributes")
+        fields["attributes"] = extra
+    return fields
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if "\x00" in text:
+        raise InvalidInput("the row holds a NUL character")
+    return text or None
+
+
+def _bounded(value: str, name: str, limit: int) -> str:
+    if len(value) > limit:
+        raise InvalidInput(f"{name} is longer than {limit} characters", field=name)
+    return value
+
+
+def _choice(kind: Any, value: str, name: str) -> Any:
+    try:
+        return kind(value.lower())
+    except ValueError:
+        allowed = ", ".join(v.value for v in kind)
+        raise InvalidInput(f"{name} {value!r} is not one of {allowed}", field=name) from None
+
+
+def _date(value: Any, name: str) -> date | None:
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{name} {text!r} is not a date (YYYY-MM-DD)", field=name) from None
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write manifest rows (the standard columns first, attributes after) as CSV."""
+    extra = sorted({k for r in rows for k in r} - set(COLUMNS))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, *extra])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
