@@ -264,3 +264,7 @@ def replace_section(section: str, text: str) -> None:
         kept.append(text.rstrip("\n"))
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text("\n\n".join(kept) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -89,17 +89,18 @@ class Settings(BaseSettings):
     # width x height x 3 bytes, so this bounds the pipeline's memory under load.
     inference_threads: int = Field(default=2, ge=1, le=64)
 
-    # Cosine similarity at or above which a candidate is reported as a match. The default is
-    # deepface's published Facenet cosine-distance threshold (0.40) expressed as a similarity;
-    # `facedb calibrate` replaces it with one measured on the operator's own photos.
-    match_threshold: float = Field(default=0.60, ge=-1.0, le=1.0)
+    # Cosine similarity at or above which a candidate is reported as a match: the score
+    # that 1 in 10,000 stranger pairs reaches (FAR 1e-4) on lfw-dev with the current
+    # embedding recipe (docs/ACCURACY.md); `facedb calibrate` measures it on your photos.
+    match_threshold: float = Field(default=0.59, ge=-1.0, le=1.0)
 
     # Cross-matching the missing register against the found one: candidate pairs for people
     # to review, so the floor is far below the match threshold. Cross-age pairs of the same
-    # person score low (FaceNet cosine: median 0.42, a quarter below 0.27, for photos 10-30
-    # years apart), so the default keeps most of them; the rank limit bounds the list.
+    # person score low, so the list is bounded by rank (candidates_per_face) and the floor
+    # only drops pairs that score like a typical stranger pair: 0.22 is reached by 1 stranger
+    # pair in 10 (FAR 10%) on lfw-dev (docs/ACCURACY.md).
     candidates_per_face: int = Field(default=10, ge=1, le=100)
-    candidate_threshold: float = Field(default=0.25, ge=-1.0, le=1.0)
+    candidate_threshold: float = Field(default=0.22, ge=-1.0, le=1.0)
 
     # A face's estimated gender is reported only when the network is at least this sure,
     # else `unknown` (docs/ACCURACY.md: how it was calibrated, what it costs).

@@ -2,9 +2,9 @@
 
 Two recipes exist, each named by the model version its embeddings are stored under:
 
-- ``LEGACY``: deepface's way (a tight box, rotated on the eyes, aspect-padded, fed in BGR).
+- ``LegacyRecipe``: deepface's way (a tight box, rotated on the eyes, aspect-padded, fed in BGR).
   Kept so a database made with it keeps serving until ``facedb reindex --re-embed``.
-- ``MARGIN_MIRROR``: close to the input the weights were trained on (David Sandberg's
+- ``MarginMirrorRecipe`` (current): close to the input the weights were trained on (David Sandberg's
   facenet: the MTCNN box with a margin, resized to 160x160, RGB, prewhitened), widened to
   a square so the face keeps its shape and turned so the eyes are level, and embedded with
   its mirror image, the two embeddings averaged.
@@ -34,17 +34,6 @@ def prewhiten(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
     x = rgb.astype(np.float32)
     std = max(float(x.std()), 1.0 / math.sqrt(x.size))
     return np.asarray((x - x.mean()) / std, dtype=np.float32)
-
-
-def pad_resize(chip: NDArray[np.uint8], side: int = SIDE) -> NDArray[np.uint8]:
-    """Return ``chip`` resized to fit ``side`` x ``side`` and centred on black padding."""
-    factor = min(side / chip.shape[0], side / chip.shape[1])
-    size = (max(1, int(chip.shape[1] * factor)), max(1, int(chip.shape[0] * factor)))
-    small = cv2.resize(chip, size)
-    out = np.zeros((side, side, 3), np.uint8)
-    top, left = (side - small.shape[0]) // 2, (side - small.shape[1]) // 2
-    out[top : top + small.shape[0], left : left + small.shape[1]] = small
-    return out
 
 
 def margin_crop(

@@ -41,7 +41,7 @@ from facedb.service.context import FaceDB
 from facedb.service.enrollment import Prepared, commit, prepare
 from facedb.service.exporter import MATCH_COLUMNS, MATCHES
 from facedb.service.manifest import Row, read_manifest
-from facedb.service.persons import check_person, check_taken_at
+from facedb.service.persons import check_person, check_taken_at, create_person, update_person
 from facedb.service.uploads import Upload
 from facedb.store import repository as repo
 from facedb.store.db import transaction
@@ -170,12 +170,20 @@ def _person(
     db: FaceDB, rows: list[Row], emit: Sink, dry_run: bool
 ) -> tuple[str | None, PersonChange, list[Row]]:
     """Resolve one person's rows to a stored person; return its id, what changed, and the
-    rows still standing (rows refused here were given to ``emit``)."""
+    rows still standing (rows refused here were given to ``emit``).
+
+    The first row giving a field sets it; a later row giving it otherwise is refused. Free
+    attributes merge, the first value of each winning.
+    """
     fields: dict[str, Any] = {}
     accepted: list[Row] = []
     for row in rows:
         if row.error is None:
-            clash = [k for k, v in row.person.items() if k in fields and fields[k] != v]
+            clash = [
+                k
+                for k, v in row.person.items()
+                if k in fields and k != "attributes" and fields[k] != v
+            ]
             if clash:
                 row.error = ConflictingRecord(
                     f"{clash[0]} is {row.person[clash[0]]!r} here but {fields[clash[0]]!r} "
@@ -186,7 +194,10 @@ def _person(
             emit(_result(row, RowOutcome.REFUSED, error=row.error))
             continue
         for key, value in row.person.items():
-            fields.setdefault(key, value)
+            if key == "attributes":
+                fields["attributes"] = {**value, **fields.get("attributes", {})}
+            else:
+                fields.setdefault(key, value)
         accepted.append(row)
     if not accepted:
         return None, PersonChange.NONE, []
@@ -207,34 +218,35 @@ def _store_person(
     fields: dict[str, Any],
     dry_run: bool,
 ) -> tuple[str | None, PersonChange]:
-    """Create the person, or update the fields that differ; the API's rules apply."""
+    """Create the person, or update the fields that differ, through the person service
+    (the API's rules: birth date and year agree, no photo dated before a new birth date, a
+    move between registers is cross-matched)."""
     with transaction(db.sessions) as session:
         person = _find(session, person_id, external_ref)
-        if person is None:
-            if "name" not in fields:
-                raise InvalidInput("a new person needs a name", field="name")
+        if person is not None:
+            changes = {k: v for k, v in fields.items() if getattr(person, k) != v}
+            if "attributes" in changes:
+                merged = {**(person.attributes or {}), **changes["attributes"]}
+                changes["attributes"] = merged
+                if merged == person.attributes:
+                    del changes["attributes"]
+            found_id, current = person.id, {"birth_date": person.birth_date,
+                                            "birth_year": person.birth_year}  # fmt: skip
+    if person is None:
+        if "name" not in fields:
+            raise InvalidInput("a new person needs a name", field="name")
+        if dry_run:
             check_person(fields)
-            if dry_run:
-                return person_id, PersonChange.CREATED
-            new = {**fields, **({"id": person_id} if person_id else {})}
-            return repo.add_person(session, **new).id, PersonChange.CREATED
-        changes = {k: v for k, v in fields.items() if getattr(person, k) != v}
-        if "attributes" in changes:
-            changes["attributes"] = {**(person.attributes or {}), **changes["attributes"]}
-            if changes["attributes"] == person.attributes:
-                del changes["attributes"]
-        if not changes:
-            return person.id, PersonChange.UNCHANGED
-        check_person(
-            {
-                "birth_date": changes.get("birth_date", person.birth_date),
-                "birth_year": changes.get("birth_year", person.birth_year),
-                "attributes": changes.get("attributes"),
-            }
-        )
-        if not dry_run:
-            repo.update_person(session, person, changes)
-        return person.id, PersonChange.UPDATED
+            return person_id, PersonChange.CREATED
+        new = {**fields, **({"id": person_id} if person_id else {})}
+        return create_person(db, new).id, PersonChange.CREATED
+    if not changes:
+        return found_id, PersonChange.UNCHANGED
+    if dry_run:
+        check_person({**current, **changes})
+    else:
+        update_person(db, found_id, changes)
+    return found_id, PersonChange.UPDATED
 
 
 def _find(session: Any, person_id: str | None, external_ref: str | None) -> Person | None:
