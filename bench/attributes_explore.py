@@ -13,6 +13,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -148,13 +149,47 @@ def mirrored(
 def dlib_boxed(
     analyzer: FaceAnalyzer, bgr: NDArray[np.uint8], box: Box
 ) -> attributes.AgeGender | None:
-    return analyzer.attributes.estimate(bgr, [box], mirror=True, dlib_box=True)[0]
+    return analyzer.attributes.estimate(bgr, [box], mirror=True, predict=_dlib_box)[0]
 
 
 def jittered(
     analyzer: FaceAnalyzer, bgr: NDArray[np.uint8], box: Box
 ) -> attributes.AgeGender | None:
-    return analyzer.attributes.estimate(bgr, [box], mirror=True, scales=(0.9, 1.0, 1.1))[0]
+    return analyzer.attributes.estimate(bgr, [box], mirror=True, predict=_jitter)[0]
+
+
+def _dlib_box(predictor: Any, rgb: NDArray[np.uint8], box: Box) -> tuple[float, float] | None:
+    """One view read on dlib's own detection of the face (its landmark model was trained on
+    those boxes), falling back to the box given."""
+    best, overlap = None, 0.3
+    for prediction in predictor.predict(rgb):
+        left, top, right, bottom = prediction["face"]
+        found = Box(left, top, right - left + 1, bottom - top + 1)
+        if (score := _iou(found, box)) >= overlap:
+            best, overlap = prediction, score
+    if best is None:
+        return attributes.predict_box(predictor, rgb, box)
+    return attributes.read_prediction(best)
+
+
+def _jitter(predictor: Any, rgb: NDArray[np.uint8], box: Box) -> tuple[float, float] | None:
+    """One view averaged over the box scaled x0.9, x1 and x1.1 about its centre."""
+    reads = []
+    for factor in (0.9, 1.0, 1.1):
+        w, h = round(box.w * factor), round(box.h * factor)
+        scaled = Box(box.x + (box.w - w) // 2, box.y + (box.h - h) // 2, w, h)
+        reads.append(attributes.predict_box(predictor, rgb, scaled))
+    seen = [r for r in reads if r is not None]
+    if not seen:
+        return None
+    return float(np.mean([a for a, _ in seen])), float(np.mean([p for _, p in seen]))
+
+
+def _iou(a: Box, b: Box) -> float:
+    w = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+    h = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
+    inter = max(0, w) * max(0, h)
+    return inter / float(a.w * a.h + b.w * b.h - inter) if inter else 0.0
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from numpy.typing import NDArray
 
 from facedb.config import Settings
+from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.embed import MODEL_NAME
 from facedb.pipeline.recipes import CURRENT
 from facedb.service.context import FaceDB
@@ -73,12 +74,20 @@ def make_settings(tmp_path: Path, url: str, **overrides: object) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=url, **overrides)  # type: ignore[arg-type]
 
 
-def started_db(settings: Settings, migrate: bool = True) -> FaceDB:
+def started_db(
+    settings: Settings, migrate: bool = True, analyzer: FaceAnalyzer | None = None
+) -> FaceDB:
     if migrate:
         upgrade(settings.database_url)
-    db = FaceDB(settings)
+    db = FaceDB(settings, analyzer)
     db.start(load_models=False)
     return db
+
+
+def model_db(url: str, folder: Path, analyzer: FaceAnalyzer) -> FaceDB:
+    """A started, migrated database at ``url`` sharing the session's loaded models."""
+    settings = make_settings(folder, url, model_dir=analyzer.settings.models_path)
+    return started_db(settings, analyzer=analyzer)
 
 
 def unit_vectors(n: int, seed: int, dimension: int = 128) -> NDArray[np.float32]:

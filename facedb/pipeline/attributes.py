@@ -7,6 +7,7 @@ mean age error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,29 +50,25 @@ class AgeGenderEstimator(LazyModel):
         bgr: NDArray[np.uint8],
         boxes: list[Box],
         mirror: bool = True,
-        dlib_box: bool = False,
-        scales: tuple[float, ...] = (1.0,),
+        predict: Predict | None = None,
     ) -> list[AgeGender | None]:
         """Return one estimate per box of a BGR photo (None where the networks gave nothing).
 
         With ``mirror`` the networks also see the mirrored face, and the two ages and the
-        two probabilities of "female" are averaged. With ``dlib_box`` the face is first
-        looked for with dlib's own detector around the box (the landmark model was trained
-        on its boxes), falling back to the box given.
+        two probabilities of "female" are averaged. ``predict`` replaces how one view is
+        read (bench/attributes_explore.py measures alternatives with it).
         """
-        predict = _predict_dlib_box if dlib_box else _predict
+        read_view = predict or predict_box
         results: list[AgeGender | None] = []
         with self.using() as predictor:
             for box in boxes:
-                region, centre = _context(bgr, box)
-                flipped = np.ascontiguousarray(region[:, ::-1]) if mirror else None
-                views = []
-                for local in (_scaled(centre, f) for f in scales):
-                    views.append(predict(predictor, region, local))
-                    if flipped is not None:
-                        width = region.shape[1]
-                        mirrored = Box(width - local.x - local.w, local.y, local.w, local.h)
-                        views.append(predict(predictor, flipped, mirrored))
+                region, local = _context(bgr, box)
+                views = [read_view(predictor, region, local)]
+                if mirror:
+                    flipped = np.ascontiguousarray(region[:, ::-1])
+                    width = region.shape[1]
+                    mirrored = Box(width - local.x - local.w, local.y, local.w, local.h)
+                    views.append(read_view(predictor, flipped, mirrored))
                 seen = [v for v in views if v is not None]
                 if not seen:
                     results.append(None)
@@ -83,49 +80,23 @@ class AgeGenderEstimator(LazyModel):
         return results
 
 
-def _predict(predictor: Any, rgb: NDArray[np.uint8], box: Box) -> tuple[float, float] | None:
+# Reads one view: (age, probability of female) for a box of an RGB image, or None.
+Predict = Callable[[Any, NDArray[np.uint8], Box], tuple[float, float] | None]
+
+
+def predict_box(predictor: Any, rgb: NDArray[np.uint8], box: Box) -> tuple[float, float] | None:
     """Return (age, probability of female) for one box of an RGB image."""
     top, left = box.y, box.x
     bottom, right = box.y + box.h - 1, box.x + box.w - 1
     predictions = predictor.predict(rgb, [(top, right, bottom, left)])
-    return _read(predictions[0]) if predictions else None
+    return read_prediction(predictions[0]) if predictions else None
 
 
-def _read(first: dict[str, Any]) -> tuple[float, float]:
+def read_prediction(first: dict[str, Any]) -> tuple[float, float]:
     """Return (age, probability of female) from one of the package's predictions."""
     confidence = float(first["gender"]["confidence"]) / 100.0
     female = confidence if first["gender"]["value"] == "female" else 1.0 - confidence
     return float(first["age"]["value"]), female
-
-
-def _predict_dlib_box(
-    predictor: Any, rgb: NDArray[np.uint8], box: Box
-) -> tuple[float, float] | None:
-    """Like ``_predict``, on dlib's own detection of the face when it finds it."""
-    best, overlap = None, 0.3
-    for prediction in predictor.predict(rgb):
-        left, top, right, bottom = prediction["face"]
-        found = Box(left, top, right - left + 1, bottom - top + 1)
-        if (score := _iou(found, box)) >= overlap:
-            best, overlap = prediction, score
-    if best is None:
-        return _predict(predictor, rgb, box)
-    return _read(best)
-
-
-def _scaled(box: Box, factor: float) -> Box:
-    """Return the box grown (or shrunk) by ``factor`` about its centre."""
-    if factor == 1.0:
-        return box
-    w, h = round(box.w * factor), round(box.h * factor)
-    return Box(box.x + (box.w - w) // 2, box.y + (box.h - h) // 2, w, h)
-
-
-def _iou(a: Box, b: Box) -> float:
-    w = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
-    h = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
-    inter = max(0, w) * max(0, h)
-    return inter / float(a.w * a.h + b.w * b.h - inter) if inter else 0.0
 
 
 def _context(bgr: NDArray[np.uint8], box: Box) -> tuple[NDArray[np.uint8], Box]:

@@ -196,10 +196,11 @@ def _single_face(faces: list[LocatedFace]) -> LocatedFace:
         raise NoFaceFound("no face was found in the photo")
     if len(faces) == 1:
         return faces[0]
-    by_area = sorted(faces, key=lambda f: f.detection.box.w * f.detection.box.h, reverse=True)
-    first, second = (f.detection.box.w * f.detection.box.h for f in by_area[:2])
+    by_area = sorted(((f.detection.box.w * f.detection.box.h, f) for f in faces),
+                     key=lambda pair: pair[0], reverse=True)  # fmt: skip
+    (first, largest), (second, _) = by_area[:2]
     if first >= DOMINANT_AREA * second:
-        return by_area[0]
+        return largest
     raise MultipleFaces(
         f"the photo shows {len(faces)} faces of similar size; enroll a photo of this person "
         "alone (or one where their face is at least twice the size of any other)"

@@ -28,21 +28,14 @@ from facedb.service.exporter import export, select_persons
 from facedb.service.importer import RowResult, import_manifest
 from facedb.service.jobs import Job
 from facedb.store.db import upgrade
-from tests.factories import make_settings
+from tests.factories import model_db
 
 pytestmark = pytest.mark.models
 
 
-def open_db(url: str, folder: Path, analyzer: FaceAnalyzer) -> FaceDB:
-    upgrade(url)
-    db = FaceDB(make_settings(folder, url, model_dir=analyzer.settings.models_path), analyzer)
-    db.start(load_models=False)
-    return db
-
-
 @pytest.fixture
 def db(url: str, tmp_path: Path, analyzer: FaceAnalyzer) -> Iterator[FaceDB]:
-    instance = open_db(url, tmp_path, analyzer)
+    instance = model_db(url, tmp_path, analyzer)
     yield instance
     instance.close()
 
@@ -199,9 +192,9 @@ def test_kill_9_mid_import_then_rerun_ends_as_one_uninterrupted_run(
     already = sum(r["outcome"] == "already_stored" for r in lines)
     assert already >= 4 and already + sum(r["outcome"] == "stored" for r in lines) == len(rows)
 
-    interrupted = open_db(url, tmp_path / "a", analyzer)
+    interrupted = model_db(url, tmp_path / "a", analyzer)
     fresh_url = f"sqlite:///{tmp_path / 'uninterrupted.sqlite3'}"
-    uninterrupted = open_db(fresh_url, tmp_path / "b", analyzer)
+    uninterrupted = model_db(fresh_url, tmp_path / "b", analyzer)
     try:
         run_import(uninterrupted, manifest)
         assert state(interrupted) == state(uninterrupted)
@@ -244,7 +237,7 @@ def test_export_then_import_into_a_fresh_database_round_trips(
     unpacked = tmp_path / "unpacked"
     with zipfile.ZipFile(target) as archive:
         archive.extractall(unpacked)
-    fresh = open_db(f"sqlite:///{tmp_path / 'fresh.sqlite3'}", tmp_path / "fresh", analyzer)
+    fresh = model_db(f"sqlite:///{tmp_path / 'fresh.sqlite3'}", tmp_path / "fresh", analyzer)
     try:
         got = run_import(fresh, unpacked / "manifest.jsonl")
         assert {r.outcome for r in got.values()} == {RowOutcome.STORED}

@@ -20,19 +20,14 @@ from facedb.service.enrollment import enroll
 from facedb.service.jobs import Job
 from facedb.service.persons import create_person, delete_person, get_person
 from facedb.service.uploads import Upload
-from facedb.store.db import upgrade
-from tests.factories import make_settings
+from tests.factories import model_db
 
 pytestmark = pytest.mark.models
 
 
 @pytest.fixture
 def db(url: str, tmp_path: Path, analyzer: FaceAnalyzer) -> Iterator[FaceDB]:
-    upgrade(url)
-    instance = FaceDB(
-        make_settings(tmp_path, url, model_dir=analyzer.settings.models_path), analyzer
-    )
-    instance.start(load_models=False)
+    instance = model_db(url, tmp_path, analyzer)
     yield instance
     instance.close()
 

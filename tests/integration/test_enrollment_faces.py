@@ -16,20 +16,14 @@ from facedb.service.context import FaceDB
 from facedb.service.enrollment import enroll
 from facedb.service.persons import create_person
 from facedb.service.uploads import Upload
-from facedb.store.db import upgrade
-from tests.factories import make_settings
+from tests.factories import model_db
 
 pytestmark = pytest.mark.models
 
 
 @pytest.fixture
 def db(tmp_path: Path, analyzer: FaceAnalyzer) -> Iterator[FaceDB]:
-    url = f"sqlite:///{tmp_path / 'faces.sqlite3'}"
-    upgrade(url)
-    instance = FaceDB(
-        make_settings(tmp_path, url, model_dir=analyzer.settings.models_path), analyzer
-    )
-    instance.start(load_models=False)
+    instance = model_db(f"sqlite:///{tmp_path / 'faces.sqlite3'}", tmp_path, analyzer)
     yield instance
     instance.close()
 

@@ -23,7 +23,7 @@ from facedb.service.search import SearchFilters, rank_identities
 from facedb.service.uploads import Upload
 from facedb.store import repository as repo
 from facedb.store.db import transaction, upgrade
-from tests.factories import make_settings
+from tests.factories import model_db
 
 pytestmark = pytest.mark.models
 
@@ -33,12 +33,6 @@ def analyzer_restored(analyzer: FaceAnalyzer) -> Iterator[FaceAnalyzer]:
     """The shared analyzer, back on the current recipe after the test."""
     yield analyzer
     analyzer.use(CURRENT.version)
-
-
-def open_db(url: str, tmp_path: Path, analyzer: FaceAnalyzer) -> FaceDB:
-    db = FaceDB(make_settings(tmp_path, url, model_dir=analyzer.settings.models_path), analyzer)
-    db.start(load_models=False)
-    return db
 
 
 def stored_versions(db: FaceDB) -> set[str]:
@@ -54,7 +48,7 @@ def test_old_embeddings_are_served_alike_until_re_embedded(
     train, val = photos(celebrity / "train"), photos(celebrity / "val")
     upgrade(url)
     # A database whose faces were embedded by the legacy recipe (as a release before it).
-    db = open_db(url, tmp_path, analyzer)
+    db = model_db(url, tmp_path, analyzer)
     assert db.index.model_version == CURRENT.version  # an empty database takes the current
     with transaction(db.sessions) as session:
         repo.switch_generation(session, 1, analyzer.model_name, LEGACY_VERSION)
@@ -70,7 +64,7 @@ def test_old_embeddings_are_served_alike_until_re_embedded(
     analyzer.use(CURRENT.version)  # a new release starts with the current recipe
 
     # On start the stored version is detected and queries are embedded the same way.
-    db = open_db(url, tmp_path, analyzer)
+    db = model_db(url, tmp_path, analyzer)
     assert db.index.model_version == LEGACY_VERSION
     assert analyzer.model_version == LEGACY_VERSION
     assert stored_versions(db) == {LEGACY_VERSION}
@@ -104,6 +98,6 @@ def test_old_embeddings_are_served_alike_until_re_embedded(
     db.close()
 
     # A restart keeps the migrated version.
-    db = open_db(url, tmp_path, analyzer)
+    db = model_db(url, tmp_path, analyzer)
     assert db.index.model_version == CURRENT.version
     db.close()
