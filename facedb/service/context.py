@@ -45,11 +45,12 @@ class FaceDB:
         self.index.start()
 
     def _adopt_model_version(self) -> None:
-        """Embed as the stored embeddings were made; an empty database takes the current recipe.
+        """Let an empty database take the current recipe; warn when the stored embeddings
+        are an older one's.
 
         Embeddings of two recipes are never compared: until `facedb reindex --re-embed`
-        migrates a database, its faces are searched and enrolled with the recipe that
-        made them.
+        migrates a database, the index (``IndexSync.start``, through ``on_version``) makes
+        the analyzer search and enroll with the recipe that made its faces.
         """
         with transaction(self.sessions) as session:
             state = repo.index_state(session, self.analyzer.model_name, CURRENT.version)
@@ -59,8 +60,6 @@ class FaceDB:
                     session, state.generation, self.analyzer.model_name, CURRENT.version
                 )
                 version = CURRENT.version
-        self.analyzer.use(version)
-        self.index.model_version = version
         if version != CURRENT.version:
             log.warning(
                 "this database's embeddings were made by %s; searches and enrollments use it "
