@@ -310,10 +310,15 @@ class JobOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    status: str = Field(description="`ok`, or `unavailable` while the database is down")
+    status: str = Field(
+        description="`ok`, or `unavailable` while the database or the Milvus index is down"
+    )
     database: bool
     auth: str = Field(description="`keys`, or `keyless-local` (no key was ever created)")
-    index: dict[str, Any]
+    index: dict[str, Any] = Field(
+        description="`available`; the backend, faces, generation, last change applied, "
+        "model version and whether a re-embed is required; or `error` when unavailable"
+    )
     models: dict[str, bool]
     crossmatch: dict[str, Any] = Field(
         description="`pending`: faces enrolled in a register and not yet cross-matched"

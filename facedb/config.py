@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from facedb.domain import IndexKind
+from facedb.domain import IndexBackend, IndexKind
 
 # deepface's detector backends. Only those whose weights ship inside a PyPI package work
 # offline; `facedb models status` says which of them are usable on this machine.
@@ -106,10 +106,16 @@ class Settings(BaseSettings):
     # else `unknown` (docs/ACCURACY.md: how it was calibrated, what it costs).
     gender_min_probability: float = Field(default=0.78, ge=0.5, le=1.0)
 
+    index_backend: IndexBackend = IndexBackend.FAISS
     index_kind: IndexKind = IndexKind.FP16
     index_ivf_nlist: int = Field(default=1024, ge=1)
     index_ivf_nprobe: int = Field(default=32, ge=1)
     index_device: Literal["auto", "cpu", "gpu"] = "auto"
+    # With FACEDB_INDEX_BACKEND=milvus: a local path runs Milvus Lite in this process (one
+    # process per file; empty: <data_dir>/milvus.db), http://host:19530 a Milvus server.
+    milvus_uri: str = ""
+    milvus_token: str = Field(default="", description="user:password or an API key")
+    milvus_collection: str = Field(default="facedb_faces", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -134,6 +140,26 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not an IP address or network") from None
         return value
 
+    @field_validator("milvus_uri")
+    @classmethod
+    def _lite_file_name(cls, value: str) -> str:
+        server = value.startswith(("http://", "https://", "tcp://", "unix:"))
+        if value and not server and not value.endswith(".db"):
+            raise ValueError(
+                f"{value!r}: a Milvus Lite path must end in .db (or give a server's "
+                "http://host:19530 address)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _milvus_is_exact(self) -> Settings:
+        if self.index_backend == IndexBackend.MILVUS and self.index_kind == IndexKind.IVF:
+            raise ValueError(
+                "FACEDB_INDEX_KIND=ivf applies to the faiss backend; the Milvus backend "
+                "searches exactly (a FLAT index): unset FACEDB_INDEX_KIND"
+            )
+        return self
+
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
@@ -155,6 +181,15 @@ class Settings(BaseSettings):
     def proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """Return the networks whose X-Forwarded-For header is trusted."""
         return [ipaddress.ip_network(item, strict=False) for item in _split(self.trusted_proxies)]
+
+    @property
+    def milvus_location(self) -> str:
+        """Return the Milvus URI: the server's address, or the Milvus Lite file's path."""
+        if not self.milvus_uri:
+            return str(self.data_dir / "milvus.db")
+        if self.milvus_uri.startswith(("http://", "https://", "tcp://", "unix:")):
+            return self.milvus_uri
+        return str(Path(self.milvus_uri).expanduser().resolve())
 
     @property
     def index_dir(self) -> Path:

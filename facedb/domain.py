@@ -187,6 +187,13 @@ class AuthMode(StrEnum):
     KEYS = "keys"
 
 
+class IndexBackend(StrEnum):
+    """Where the vectors are searched (FACEDB_INDEX_BACKEND)."""
+
+    FAISS = "faiss"  # each process holds the index in memory (a snapshot on disk)
+    MILVUS = "milvus"  # one Milvus collection that every process shares (FACEDB_MILVUS_URI)
+
+
 class IndexKind(StrEnum):
     """How the FAISS index holds the vectors (FACEDB_INDEX_KIND)."""
 

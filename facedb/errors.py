@@ -113,6 +113,12 @@ class DatabaseUnavailable(FaceDBError):
     code = "database_unavailable"
 
 
+class IndexUnavailable(FaceDBError):
+    """The vector index (a Milvus server or Milvus Lite file) cannot be reached or opened."""
+
+    code = "index_unavailable"
+
+
 # --- auth ---------------------------------------------------------------------------------
 class Unauthenticated(FaceDBError):
     code = "unauthenticated"

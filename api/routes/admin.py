@@ -13,7 +13,6 @@ from api.routes.common import DB, strict_query
 from api.schemas import AuditOut, HealthOut, JobOut, MeOut, Text
 from facedb.domain import AuditAction, JobKind, Permission, may
 from facedb.errors import FaceDBError, NotFound
-from facedb.pipeline.recipes import CURRENT
 from facedb.service import audit, crossmatch
 from facedb.service.audit import Caller
 from facedb.service.context import FaceDB
@@ -29,7 +28,7 @@ Admin = Annotated[Caller, Depends(require(Permission.ADMIN))]
     "/v1/health",
     response_model=HealthOut,
     responses={
-        503: {"model": HealthOut, "description": "the database is down"},
+        503: {"model": HealthOut, "description": "the database or the Milvus index is down"},
         **documented(422),
     },
 )
@@ -37,24 +36,17 @@ def health(request: Request, db: DB) -> JSONResponse:
     """Database reachable, auth mode, index size, models loaded. 503 while the database is down."""
     database = ping(db.engine)
     modes: AuthModeCache = request.app.state.auth_modes
+    index = db.index.health() if database else {"available": False}
+    serving = database and bool(index["available"])
     body = HealthOut(
-        status="ok" if database else "unavailable",
+        status="ok" if serving else "unavailable",
         database=database,
         auth=modes.current().value if database else "unknown",
-        index={
-            "faces": db.index.count,
-            "generation": db.index.generation,
-            "kind": db.index.index.kind,
-            "device": db.index.index.device,
-            "last_change": db.index.last_change,
-            "model_version": db.index.model_version,
-            # Stored embeddings made by an older recipe: `facedb reindex --re-embed`.
-            "re_embed_required": db.index.model_version != CURRENT.version,
-        },
+        index=index,
         models=db.analyzer.loaded(),
         crossmatch={"pending": crossmatch.pending(db) if database else None},
     )
-    return JSONResponse(body.model_dump(), status_code=200 if database else 503)
+    return JSONResponse(body.model_dump(), status_code=200 if serving else 503)
 
 
 @router.get(

@@ -33,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from facedb.config import Settings
-from facedb.domain import UploadStatus
+from facedb.domain import IndexBackend, UploadStatus
 from facedb.errors import FaceDBError, InvalidInput
 from facedb.evaluation import metrics
 from facedb.pipeline.analyzer import FaceAnalyzer
@@ -187,6 +187,8 @@ def run(
                 "data_dir": Path(tmp),
                 "database_url": f"sqlite:///{Path(tmp) / 'eval.sqlite3'}",
                 "model_dir": base.models_path,
+                # A throw-away database gets a throw-away index, never a shared collection.
+                "index_backend": IndexBackend.FAISS,
             }
         )
         upgrade(settings.database_url)

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facedb.domain import IndexKind
+from facedb.index.base import as_ids, as_vectors, empty_results, padded
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,8 @@ class FaissIndex:
         of ``flat``. IVF needs training data: with fewer than 39 vectors per list the list
         count shrinks, and below 2 lists it falls back to exact search (logged).
         """
-        vectors = _as_vectors(vectors, dimension)
-        ids = _as_ids(ids)
+        vectors = as_vectors(vectors, dimension)
+        ids = as_ids(ids)
         inner: Any
         if kind == IndexKind.IVF:
             lists = min(nlist, len(vectors) // _MIN_TRAIN_PER_LIST)
@@ -163,6 +164,13 @@ class FaissIndex:
             return IndexKind.FP16
         return IndexKind.FLAT
 
+    @property
+    def exact_scores(self) -> bool:
+        return self.kind != IndexKind.FP16
+
+    def describe(self) -> dict[str, object]:
+        return {"backend": "faiss", "kind": self.kind, "device": self.device}
+
     def contains(self, face_id: int) -> bool:
         return face_id in self._ids
 
@@ -172,8 +180,8 @@ class FaissIndex:
 
     def add(self, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
         """Add vectors; an id already present is replaced."""
-        ids = _as_ids(ids)
-        vectors = _as_vectors(vectors, self.dimension)
+        ids = as_ids(ids)
+        vectors = as_vectors(vectors, self.dimension)
         if not len(ids):
             return
         with self._lock.write():
@@ -189,7 +197,7 @@ class FaissIndex:
 
     def remove(self, ids: NDArray[np.int64]) -> None:
         """Remove ids; unknown ids are ignored."""
-        ids = _as_ids(ids)
+        ids = as_ids(ids)
         with self._lock.write():
             self._remove_locked(ids)
 
@@ -210,11 +218,11 @@ class FaissIndex:
         self, queries: NDArray[np.float32], k: int
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """Return (scores, ids), each (m, k), best first; -1 ids pad missing results."""
-        queries = _as_vectors(queries, self.dimension)
+        queries = as_vectors(queries, self.dimension)
         k = max(1, int(k))
         with self._lock.read():
             if not self._ids:
-                return _empty(len(queries), k)
+                return empty_results(len(queries), k)
             if self._gpu is None:
                 scores, ids = self._master.search(queries, min(k, len(self._ids)))
             else:
@@ -223,7 +231,7 @@ class FaissIndex:
                     scores, ids = self._gpu.search(queries, min(k + extra, 2048))
                     if extra:
                         scores, ids = _drop(scores, ids, self._tombstones)
-        return _pad(scores, ids, k)
+        return padded(scores, ids, k)
 
     def serialize(self) -> NDArray[np.uint8]:
         """Return the CPU master as bytes (``load`` reads them back from a file)."""
@@ -247,39 +255,11 @@ class FaissIndex:
         return faiss.index_cpu_to_gpu(self._gpu_resources, 0, self._master)
 
 
-def _as_vectors(vectors: NDArray[Any], dimension: int) -> NDArray[np.float32]:
-    array = np.ascontiguousarray(vectors, dtype=np.float32)
-    if array.ndim == 1:
-        array = array.reshape(1, -1)
-    if array.ndim != 2 or (array.size and array.shape[1] != dimension):
-        raise ValueError(f"vectors must be (n, {dimension}) float32, got {array.shape}")
-    return array.reshape(-1, dimension)
-
-
-def _as_ids(ids: NDArray[Any]) -> NDArray[np.int64]:
-    return np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
-
-
-def _empty(m: int, k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    return np.full((m, k), -np.inf, dtype=np.float32), np.full((m, k), -1, dtype=np.int64)
-
-
-def _pad(
-    scores: NDArray[np.float32], ids: NDArray[np.int64], k: int
-) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    out_scores, out_ids = _empty(len(ids), k)
-    width = min(k, ids.shape[1])
-    out_scores[:, :width] = scores[:, :width]
-    out_ids[:, :width] = ids[:, :width]
-    out_scores[out_ids < 0] = -np.inf
-    return out_scores, out_ids
-
-
 def _drop(
     scores: NDArray[np.float32], ids: NDArray[np.int64], dead: set[int]
 ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
     mask = np.isin(ids, np.fromiter(dead, dtype=np.int64, count=len(dead)))
-    kept_scores, kept_ids = _empty(len(ids), ids.shape[1])
+    kept_scores, kept_ids = empty_results(len(ids), ids.shape[1])
     for row in range(len(ids)):
         keep = ~mask[row]
         n = int(keep.sum())

@@ -7,6 +7,7 @@ import logging
 from sqlalchemy.orm import Session, sessionmaker
 
 from facedb.config import Settings
+from facedb.domain import IndexBackend
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.embed import DIMENSION
 from facedb.pipeline.recipes import CURRENT
@@ -26,7 +27,7 @@ class FaceDB:
         self.engine = make_engine(settings.database_url)
         self.sessions: sessionmaker[Session] = make_sessionmaker(self.engine)
         self.analyzer = analyzer or FaceAnalyzer(settings)
-        self.index = IndexSync(
+        self.index = _index_sync_class(settings)(
             settings,
             self.sessions,
             self.analyzer.model_name,
@@ -69,9 +70,18 @@ class FaceDB:
             )
 
     def close(self) -> None:
-        """Save the index snapshot and release the database."""
+        """Save the index snapshot (FAISS) or let go of Milvus, and release the database."""
         try:
-            self.index.save()
+            self.index.close()
         except OSError as exc:
             log.warning("could not save the index snapshot: %s", exc)
         self.engine.dispose()
+
+
+def _index_sync_class(settings: Settings) -> type[IndexSync]:
+    """Return the sync of the configured backend (Milvus is imported only when chosen)."""
+    if settings.index_backend == IndexBackend.MILVUS:
+        from facedb.service.shared_index_sync import SharedIndexSync
+
+        return SharedIndexSync
+    return IndexSync

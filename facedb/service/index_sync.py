@@ -19,6 +19,9 @@ database (a face deleted since is skipped), and face ids are never reused.
 
 A snapshot is copied in memory under the apply lock and written to disk outside it, so
 searches never wait for the disk.
+
+``SharedIndexSync`` (``shared_index_sync.py``) is the same loop for a Milvus collection
+that every process shares: there the mark lives in the database, not in each process.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +41,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from facedb.config import Settings
 from facedb.domain import ChangeOp
+from facedb.errors import IndexUnavailable
+from facedb.index.base import VectorIndex
 from facedb.index.faiss_index import FaissIndex
 from facedb.index.lane import SearchLane
+from facedb.pipeline.recipes import CURRENT
 from facedb.store import repository as repo
 from facedb.store.db import transaction
 from facedb.store.models import Change
@@ -64,8 +70,41 @@ class BatchResult:
     rebuild_needed: bool  # a re-embed switched generations
 
 
+@dataclass
+class ChangeCursor:
+    """How far the change log has been applied to an index: the highest change id applied,
+    and the ids below it not yet visible (gaps) with the wall-clock time each was first
+    missed. A gap is re-read until it appears or is ``GAP_PATIENCE_S`` old."""
+
+    last_change: int = 0
+    gaps: dict[int, float] = field(default_factory=dict)
+
+    def advance(self, seen_ids: list[int]) -> None:
+        """Record the change ids just applied; ids skipped below the highest become gaps."""
+        now = time.time()
+        for change_id in seen_ids:
+            self.gaps.pop(change_id, None)
+        top = max(seen_ids)
+        seen = set(seen_ids)
+        for missing in range(self.last_change + 1, top):
+            if missing not in seen:
+                self.gaps.setdefault(missing, now)
+        self.last_change = max(self.last_change, top)
+        self.expire_gaps()
+
+    def expire_gaps(self) -> None:
+        cutoff = time.time() - GAP_PATIENCE_S
+        self.gaps = {g: t for g, t in self.gaps.items() if t > cutoff}
+
+    def add_gaps(self, change_ids: list[int]) -> None:
+        now = time.time()
+        for change_id in change_ids:
+            self.gaps.setdefault(change_id, now)
+
+
 class IndexSync:
-    """The index, the last change applied, and the logic that keeps them current."""
+    """This process's FAISS index, the last change applied, and the logic that keeps them
+    current. Subclasses keep another kind of index current with the same loop."""
 
     def __init__(
         self,
@@ -85,9 +124,8 @@ class IndexSync:
         self.on_version = on_version
         self.dimension = dimension
         self.generation = 0
-        self._index = self._empty()
-        self._last_change = 0
-        self._gaps: dict[int, float] = {}
+        self._index: VectorIndex = self._empty()
+        self._cursor = ChangeCursor()
         self._apply_lock = threading.Lock()
         self._save_lock = threading.Lock()
         self._changes_since_save = 0
@@ -95,7 +133,7 @@ class IndexSync:
         self._lane = SearchLane(lambda queries, k: self._index.search(queries, k))
 
     @property
-    def index(self) -> FaissIndex:
+    def index(self) -> VectorIndex:
         return self._index
 
     @property
@@ -104,7 +142,7 @@ class IndexSync:
 
     @property
     def last_change(self) -> int:
-        return self._last_change
+        return self._cursor.last_change
 
     # --- start-up ------------------------------------------------------------------------
     def start(self) -> None:
@@ -120,7 +158,7 @@ class IndexSync:
             "index ready: %d faces, generation %d, change %d",
             self.count,
             self.generation,
-            self._last_change,
+            self.last_change,
         )
 
     def _load_snapshot(self, generation: int, db_last: int) -> bool:
@@ -153,17 +191,19 @@ class IndexSync:
             return False
         self._index = index
         self.generation = generation
-        self._last_change = int(manifest["last_change"])
-        now = time.monotonic()
-        self._gaps = {int(g): now for g in manifest.get("gaps", [])}
+        self._cursor = ChangeCursor(int(manifest["last_change"]))
+        self._cursor.add_gaps([int(g) for g in manifest.get("gaps", [])])
         return True
 
     # --- rebuilds ------------------------------------------------------------------------
-    def build_from_database(
-        self, generation: int, progress: Callable[[int], None] | None = None
-    ) -> tuple[FaissIndex, int, list[int]]:
-        """Return a new index of every embedding of ``generation``, the change id it covers,
-        and the ids below that change not yet visible (transactions still in flight).
+    def read_database(
+        self,
+        generation: int,
+        sink: Callable[[NDArray[np.int64], NDArray[np.float32]], None],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[int, list[int]]:
+        """Hand every embedding of ``generation`` to ``sink`` in chunks; return the change
+        id they cover and the ids below it not yet visible (transactions still in flight).
 
         The change id is read before the embeddings, so replaying from it can only repeat
         (idempotently) what the index already holds.
@@ -173,45 +213,45 @@ class IndexSync:
             low = max(0, covered - GAP_WINDOW)
             seen = set(repo.change_ids_between(session, low, covered))
             unseen = [i for i in range(low + 1, covered) if i not in seen]
-            chunks = []
             for ids, vectors in repo.iter_embeddings(session, generation, self.dimension):
-                chunks.append((ids, vectors))
+                sink(ids, vectors)
                 if progress:
                     progress(len(ids))
-        ids = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, np.int64)
-        vectors = (
-            np.concatenate([c[1] for c in chunks])
-            if chunks
-            else np.zeros((0, self.dimension), np.float32)
+        return covered, unseen
+
+    def rebuild(self, progress: Callable[[int], None] | None = None) -> None:
+        """Rebuild from the database beside the serving index, then swap it in."""
+        generation, version = self._active_generation()
+        chunks: list[tuple[NDArray[np.int64], NDArray[np.float32]]] = []
+        covered, unseen = self.read_database(
+            generation, lambda ids, vectors: chunks.append((ids, vectors)), progress
         )
         index = FaissIndex.build(
             self.dimension,
-            ids,
-            vectors,
+            np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, np.int64),
+            np.concatenate([c[1] for c in chunks])
+            if chunks
+            else np.zeros((0, self.dimension), np.float32),
             kind=self.settings.index_kind,
             nlist=self.settings.index_ivf_nlist,
             nprobe=self.settings.index_ivf_nprobe,
             device=self.settings.index_device,
         )
-        return index, covered, unseen
-
-    def rebuild(self, progress: Callable[[int], None] | None = None) -> None:
-        """Rebuild from the database beside the serving index, then swap it in."""
-        with transaction(self.sessions) as session:
-            state = repo.index_state(session, self.model_name, self.model_version)
-            generation, version = state.generation, state.model_version
-        index, covered, unseen = self.build_from_database(generation, progress)
         with self._apply_lock:
             self._index = index
             self.generation = generation
             self._adopt(version)
             # Replaying from before the build re-applies what it may have missed.
-            self._last_change = min(covered, self._last_change) if self._last_change else covered
-            now = time.monotonic()
-            for change_id in unseen:
-                self._gaps.setdefault(change_id, now)
+            last = self._cursor.last_change
+            self._cursor.last_change = min(covered, last) if last else covered
+            self._cursor.add_gaps(unseen)
         self.catch_up()
         self.save()
+
+    def _active_generation(self) -> tuple[int, str]:
+        with transaction(self.sessions) as session:
+            state = repo.index_state(session, self.model_name, self.model_version)
+            return state.generation, state.model_version
 
     def _adopt(self, model_version: str) -> None:
         if model_version != self.model_version:
@@ -229,64 +269,73 @@ class IndexSync:
             applied += batch.applied
             if batch.rebuild_needed:
                 log.info("a re-embed switched generations; rebuilding the index")
-                self.rebuild()
+                self._switch_generation()
                 return applied
             if not batch.more:
                 return applied
 
     def _catch_up_batch(self) -> BatchResult:
-        """Apply one batch of the log."""
-        with self._apply_lock:
-            with transaction(self.sessions) as session:
-                tail = repo.changes_after(session, self._last_change, CHANGE_BATCH)
-                late = repo.changes_with_ids(session, list(self._gaps))
-                fresh = late + tail
-                if not fresh:
-                    self._expire_gaps()
-                    return BatchResult(0, False, False)
-                rebuild_needed = False
-                if any(c.op == ChangeOp.GENERATION for c in fresh):
-                    state = repo.index_state(session, self.model_name, self.model_version)
-                    rebuild_needed = state.generation != self.generation
-                adds = [_face(c) for c in fresh if c.op == ChangeOp.ADD]
-                ids, vectors = repo.embeddings_for(session, self.generation, adds, self.dimension)
+        """Apply one batch of the log, and move the mark, in one database transaction."""
+        with self._apply_lock, transaction(self.sessions) as session:
+            cursor = self._claim(session)
+            if cursor is None:
+                return BatchResult(0, False, True)
+            tail = repo.changes_after(session, cursor.last_change, CHANGE_BATCH)
+            fresh = repo.changes_with_ids(session, list(cursor.gaps)) + tail
+            if not fresh:
+                cursor.expire_gaps()
+                self._record(session, cursor)
+                return BatchResult(0, False, False)
+            rebuild_needed = False
+            if any(c.op == ChangeOp.GENERATION for c in fresh):
+                state = repo.index_state(session, self.model_name, self.model_version)
+                rebuild_needed = state.generation != self.generation
+            adds = [_face(c) for c in fresh if c.op == ChangeOp.ADD]
+            ids, vectors = repo.embeddings_for(session, self.generation, adds, self.dimension)
             removes = [_face(c) for c in fresh if c.op == ChangeOp.REMOVE]
-            self._apply(ids, vectors, removes)
-            self._advance([c.id for c in fresh])
+            if len(ids):
+                self._index.add(ids, vectors)
+            if removes:
+                self._index.remove(np.asarray(removes, dtype=np.int64))
+            cursor.advance([c.id for c in fresh])
+            self._record(session, cursor)
             self._changes_since_save += len(fresh)
         return BatchResult(len(fresh), len(tail) == CHANGE_BATCH, rebuild_needed)
 
-    def _apply(
-        self, ids: NDArray[np.int64], vectors: NDArray[np.float32], removes: list[int]
-    ) -> None:
-        if len(ids):
-            new = np.array([not self._index.contains(int(i)) for i in ids], dtype=bool)
-            if new.any():
-                self._index.add(ids[new], vectors[new])
-        if removes:
-            self._index.remove(np.asarray(removes, dtype=np.int64))
+    def _switch_generation(self) -> None:
+        self.rebuild()
 
-    def _advance(self, seen_ids: list[int]) -> None:
-        now = time.monotonic()
-        for change_id in seen_ids:
-            self._gaps.pop(change_id, None)
-        top = max(seen_ids)
-        seen = set(seen_ids)
-        for missing in range(self._last_change + 1, top):
-            if missing not in seen:
-                self._gaps.setdefault(missing, now)
-        self._last_change = max(self._last_change, top)
-        self._expire_gaps()
+    def _claim(self, session: Session) -> ChangeCursor | None:
+        """Return the cursor of the index changes are applied to (None: rebuild first)."""
+        return self._cursor
 
-    def _expire_gaps(self) -> None:
-        cutoff = time.monotonic() - GAP_PATIENCE_S
-        self._gaps = {g: t for g, t in self._gaps.items() if t > cutoff}
+    def _record(self, session: Session, cursor: ChangeCursor) -> None:
+        """Keep the cursor moved by a batch (in memory here; the snapshot saves it)."""
+        self._cursor = cursor
 
     # --- search and snapshots ----------------------------------------------------------
     def search(
         self, queries: NDArray[np.float32], k: int
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         return self._lane.search(queries, k)
+
+    def health(self) -> dict[str, object]:
+        """What ``/v1/health`` reports of the index (``available`` false, with the error,
+        when the backend cannot be reached)."""
+        try:
+            faces = self.count
+        except IndexUnavailable as exc:
+            return {"available": False, "error": str(exc), **self._index.describe()}
+        return {
+            "available": True,
+            "faces": faces,
+            "generation": self.generation,
+            **self._index.describe(),
+            "last_change": self.last_change,
+            "model_version": self.model_version,
+            # Stored embeddings made by an older recipe: `facedb reindex --re-embed`.
+            "re_embed_required": self.model_version != CURRENT.version,
+        }
 
     def apply_committed(self) -> None:
         """Bring the index up to date after this process committed a write."""
@@ -299,6 +348,7 @@ class IndexSync:
         """
         with self._save_lock:
             with self._apply_lock:
+                assert isinstance(self._index, FaissIndex)
                 image = self._index.serialize()
                 manifest: dict[str, Any] = {
                     "model_name": self.model_name,
@@ -307,8 +357,8 @@ class IndexSync:
                     "generation": self.generation,
                     "count": self._index.count,
                     "kind": self._index.kind,
-                    "last_change": self._last_change,
-                    "gaps": sorted(self._gaps),
+                    "last_change": self._cursor.last_change,
+                    "gaps": sorted(self._cursor.gaps),
                 }
                 self._changes_since_save = 0
             folder = self.settings.index_dir
@@ -320,7 +370,11 @@ class IndexSync:
         if self._changes_since_save >= min_changes:
             self.save()
 
-    def _empty(self) -> FaissIndex:
+    def close(self) -> None:
+        """Save the snapshot (a process that dies instead rebuilds or replays on start)."""
+        self.save()
+
+    def _empty(self) -> VectorIndex:
         return FaissIndex.build(
             self.dimension,
             np.zeros(0, np.int64),

@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
-from facedb.domain import AgeSource, AuditAction, Gender, IndexKind, PersonStatus
+from facedb.domain import AgeSource, AuditAction, Gender, PersonStatus
 from facedb.errors import InvalidInput, NoFaceFound
 from facedb.pipeline.types import Face as DetectedFace
 from facedb.service.ages import age_at_photo, age_on, years_apart, years_since
@@ -152,7 +152,7 @@ def rank_identities(
         scores, ids = db.index.search(vector[None, :], fetch)
         pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
         with transaction(db.sessions) as session:
-            if db.index.index.kind == IndexKind.FP16:
+            if not db.index.index.exact_scores:
                 pairs = _rescored(session, db, vector, pairs)
             rows = repo.faces_with_persons(session, [i for i, _ in pairs])
             found = {

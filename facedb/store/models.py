@@ -159,6 +159,29 @@ class Change(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class SharedIndex(Base):
+    """A vector collection every process shares (Milvus): the collection serving the
+    active generation, and the last change of the log applied to it.
+
+    A process applies changes while it holds this row's lock (taken by an UPDATE) and moves
+    the mark in the same transaction, so one process applies at a time; a crash mid-apply
+    leaves the old mark and the next applier repeats the batch, which is idempotent.
+    """
+
+    __tablename__ = "shared_indexes"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(255), default="")
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    model_version: Mapped[str] = mapped_column(String(200), default="")
+    last_change: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Change ids below ``last_change`` not yet visible, with when they were first missed.
+    gaps: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
 class ApiKey(Base):
     """An API key, stored as the sha256 of the secret; the secret is shown once."""
 

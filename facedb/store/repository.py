@@ -15,7 +15,17 @@ from sqlalchemy.orm import Session
 
 from facedb.domain import ChangeOp, MatchState
 from facedb.errors import Conflict, NotFound
-from facedb.store.models import Change, Embedding, Face, IndexState, MatchCandidate, Person, Photo
+from facedb.store.models import (
+    Change,
+    Embedding,
+    Face,
+    IndexState,
+    MatchCandidate,
+    Person,
+    Photo,
+    SharedIndex,
+    utcnow,
+)
 
 _Row = TypeVar("_Row")
 
@@ -76,6 +86,34 @@ def changes_with_ids(session: Session, ids: Sequence[int]) -> list[Change]:
     if not ids:
         return []
     return list(session.execute(select(Change).where(Change.id.in_(list(ids)))).scalars())
+
+
+def shared_index(session: Session, name: str) -> SharedIndex:
+    """Return the shared index row ``name`` (no lock), creating an empty one on first use."""
+    row = session.get(SharedIndex, name, populate_existing=True)
+    if row is not None:
+        return row
+    try:
+        with session.begin_nested():
+            session.add(SharedIndex(name=name, collection="", gaps={}))
+    except IntegrityError:  # another process created it first
+        pass
+    row = session.get(SharedIndex, name, populate_existing=True)
+    assert row is not None
+    return row
+
+
+def claim_shared_index(session: Session, name: str) -> SharedIndex:
+    """Return the shared index row ``name``, locked until the transaction ends.
+
+    The lock is taken by an UPDATE, so it serialises appliers on SQLite (one writer) as on
+    PostgreSQL (the row lock).
+    """
+    shared_index(session, name)
+    session.execute(update(SharedIndex).where(SharedIndex.name == name).values(updated_at=utcnow()))
+    row = session.get(SharedIndex, name, populate_existing=True)
+    assert row is not None
+    return row
 
 
 # --- persons -------------------------------------------------------------------------------

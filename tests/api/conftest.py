@@ -20,7 +20,12 @@ from facedb.service.keys import create_key
 from facedb.store.db import upgrade
 from tests.factories import database_url, make_settings
 
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+# Database, and "+milvus" where the index is a Milvus (Lite) collection instead of FAISS.
+BACKENDS = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("postgres+milvus", marks=pytest.mark.postgres),
+]
 
 
 @dataclass
@@ -46,10 +51,15 @@ def free_port() -> int:
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, analyzer: FaceAnalyzer
 ) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp(f"api-{request.param}")
-    with database_url(request.param, tmp) as url:
+    database, _, index = str(request.param).partition("+")
+    tmp = tmp_path_factory.mktemp(f"api-{database}-{index or 'faiss'}")
+    with database_url(database, tmp) as url:
         settings = make_settings(
-            Path(tmp), url, model_dir=analyzer.settings.models_path, max_image_bytes=2_000_000
+            Path(tmp),
+            url,
+            model_dir=analyzer.settings.models_path,
+            max_image_bytes=2_000_000,
+            index_backend=index or "faiss",
         )
         upgrade(url)
         db = FaceDB(settings, analyzer=analyzer)

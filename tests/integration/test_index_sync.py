@@ -1,9 +1,15 @@
-"""The index stays equal to the database: restarts, kills, corrupt snapshots, two processes."""
+"""The index stays equal to the database: restarts, kills, corrupt snapshots, two processes.
+
+Tests taking ``backend`` run against both: each process's FAISS index, and the shared
+Milvus collection (Milvus Lite here; a Lite file serves one process at a time, so the
+two-process test is FAISS's; ``test_shared_index.py`` shares one collection between two
+service contexts)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -12,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facedb.domain import IndexBackend
 from facedb.service.context import FaceDB
 from facedb.service.index_sync import MANIFEST_FILE, SNAPSHOT_FILE
 from facedb.service.jobs import Job
@@ -33,8 +40,15 @@ def index_ids(db: FaceDB) -> set[int]:
     return set(db.index.index.ids().tolist())
 
 
-def test_enrollment_and_deletion_reach_the_index_before_returning(url: str, tmp_path: Path) -> None:
-    db = started_db(make_settings(tmp_path, url))
+@pytest.fixture(params=list(IndexBackend))
+def backend(request: pytest.FixtureRequest) -> IndexBackend:
+    return IndexBackend(request.param)
+
+
+def test_enrollment_and_deletion_reach_the_index_before_returning(
+    url: str, tmp_path: Path, backend: IndexBackend
+) -> None:
+    db = started_db(make_settings(tmp_path, url, index_backend=backend))
     alice, bob = add_person(db, "alice"), add_person(db, "bob")
     vectors = unit_vectors(4, seed=2)
     add_synthetic_faces(db, alice, vectors[:2])
@@ -50,8 +64,10 @@ def test_enrollment_and_deletion_reach_the_index_before_returning(url: str, tmp_
     db.close()
 
 
-def test_restart_loads_the_snapshot_and_catches_up(url: str, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, url)
+def test_restart_loads_the_snapshot_and_catches_up(
+    url: str, tmp_path: Path, backend: IndexBackend
+) -> None:
+    settings = make_settings(tmp_path, url, index_backend=backend)
     db = started_db(settings)
     person = add_person(db)
     add_synthetic_faces(db, person, unit_vectors(50, seed=3))
@@ -65,13 +81,16 @@ def test_restart_loads_the_snapshot_and_catches_up(url: str, tmp_path: Path) -> 
     again.close()
 
 
-def test_killed_writer_loses_nothing_acknowledged(url: str, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, url)
+def test_killed_writer_loses_nothing_acknowledged(
+    url: str, tmp_path: Path, backend: IndexBackend
+) -> None:
+    settings = make_settings(tmp_path, url, index_backend=backend)
     started_db(settings).close()
     writer = subprocess.Popen(
         [sys.executable, "-m", "tests.integration._writer", url, str(settings.data_dir),
          "40", "7", "--save-at", "10", "--hang"],
         cwd=REPO, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "FACEDB_INDEX_BACKEND": backend},
     )  # fmt: skip
     assert writer.stdout is not None
     acknowledged = [int(writer.stdout.readline()) for _ in range(40)]
@@ -137,8 +156,8 @@ def test_snapshot_of_another_model_version_is_discarded(
     again.close()
 
 
-def test_reindex_while_searches_run(url: str, tmp_path: Path) -> None:
-    db = started_db(make_settings(tmp_path, url))
+def test_reindex_while_searches_run(url: str, tmp_path: Path, backend: IndexBackend) -> None:
+    db = started_db(make_settings(tmp_path, url, index_backend=backend))
     people = [add_person(db, f"p{i}") for i in range(20)]
     vectors = unit_vectors(400, seed=8)
     for i, person in enumerate(people):
@@ -185,7 +204,9 @@ def test_ivf_index_kind_serves_search(url: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_changes_committed_out_of_order_are_not_missed(tmp_path: Path) -> None:
+def test_changes_committed_out_of_order_are_not_missed(
+    tmp_path: Path, backend: IndexBackend
+) -> None:
     """PostgreSQL hands out change ids at insert time, so id N can commit after id N+1."""
     import hashlib
     import uuid
@@ -207,7 +228,7 @@ def test_changes_committed_out_of_order_are_not_missed(tmp_path: Path) -> None:
         return session
 
     with postgres_schema() as url:
-        db = started_db(make_settings(tmp_path, url))
+        db = started_db(make_settings(tmp_path, url, index_backend=backend))
         person = add_person(db)
         slow, fast = unit_vectors(2, seed=21)
         slow_session = stage(db, person, slow)  # takes the lower change id, commits last
@@ -225,7 +246,9 @@ def test_changes_committed_out_of_order_are_not_missed(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_a_change_committing_during_a_fresh_rebuild_is_not_lost(tmp_path: Path) -> None:
+def test_a_change_committing_during_a_fresh_rebuild_is_not_lost(
+    tmp_path: Path, backend: IndexBackend
+) -> None:
     """A lower change id still in flight when a fresh process rebuilds is kept as a gap."""
     import hashlib
     import uuid
@@ -236,8 +259,10 @@ def test_a_change_committing_during_a_fresh_rebuild_is_not_lost(tmp_path: Path) 
     from facedb.store.models import Photo
     from tests.factories import postgres_schema
 
+    # Both contexts use one Milvus (Lite) file, as two processes would one Milvus server.
+    shared = {"index_backend": backend, "milvus_uri": str(tmp_path / "milvus.db")}
     with postgres_schema() as url:
-        writer = started_db(make_settings(tmp_path / "w", url))
+        writer = started_db(make_settings(tmp_path / "w", url, **shared))
         person = add_person(writer)
         slow, fast = unit_vectors(2, seed=31)
         session = writer.sessions()  # takes the lower change id and commits last
@@ -248,7 +273,7 @@ def test_a_change_committing_during_a_fresh_rebuild_is_not_lost(tmp_path: Path) 
         repo.add_photo(session, photo, [face], 1, MODEL_NAME, CURRENT.version)
         add_synthetic_faces(writer, person, fast[None, :])  # the higher id, committed now
 
-        fresh = started_db(make_settings(tmp_path / "r", url), migrate=False)  # rebuilds
+        fresh = started_db(make_settings(tmp_path / "r", url, **shared), migrate=False)  # rebuilds
         assert fresh.index.count == 1
         fresh.index.rebuild()  # and again: the gap survives a rebuild
         session.commit()

@@ -11,7 +11,7 @@ import pytest
 from facedb.domain import IndexKind
 from facedb.index.faiss_index import FaissIndex
 from facedb.index.lane import SearchLane
-from tests.unit.test_faiss_index import D, unit_vectors
+from tests.unit.test_vector_index import D, unit_vectors
 
 
 def test_concurrent_searches_share_calls_and_get_their_own_rows() -> None:

@@ -1,15 +1,20 @@
-"""FaissIndex against a brute-force numpy reference on seeded synthetic unit vectors."""
+"""The vector indexes against a brute-force numpy reference on seeded synthetic unit
+vectors: FAISS (flat, fp16, IVF) and the Milvus collection (Milvus Lite)."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pymilvus import MilvusClient
 
 from facedb.domain import IndexKind
+from facedb.index.base import VectorIndex
 from facedb.index.faiss_index import FaissIndex
+from facedb.index.milvus_index import MilvusIndex, connect, disconnect
 
 D = 128
 
@@ -28,15 +33,34 @@ def brute_force(store: dict[int, np.ndarray], queries: np.ndarray, k: int) -> np
     return ids[order]
 
 
-@pytest.mark.parametrize("kind", [IndexKind.FLAT, IndexKind.FP16])
+@pytest.fixture
+def milvus_lite(tmp_path: Path) -> Iterator[MilvusClient]:
+    uri = str(tmp_path / "milvus.db")
+    client = connect(uri)
+    yield client
+    disconnect(client, uri)
+
+
+def build(
+    backend: str, ids: np.ndarray, vectors: np.ndarray, request: pytest.FixtureRequest
+) -> VectorIndex:
+    if backend == "milvus":
+        index = MilvusIndex.create(request.getfixturevalue("milvus_lite"), "faces", D)
+        index.insert(ids, vectors)
+        index.seal()
+        return index
+    return FaissIndex.build(D, ids, vectors, kind=IndexKind(backend), device="cpu")
+
+
+@pytest.mark.parametrize("backend", ["flat", "fp16", "milvus"])
 @pytest.mark.parametrize("n", [10_000, 50_000])
 def test_exact_search_matches_brute_force_with_interleaved_adds_and_removes(
-    n: int, kind: IndexKind
+    n: int, backend: str, request: pytest.FixtureRequest
 ) -> None:
     vectors = unit_vectors(n, seed=n)
     ids = np.arange(1, n + 1, dtype=np.int64) * 7  # sparse, database-like ids
     half = n // 2
-    index = FaissIndex.build(D, ids[:half], vectors[:half], kind=kind, device="cpu")
+    index = build(backend, ids[:half], vectors[:half], request)
     store = {int(i): v for i, v in zip(ids[:half], vectors[:half], strict=True)}
     rng = np.random.default_rng(0)
     for step in range(5):
@@ -51,17 +75,19 @@ def test_exact_search_matches_brute_force_with_interleaved_adds_and_removes(
         queries = unit_vectors(20, seed=100 + step)
         scores, found = index.search(queries, 10)
         expected = brute_force(store, queries, 10)
-        if kind == IndexKind.FLAT:
+        true = np.array([[queries[r] @ store[int(i)] for i in row] for r, row in enumerate(found)])
+        if index.exact_scores:
             assert np.array_equal(found, expected)
+            assert np.abs(scores - true).max() < 1e-5
             continue
         # Half precision: the same ranking up to ties closer than its rounding (~1e-3).
-        true = np.array([[queries[r] @ store[int(i)] for i in row] for r, row in enumerate(found)])
         best = np.array(
             [[queries[r] @ store[int(i)] for i in row] for r, row in enumerate(expected)]
         )
         assert np.abs(true - best).max() < 2e-3
         assert np.abs(scores - true).max() < 2e-3
         assert np.mean(found == expected) > 0.9
+    assert set(index.ids().tolist()) == set(store)
 
 
 def clustered_unit_vectors(n: int, clusters: int, seed: int) -> np.ndarray:

@@ -1,0 +1,193 @@
+"""Milvus Lite beside FAISS: loading, single and batched search latency, memory, exactness.
+
+Run: .venv/bin/python -m bench.milvus_bench [--sizes 100000 1000000] [--write]
+
+Per size, in one run on the same synthetic face-like vectors: faiss ``IndexFlatIP`` (the
+baseline), FaceDB's default FAISS index (fp16) and FaceDB's Milvus collection in Milvus
+Lite (``MilvusIndex``: FLAT, inner product, float32). Loading is the time to insert every
+vector and seal (flush) the collection so that searches use its index; single-query latency
+is p50/p99 over 100 queries at k=10; batched is the time per query of a batch of 20.
+Memory is the growth of this process's resident memory while the index is built (Milvus
+Lite runs inside the process). Exactness: the share of top-10 lists equal to the baseline's.
+Throughput: searches per second with 1, 8 and 32 threads searching the Milvus collection
+at once, each calling it directly against all of them queued on FaceDB's search lane (the
+waiting searches go to Milvus as one request). A Milvus server (C++) searches far faster than
+Lite, whose query path is Python; no server could be run here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from bench.index_bench import face_like, rss_mib
+from bench.pipeline_bench import write_section
+from bench.scale_bench import throughput
+from facedb.domain import IndexKind
+from facedb.index.faiss_index import FaissIndex
+from facedb.index.lane import SearchLane
+from facedb.index.milvus_index import MilvusIndex, connect, disconnect
+
+SECTION = "## Milvus Lite beside FAISS"
+D = 128
+QUERIES = 100
+
+
+def latency(search: Any, queries: np.ndarray) -> tuple[float, float, float]:
+    """Return p50 and p99 ms of single queries, and ms per query in batches of 20."""
+    times = []
+    for q in queries:
+        start = time.perf_counter()
+        search(q[None, :], 10)
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    start = time.perf_counter()
+    for b in range(0, len(queries), 20):
+        search(queries[b : b + 20], 10)
+    batched = (time.perf_counter() - start) * 1000 / len(queries)
+    return statistics.median(times), times[int(0.99 * (len(times) - 1))], batched
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    rows: list[tuple[Any, ...]] = []
+    lane_rows: list[tuple[int, int, float, float]] = []
+    for n in args.sizes:
+        vectors = face_like(n, seed=n)
+        ids = np.arange(n, dtype=np.int64)
+        queries = face_like(QUERIES, seed=n + 1)
+
+        before, start = rss_mib(), time.perf_counter()
+        baseline = faiss.IndexFlatIP(D)
+        baseline.add(vectors)
+        load_s, grown = time.perf_counter() - start, rss_mib() - before
+        _, truth = baseline.search(queries, 10)
+        rows.append(
+            (
+                n,
+                "faiss IndexFlatIP (baseline)",
+                load_s,
+                *latency(baseline.search, queries),
+                grown,
+                1.0,
+            )
+        )
+        print(rows[-1], flush=True)
+
+        before, start = rss_mib(), time.perf_counter()
+        fp16 = FaissIndex.build(D, ids, vectors, kind=IndexKind.FP16, device="cpu")
+        load_s, grown = time.perf_counter() - start, rss_mib() - before
+        same = float(
+            np.mean(
+                [set(a) == set(b) for a, b in zip(fp16.search(queries, 10)[1], truth, strict=True)]
+            )
+        )
+        rows.append(
+            (
+                n,
+                "FaceDB faiss `fp16` (default)",
+                load_s,
+                *latency(fp16.search, queries),
+                grown,
+                same,
+            )
+        )
+        print(rows[-1], flush=True)
+        del baseline, fp16
+        gc.collect()
+
+        folder = Path(tempfile.mkdtemp(prefix="milvus-bench-"))
+        uri = str(folder / "milvus.db")
+        before, start = rss_mib(), time.perf_counter()
+        client = connect(uri)
+        collection = MilvusIndex.create(client, "faces", D)
+        try:
+            collection.insert(ids, vectors)
+            collection.seal()
+            load_s, grown = time.perf_counter() - start, rss_mib() - before
+            found = collection.search(queries, 10)[1]
+            same = float(np.mean([set(a) == set(b) for a, b in zip(found, truth, strict=True)]))
+            rows.append(
+                (
+                    n,
+                    "FaceDB `milvus` (Milvus Lite, FLAT)",
+                    load_s,
+                    *latency(collection.search, queries),
+                    grown,
+                    same,
+                )
+            )
+            print(rows[-1], flush=True)
+            lane = SearchLane(collection.search)
+            for threads in (1, 8, 32):
+                direct = throughput(collection.search, queries, threads, seconds=6.0)
+                batched = throughput(lane.search, queries, threads, seconds=6.0)
+                lane_rows.append((n, threads, direct, batched))
+                print(lane_rows[-1], flush=True)
+        finally:
+            disconnect(client, uri)
+            shutil.rmtree(folder, ignore_errors=True)
+        gc.collect()
+    text = render(args.sizes, rows, lane_rows)
+    print(text)
+    if args.write:
+        write_section(text, SECTION)
+
+
+def render(
+    sizes: list[int], rows: list[tuple[Any, ...]], lane: list[tuple[int, int, float, float]]
+) -> str:
+    base = {r[0]: r[3] for r in rows if "baseline" in r[1]}
+    return "\n".join(
+        [
+            SECTION,
+            "",
+            f"`.venv/bin/python -m bench.milvus_bench --sizes {' '.join(map(str, sizes))} --write` "
+            f"on {platform.machine()}, {os.cpu_count()} cores, faiss {faiss.__version__}, "
+            "milvus-lite 3.2.2 + pymilvus 3.0.2 (embedded in the process); synthetic face-like "
+            f"unit vectors, k=10, {QUERIES} queries. Load: insert every vector and seal "
+            "(flush) so searches use the index. Memory: growth of the process's resident "
+            "memory while loading. Same top-10: share of queries whose top 10 equals the "
+            "baseline's.",
+            "",
+            "| faces | index | load s | p50 ms | p99 ms | ms/query in batches of 20 | p50 vs IndexFlatIP | MiB | same top-10 |",
+            "|---|---|---|---|---|---|---|---|---|",
+            *[
+                f"| {n:,} | {name} | {load:.1f} | {p50:.2f} | {p99:.2f} | {batch:.2f} | "
+                f"{base[n] / p50:.2f}x | {mib:.0f} | {same:.2f} |"
+                for n, name, load, p50, p99, batch, mib, same in rows
+            ],
+            "",
+            "Searches per second against the Milvus Lite collection with concurrent callers: "
+            "each calling Milvus against all of them queued on the search lane, which sends the "
+            "waiting searches as one request:",
+            "",
+            "| faces | callers | direct /s | lane /s | lane vs direct |",
+            "|---|---|---|---|---|",
+            *[f"| {n:,} | {t} | {d:.1f} | {b:.1f} | {b / d:.2f}x |" for n, t, d, b in lane],
+            "",
+            "Milvus Lite is a single-process, pure-Python Milvus: it is what the test suite "
+            "and a one-machine trial run on. Milvus earns its place as a server or cluster "
+            "(C++ search nodes) that every FaceDB process shares; that was not run here "
+            "(no network): `deploy/milvus/docker-compose.yml`.",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()
