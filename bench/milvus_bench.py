@@ -22,7 +22,6 @@ import gc
 import os
 import platform
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 
 from bench.index_bench import face_like, rss_mib
 from bench.pipeline_bench import write_section
-from bench.scale_bench import throughput
+from bench.scale_bench import p50_p99, throughput
 from facedb.domain import IndexKind
 from facedb.index.faiss_index import FaissIndex
 from facedb.index.lane import SearchLane
@@ -46,17 +45,11 @@ QUERIES = 100
 
 def latency(search: Any, queries: np.ndarray) -> tuple[float, float, float]:
     """Return p50 and p99 ms of single queries, and ms per query in batches of 20."""
-    times = []
-    for q in queries:
-        start = time.perf_counter()
-        search(q[None, :], 10)
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
+    p50, p99 = p50_p99(search, queries)
     start = time.perf_counter()
     for b in range(0, len(queries), 20):
         search(queries[b : b + 20], 10)
-    batched = (time.perf_counter() - start) * 1000 / len(queries)
-    return statistics.median(times), times[int(0.99 * (len(times) - 1))], batched
+    return p50, p99, (time.perf_counter() - start) * 1000 / len(queries)
 
 
 def main() -> None:

@@ -31,9 +31,8 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 from pymilvus import MilvusClient
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from facedb.config import Settings
 from facedb.errors import IndexUnavailable
 from facedb.index.milvus_index import MilvusIndex, connect, disconnect
 from facedb.service.index_sync import ChangeCursor, IndexSync
@@ -49,18 +48,12 @@ _T = TypeVar("_T")
 class SharedIndexSync(IndexSync):
     """The shared Milvus collection and the logic that keeps it current."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        sessions: sessionmaker[Session],
-        model_name: str,
-        model_version: str,
-        dimension: int,
-        on_version: Callable[[str], None] | None = None,
-    ) -> None:
-        self.name = settings.milvus_collection
-        self._connected: MilvusClient | None = None  # connected on start, not before
-        super().__init__(settings, sessions, model_name, model_version, dimension, on_version)
+    _connected: MilvusClient | None = None  # connected on first use (start), not before
+
+    @property
+    def name(self) -> str:
+        """The ``shared_indexes`` row and the prefix of its collections' names."""
+        return self.settings.milvus_collection
 
     @property
     def _client(self) -> MilvusClient:
