@@ -35,6 +35,11 @@ DETECTORS = (
 )
 
 
+def is_milvus_server(uri: str) -> bool:
+    """Whether a Milvus URI names a server (an address) rather than a Milvus Lite file."""
+    return uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+
 class _TomlFileSource(PydanticBaseSettingsSource):
     """Reads the optional TOML configuration file; a missing file contributes nothing."""
 
@@ -143,8 +148,7 @@ class Settings(BaseSettings):
     @field_validator("milvus_uri")
     @classmethod
     def _lite_file_name(cls, value: str) -> str:
-        server = value.startswith(("http://", "https://", "tcp://", "unix:"))
-        if value and not server and not value.endswith(".db"):
+        if value and not is_milvus_server(value) and not value.endswith(".db"):
             raise ValueError(
                 f"{value!r}: a Milvus Lite path must end in .db (or give a server's "
                 "http://host:19530 address)"
@@ -187,7 +191,7 @@ class Settings(BaseSettings):
         """Return the Milvus URI: the server's address, or the Milvus Lite file's path."""
         if not self.milvus_uri:
             return str(self.data_dir / "milvus.db")
-        if self.milvus_uri.startswith(("http://", "https://", "tcp://", "unix:")):
+        if is_milvus_server(self.milvus_uri):
             return self.milvus_uri
         return str(Path(self.milvus_uri).expanduser().resolve())
 

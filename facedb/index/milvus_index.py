@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pymilvus import DataType, MilvusClient, MilvusException
 
+from facedb.config import is_milvus_server
 from facedb.errors import IndexUnavailable
 from facedb.index.base import as_ids, as_vectors, empty_results, padded
 
@@ -41,7 +42,7 @@ _lite_lock = threading.Lock()
 
 def is_lite(uri: str) -> bool:
     """Whether ``uri`` names a Milvus Lite file (a local path) rather than a server."""
-    return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+    return not is_milvus_server(uri)
 
 
 def connect(uri: str, token: str = "") -> MilvusClient:
