@@ -49,6 +49,7 @@ class SharedIndexSync(IndexSync):
     """The shared Milvus collection and the logic that keeps it current."""
 
     _connected: MilvusClient | None = None  # connected on first use (start), not before
+    _counted: tuple[tuple[str, int, tuple[int, ...]], int] | None = None  # (mark, count)
 
     @property
     def name(self) -> str:
@@ -141,8 +142,11 @@ class SharedIndexSync(IndexSync):
             pending = bool(row.gaps) or bool(repo.changes_after(session, row.last_change, 1))
             stale = row.generation != state.generation
             moved = self.collection is None or row.collection != self.collection.collection
+            mark = ChangeCursor(row.last_change, _gaps_of(row))
         if stale or moved:
             self._follow_or_rebuild()
+        elif not pending:
+            self._cursor = mark  # what other processes applied: keys the cached count
         return super().catch_up() if pending or stale else 0
 
     def _switch_generation(self) -> None:
@@ -167,7 +171,17 @@ class SharedIndexSync(IndexSync):
     # --- search and lifecycle ------------------------------------------------------------
     @property
     def count(self) -> int:
-        return self._following(lambda: self._index.count)
+        """The collection's size, counted again only when the collection or the mark (the
+        last change applied and the gaps below it) moved: a count is a Milvus query (31 ms
+        at 10^5 faces in Milvus Lite, as long as a search) and every search asks for it."""
+        key = (
+            self.collection.collection if self.collection else "",
+            self._cursor.last_change,
+            tuple(sorted(self._cursor.gaps)),
+        )
+        if self._counted is None or self._counted[0] != key:
+            self._counted = (key, self._following(lambda: self._index.count))
+        return self._counted[1]
 
     def search(
         self, queries: NDArray[np.float32], k: int

@@ -73,6 +73,7 @@ def test_two_contexts_share_one_collection(url: str, tmp_path: Path) -> None:
     assert [c.person.id for c in rank_identities(first, vectors[0], 2, 0.5, SearchFilters())] == [
         bob
     ]
+    first.index.catch_up()  # as every search does first
     assert first.index.count == 3
     first.close()
     second.close()
