@@ -214,38 +214,36 @@ def _row(name: str, r: dict[str, float]) -> str:
 
 
 def write(rows: list[tuple[str, dict[str, float]]], found: int, total: int) -> None:
-    lines = [
+    _write_table(
         SECTION,
-        "",
         "`.venv/bin/python -m bench.accuracy_explore --write` (lfw-dev, 400 probes against "
         f"100 persons + 400 distractors; faces found in {found}/{total} photos). With 400 "
         "searches a rate's 95% interval is about ±0.015 at rank-1 and ±0.04 for FNIR at "
         "FPIR 1% (that threshold rests on the 5th-highest of 400 non-mated scores).",
-        "",
-        HEADER[0].format("chip fed to FaceNet"),
-        HEADER[1],
-        *[_row(name, r) for name, r in rows],
-        "",
-    ]
-    replace_section(SECTION, "\n".join(lines))
+        "chip fed to FaceNet",
+        rows,
+    )
 
 
 def write_templates(templates: list[tuple[str, dict[str, float]]]) -> None:
-    lines = [
+    _write_table(
         TEMPLATES,
-        "",
         "`.venv/bin/python -m bench.accuracy_explore --only "
         f"'{SERVED}' --write`: the served chip ({SERVED} + mirror average), two gallery "
         f"photos per person, {templates[0][1]['probes']} searches; a person's score is the "
         "best of their faces (max, what the service does), the mean of them, or the score "
         "of their averaged embedding (template).",
-        "",
-        HEADER[0].format("person score"),
-        HEADER[1],
-        *[_row(name, r) for name, r in templates],
-        "",
-    ]
-    replace_section(TEMPLATES, "\n".join(lines))
+        "person score",
+        templates,
+    )
+
+
+def _write_table(
+    section: str, intro: str, label: str, rows: list[tuple[str, dict[str, float]]]
+) -> None:
+    lines = [section, "", intro, "", HEADER[0].format(label), HEADER[1]]
+    lines += [*[_row(name, r) for name, r in rows], ""]
+    replace_section(section, "\n".join(lines))
 
 
 def replace_section(section: str, text: str) -> None:
