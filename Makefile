@@ -26,11 +26,15 @@ postgres:
 	@if command -v pg_lsclusters >/dev/null 2>&1 && pg_lsclusters -h | grep -q down; then \
 		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; fi
 
-test: models postgres
-	FACEDB_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest
+# Two workers: most of the suite waits on databases, servers and subprocesses.
+PYTEST := $(BIN)/python -m pytest -n 2 --dist worksteal
 
+test: models postgres
+	FACEDB_REQUIRE_POSTGRES=1 $(PYTEST)
+
+# Everything but the real networks and the time-budgeted fuzzing: about a minute.
 test-fast: install
-	$(BIN)/python -m pytest -m "not models"
+	$(PYTEST) -m "not models and not budget"
 
 lint: install
 	$(BIN)/ruff check .

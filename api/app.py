@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -25,36 +24,28 @@ from api.routes import admin, matches, persons, search
 from facedb import __version__
 from facedb.config import Settings, get_settings
 from facedb.domain import AuthMode
-from facedb.service import crossmatch
-from facedb.service.context import FaceDB
+from facedb.wiring import Services, build
 
 log = logging.getLogger("facedb.api")
-TAIL_INTERVAL_S = 1.0
-SNAPSHOT_INTERVAL_S = 60.0
-SWEEP_INTERVAL_S = 5.0  # cross-match faces another process enrolled and did not match
 # Swagger UI and ReDoc, shipped inside the fastapi-offline package: /docs works air-gapped.
 DOCS_ASSETS = files("fastapi_offline") / "static"
 
 
-def create_app(settings: Settings | None = None, db: FaceDB | None = None) -> FastAPI:
-    """Return the application; it loads the models and the index when it starts."""
-    settings = settings or get_settings()
-    facedb = db or FaceDB(settings)
-    modes = AuthModeCache(facedb)
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Return the application; it loads the models and the index when it starts, and
+    follows the change log and sweeps cross-matching while it runs."""
+    settings = settings or (services.settings if services else get_settings())
+    services = services or build(settings)
+    modes = AuthModeCache(services.keys, settings.host)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        facedb.start(load_models=True)
+        services.start(load_models=True, background=True)
         _announce(modes.current(), settings)
-        stop = threading.Event()
-        tailer = threading.Thread(target=_tail, args=(facedb, stop), name="index-tail", daemon=True)
-        tailer.start()
         try:
             yield
         finally:
-            stop.set()
-            tailer.join(timeout=5)
-            facedb.close()
+            services.close()
 
     app = FastAPI(
         title="FaceDB",
@@ -64,7 +55,7 @@ def create_app(settings: Settings | None = None, db: FaceDB | None = None) -> Fa
         docs_url=None,
         redoc_url=None,
     )
-    app.state.facedb = facedb
+    app.state.services = services
     app.state.metrics = Metrics()
     app.state.auth_modes = modes
     errors.install(app)
@@ -76,7 +67,7 @@ def create_app(settings: Settings | None = None, db: FaceDB | None = None) -> Fa
     console.install(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # Outermost first: measure, answer unexpected errors cleanly, authenticate, route.
-    app.add_middleware(Gatekeeper, db=facedb, modes=modes)
+    app.add_middleware(Gatekeeper, services=services, modes=modes)
     app.add_middleware(ErrorBoundary)
     app.add_middleware(MeasureRequests, metrics=app.state.metrics)
     return app
@@ -109,26 +100,20 @@ def _announce(mode: AuthMode, settings: Settings) -> None:
 
 def _offline_docs(app: FastAPI) -> None:
     app.mount("/docs-assets", StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
+    page: dict[str, Any] = {"openapi_url": "/openapi.json", "title": "FaceDB API"}
+    icon = "/docs-assets/favicon.png"
 
     @app.get("/docs", include_in_schema=False)
     def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="FaceDB API",
-            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
-            swagger_css_url="/docs-assets/swagger-ui.css",
-            swagger_favicon_url="/docs-assets/favicon.png",
-        )
+        js, css = "/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"
+        return get_swagger_ui_html(**page, swagger_js_url=js, swagger_css_url=css,
+                                   swagger_favicon_url=icon)  # fmt: skip
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url="/openapi.json",
-            title="FaceDB API",
-            redoc_js_url="/docs-assets/redoc.standalone.js",
-            redoc_favicon_url="/docs-assets/favicon.png",
-            with_google_fonts=False,
-        )
+        js = "/docs-assets/redoc.standalone.js"
+        return get_redoc_html(**page, redoc_js_url=js, redoc_favicon_url=icon,
+                              with_google_fonts=False)  # fmt: skip
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -145,22 +130,3 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     )
         app.openapi_schema = schema
     return app.openapi_schema
-
-
-def _tail(db: FaceDB, stop: threading.Event) -> None:
-    """Follow other processes' writes, cross-match what waits, snapshot the index now and then."""
-    since_snapshot = since_sweep = 0.0
-    crossmatch.sweep(db)  # whatever a process that died left waiting
-    while not stop.wait(TAIL_INTERVAL_S):
-        try:
-            db.index.catch_up()
-            since_snapshot += TAIL_INTERVAL_S
-            since_sweep += TAIL_INTERVAL_S
-            if since_sweep >= SWEEP_INTERVAL_S:
-                crossmatch.sweep(db)
-                since_sweep = 0.0
-            if since_snapshot >= SNAPSHOT_INTERVAL_S:
-                db.index.save_if_dirty()
-                since_snapshot = 0.0
-        except Exception as exc:  # the database may be down; keep tailing
-            log.warning("index tail: %s", exc)

@@ -22,11 +22,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.envelope import envelope
 from facedb.config import Settings
-from facedb.domain import AuditAction, AuthMode, Permission, may
+from facedb.domain import AuditAction, AuthMode, Permission, Role, may
 from facedb.errors import FaceDBError, Forbidden, Unauthenticated
-from facedb.service import audit, keys
-from facedb.service.audit import Caller
-from facedb.service.context import FaceDB
+from facedb.records import Caller
+from facedb.services.keys import KeyService
+from facedb.wiring import Services
 
 # Pages and assets hold no data (the console's pages fetch it with the key): no key needed.
 PUBLIC_PATHS = frozenset({"/", "/v1/health", "/metrics", "/openapi.json", "/docs", "/redoc"})
@@ -57,9 +57,9 @@ class AuthModeCache:
     Keys are never deleted (only revoked), so once KEYS it stays KEYS.
     """
 
-    def __init__(self, db: FaceDB) -> None:
-        self.db = db
-        self.loopback = is_loopback(db.settings.host)
+    def __init__(self, keys: KeyService, host: str) -> None:
+        self.keys = keys
+        self.loopback = is_loopback(host)
         self._mode: AuthMode | None = None
         self._checked_at = -1e9
 
@@ -68,7 +68,7 @@ class AuthModeCache:
             return self._mode
         now = time.monotonic()
         if self._mode is None or now - self._checked_at > _MODE_RECHECK_S:
-            self._mode = keys.auth_mode(self.db, self.loopback)
+            self._mode = self.keys.auth_mode(self.loopback)
             self._checked_at = now
         return self._mode
 
@@ -112,9 +112,9 @@ def secret_from(scope: Scope) -> str | None:
 class Gatekeeper:
     """Authenticates each request before the application reads it; refuses NUL in the URL."""
 
-    def __init__(self, app: ASGIApp, db: FaceDB, modes: AuthModeCache) -> None:
+    def __init__(self, app: ASGIApp, services: Services, modes: AuthModeCache) -> None:
         self.app = app
-        self.db = db
+        self.services = services
         self.modes = modes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -122,7 +122,7 @@ class Gatekeeper:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        client = client_address(scope, self.db.settings)
+        client = client_address(scope, self.services.settings)
         scope.setdefault("state", {})
         if not _public(path):
             try:
@@ -143,14 +143,17 @@ class Gatekeeper:
         try:
             if secret is None:
                 if self.modes.current() is AuthMode.KEYLESS_LOCAL:
-                    return Caller(None, "local (no keys)", "admin", client)
+                    return Caller(
+                        key_id=None, key_name="local (no keys)", role=Role.ADMIN, client=client
+                    )
                 raise Unauthenticated("an API key is required (Authorization: Bearer <key>)")
-            key = keys.authenticate(self.db, secret)
+            key = self.services.keys.authenticate(secret)
         except Unauthenticated as exc:
             if action is not None:
-                audit.refused(self.db, action, Caller(None, None, None, client), exc.code)
+                nobody = Caller(key_id=None, key_name=None, role=None, client=client)
+                self.services.audit.refused(action, nobody, exc.code)
             raise
-        return Caller(key.id, key.name, key.role, client)
+        return Caller(key_id=key.id, key_name=key.name, role=key.role, client=client)
 
 
 def _public(path: str) -> bool:
@@ -185,10 +188,10 @@ def require(permission: Permission) -> Callable[..., Caller]:
         _header: str | None = Security(api_key_header),
     ) -> Caller:
         caller = caller_of(request)
-        if caller.role is None or not may(caller.role, permission):
+        if not may(caller.role, permission):
             action = AUDITED.get(request.url.path)
             if action is not None:
-                audit.refused(request.app.state.facedb, action, caller, Forbidden.code)
+                request.app.state.services.audit.refused(action, caller, Forbidden.code)
             raise Forbidden(f"the {caller.role} role may not do this ({permission})")
         return caller
 

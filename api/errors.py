@@ -11,7 +11,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
@@ -21,7 +20,6 @@ from api.auth import AUDITED
 from api.envelope import envelope
 from facedb import errors
 from facedb.domain import AuditAction
-from facedb.service import audit
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +87,6 @@ def install(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(allowed_methods(request))
         return JSONResponse(envelope(code, str(exc.detail)), exc.status_code, headers)
 
-    @app.exception_handler(OperationalError)
-    async def database(_: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database unavailable: %s", exc.orig)
-        return JSONResponse(envelope("database_unavailable", "the database is unreachable"), 503)
-
 
 def allowed_methods(request: Request) -> list[str]:
     """Return every documented method at this path (for a 405's Allow header)."""
@@ -108,7 +101,7 @@ async def _audit_refusal(request: Request, code: str) -> None:
     action: AuditAction | None = AUDITED.get(request.url.path)
     caller = request.scope.get("state", {}).get("caller")
     if action is not None and caller is not None:
-        await run_in_threadpool(audit.refused, request.app.state.facedb, action, caller, code)
+        await run_in_threadpool(request.app.state.services.audit.refused, action, caller, code)
 
 
 class ErrorBoundary:

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from collections.abc import Sequence
+from datetime import date
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    computed_field,
+)
 
-from facedb.domain import AgeSource, Gender, MatchState, PersonStatus, UploadStatus
+from facedb.ages import age_on
+from facedb.domain import AgeSource, EstimatedGender, Gender, PersonStatus, UploadStatus
 from facedb.pipeline.types import Box
 from facedb.pipeline.types import Face as DetectedFace
-from facedb.service.ages import age_on
-from facedb.service.enrollment import EnrollmentReport, PhotoResult
-from facedb.service.records import FaceRecord, PersonRecord, PhotoRecord
-from facedb.service.review import MatchRecord, MatchSide
-from facedb.service.search import Candidate, SearchResult
+from facedb.records import (
+    ESTIMATED_GENDER,
+    AuditRecord,
+    FaceRecord,
+    PairRecord,
+    PairSide,
+    PersonRecord,
+    PhotoRecord,
+)
+from facedb.services.search import Candidate, SearchResult
+
+ItemT = TypeVar("ItemT")
 
 
 def no_nul(value: Any) -> Any:
@@ -74,145 +90,72 @@ class PersonPatch(BaseModel):
     attributes: Attributes | None = None
 
 
-class PersonOut(BaseModel):
-    id: str
-    external_ref: str | None
-    name: str
-    gender: str | None
-    birth_date: date | None
-    birth_year: int | None
-    age: float | None = Field(description="age today, from the birth date or year")
-    status: str
-    attributes: dict[str, Any]
-    linked_person_id: str | None = Field(
-        description="the person a confirmed cross-match linked this one to"
-    )
-    created_at: datetime
-    updated_at: datetime
+class FromRecord(BaseModel):
+    """A response read straight from a service's record (its attributes and properties)."""
 
-    @classmethod
-    def of(cls, person: PersonRecord) -> PersonOut:
-        return cls(
-            age=age_on(date.today(), person.birth_date, person.birth_year),
-            **{k: getattr(person, k) for k in PersonRecord.__dataclass_fields__},
-        )
+    model_config = ConfigDict(from_attributes=True)
 
 
-class PersonPage(BaseModel):
-    items: list[PersonOut]
+class PersonOut(PersonRecord):
+    @computed_field(description="age today, from the birth date or year")  # type: ignore[prop-decorator]
+    @property
+    def age(self) -> float | None:
+        return age_on(date.today(), self.birth_date, self.birth_year)
+
+
+class Page(BaseModel, Generic[ItemT]):
+    """One page of a listing: its items and how many match in all."""
+
+    items: list[ItemT]
     total: int
     limit: int
     offset: int
 
-
-class BoxOut(BaseModel):
-    x: int
-    y: int
-    w: int
-    h: int
-
     @classmethod
-    def of(cls, box: Box) -> BoxOut:
-        return cls(**box.as_dict())
+    def of(cls, items: Sequence[Any], total: int, limit: int, offset: int) -> Self:
+        """Return the page, each item read from its record."""
+        return cls.model_validate({"items": items, "total": total, "limit": limit,
+                                   "offset": offset})  # fmt: skip
 
 
-class FaceOut(BaseModel):
-    id: int
-    photo_id: str
-    box: BoxOut
-    landmarks: dict[str, Any]
-    confidence: float
-    age: float | None
-    gender: str | None = Field(
-        description="estimated: `male`, `female`, or `unknown` when the network is less sure "
-        "than FACEDB_GENDER_MIN_PROBABILITY; null when no estimate was made"
-    )
-    gender_probability: float | None
-    crop_url: str
-
-    @classmethod
-    def of(cls, face: FaceRecord) -> FaceOut:
-        return cls(
-            id=face.id,
-            photo_id=face.photo_id,
-            box=BoxOut.of(face.box),
-            landmarks=face.landmarks,
-            confidence=face.confidence,
-            age=face.age,
-            gender=face.gender,
-            gender_probability=face.gender_probability,
-            crop_url=f"/v1/faces/{face.id}/crop",
-        )
+class PersonPage(Page[PersonOut]):
+    pass
 
 
-class PhotoOut(BaseModel):
-    id: str
-    person_id: str
-    sha256: str
-    media_type: str
-    width: int
-    height: int
-    taken_at: date | None
-    age_at_photo: float | None
-    created_at: datetime
-    image_url: str
-    faces: list[FaceOut]
-
-    @classmethod
-    def of(cls, photo: PhotoRecord) -> PhotoOut:
-        return cls(
-            id=photo.id,
-            person_id=photo.person_id,
-            sha256=photo.sha256,
-            media_type=photo.media_type,
-            width=photo.width,
-            height=photo.height,
-            taken_at=photo.taken_at,
-            age_at_photo=photo.age_at_photo,
-            created_at=photo.created_at,
-            image_url=f"/v1/photos/{photo.id}/image",
-            faces=[FaceOut.of(f) for f in photo.faces],
-        )
+class FaceOut(FaceRecord):
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def crop_url(self) -> str:
+        return f"/v1/faces/{self.id}/crop"
 
 
-class ErrorOut(BaseModel):
+class PhotoOut(PhotoRecord):
+    faces: list[FaceOut]  # type: ignore[assignment]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def image_url(self) -> str:
+        return f"/v1/photos/{self.id}/image"
+
+
+class ErrorOut(FromRecord):
     code: str
     message: str
 
 
-class UploadResult(BaseModel):
+class UploadResult(FromRecord):
     filename: str
     status: UploadStatus
     photo: PhotoOut | None
     error: ErrorOut | None
 
-    @classmethod
-    def of(cls, result: PhotoResult) -> UploadResult:
-        error = result.error
-        return cls(
-            filename=result.filename,
-            status=result.status,
-            photo=PhotoOut.of(result.photo) if result.photo else None,
-            error=ErrorOut(code=error.code, message=error.message) if error else None,
-        )
 
-
-class UploadReport(BaseModel):
+class UploadReport(FromRecord):
     person_id: str
     stored: int
     duplicates: int
     refused: int
     results: list[UploadResult]
-
-    @classmethod
-    def of(cls, report: EnrollmentReport) -> UploadReport:
-        return cls(
-            person_id=report.person_id,
-            stored=report.count(UploadStatus.STORED),
-            duplicates=report.count(UploadStatus.DUPLICATE),
-            refused=report.count(UploadStatus.REFUSED),
-            results=[UploadResult.of(r) for r in report.results],
-        )
 
 
 class CandidateOut(BaseModel):
@@ -233,38 +176,27 @@ class CandidateOut(BaseModel):
 
     @classmethod
     def of(cls, candidate: Candidate, years: tuple[float | None, float | None]) -> CandidateOut:
+        """The wire shape flattens the matched face and adds the years (on purpose)."""
         face = candidate.face
-        return cls(
-            person=PersonOut.of(candidate.person),
-            score=round(candidate.score, 5),
-            match=candidate.match,
-            face_id=face.id,
-            photo_id=face.photo_id,
-            taken_at=candidate.taken_at,
-            age_at_photo=candidate.age_at_photo,
-            age_source=candidate.age_source,
-            years_since_photo=years[0],
-            years_between=years[1],
-            crop_url=f"/v1/faces/{face.id}/crop",
-            photo_url=f"/v1/photos/{face.photo_id}/image",
-        )
+        flat = {"face_id": face.id, "photo_id": face.photo_id, "score": round(candidate.score, 5)}
+        links = {"crop_url": f"/v1/faces/{face.id}/crop",
+                 "photo_url": f"/v1/photos/{face.photo_id}/image"}  # fmt: skip
+        years_of = {"years_since_photo": years[0], "years_between": years[1]}
+        return cls.model_validate({**vars(candidate), **flat, **links, **years_of})
 
 
 class ProbeFaceOut(BaseModel):
-    box: BoxOut
+    box: Box
     confidence: float
     age: float | None
-    gender: str | None = Field(
-        description="estimated: `male`, `female`, or `unknown` when the network is less sure "
-        "than FACEDB_GENDER_MIN_PROBABILITY; null when no estimate was made"
-    )
+    gender: EstimatedGender | None = Field(description=ESTIMATED_GENDER)
     gender_probability: float | None
     candidates: list[CandidateOut]
 
     @classmethod
     def probe(cls, face: DetectedFace, candidates: list[CandidateOut]) -> ProbeFaceOut:
         return cls(
-            box=BoxOut.of(face.box),
+            box=face.box,
             confidence=round(face.detection.confidence, 4),
             age=face.age,
             gender=face.gender,
@@ -325,70 +257,22 @@ class HealthOut(BaseModel):
     )
 
 
-class MatchSideOut(BaseModel):
+class MatchSideOut(PairSide):
     person: PersonOut | None = Field(description="null once the person was deleted")
-    face_id: int | None
-    photo_id: str | None
-    taken_at: date | None
-    age_at_photo: float | None
-    age_source: AgeSource | None
-    crop_url: str | None
 
-    @classmethod
-    def of(cls, side: MatchSide) -> MatchSideOut:
-        return cls(
-            person=PersonOut.of(side.person) if side.person else None,
-            face_id=side.face_id,
-            photo_id=side.photo_id,
-            taken_at=side.taken_at,
-            age_at_photo=side.age_at_photo,
-            age_source=side.age_source,
-            crop_url=f"/v1/faces/{side.face_id}/crop" if side.face_id else None,
-        )
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def crop_url(self) -> str | None:
+        return f"/v1/faces/{self.face_id}/crop" if self.face_id else None
 
 
-class DecisionOut(BaseModel):
-    by: str | None = Field(description="the name of the key that decided")
-    at: datetime
-    note: str | None
-
-
-class MatchOut(BaseModel):
-    id: int
-    state: MatchState
-    score: float
-    rank: int = Field(description="the found person's place among the missing face's candidates")
-    years_between: float | None
+class MatchOut(PairRecord):
     missing: MatchSideOut
     found: MatchSideOut
-    created_at: datetime
-    raised_at: datetime = Field(description="when a face pair last raised the score")
-    decision: DecisionOut | None
-
-    @classmethod
-    def of(cls, match: MatchRecord) -> MatchOut:
-        decision = match.decision
-        return cls(
-            id=match.id,
-            state=match.state,
-            score=match.score,
-            rank=match.rank,
-            years_between=match.years_between,
-            missing=MatchSideOut.of(match.missing),
-            found=MatchSideOut.of(match.found),
-            created_at=match.created_at,
-            raised_at=match.raised_at,
-            decision=DecisionOut(by=decision.by, at=decision.at, note=decision.note)
-            if decision
-            else None,
-        )
 
 
-class MatchPage(BaseModel):
-    items: list[MatchOut]
-    total: int
-    limit: int
-    offset: int
+class MatchPage(Page[MatchOut]):
+    pass
 
 
 class DecisionIn(BaseModel):
@@ -409,13 +293,4 @@ class MeOut(BaseModel):
     candidate_threshold: float
 
 
-class AuditOut(BaseModel):
-    id: int
-    at: datetime
-    action: str
-    key_id: str | None
-    key_name: str | None
-    client: str | None
-    faces_found: int
-    results: list[Any]
-    took_ms: float
+AuditOut = AuditRecord

@@ -12,7 +12,6 @@ is read after each size.
 
 from __future__ import annotations
 
-import argparse
 import resource
 import tempfile
 import time
@@ -20,22 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.pipeline_bench import write_section
-from bench.service_bench import insert_synthetic
-from facedb.config import Settings
+from bench.common import arguments, insert_synthetic, report, sqlite_services, unit
 from facedb.domain import JobKind
-from facedb.service import crossmatch, review
-from facedb.service.context import FaceDB
-from facedb.service.jobs import Job
-from facedb.store import candidates as store
-from facedb.store.db import transaction, upgrade
+from facedb.services.jobs import Job
 
 SECTION = "## Cross-match: batch job against the per-face loop"
 LOOP_SAMPLE = 300
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 def registers(missing: int, found: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -49,29 +38,24 @@ def registers(missing: int, found: int, seed: int = 0) -> tuple[np.ndarray, np.n
 
 def run(missing: int, found: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'x.sqlite3'}"
-        upgrade(url)
-        db = FaceDB(Settings(data_dir=Path(tmp), database_url=url))
-        db.start(load_models=False)
+        services = sqlite_services(Path(tmp))
         missing_v, found_v = registers(missing, found)
-        insert_synthetic(db, missing_v, "missing", rebuild=False)
-        insert_synthetic(db, found_v, "found")
-
-        with transaction(db.sessions) as session:
-            faces, vectors = store.faces_to_crossmatch(
-                session, db.index.generation, 128, LOOP_SAMPLE
+        insert_synthetic(services, missing_v, "missing", rebuild=False)
+        insert_synthetic(services, found_v, "found")
+        with services.store.unit() as unit_of_work:
+            faces, vectors = unit_of_work.registers.waiting(
+                services.index.generation, 128, LOOP_SAMPLE
             )
         start = time.perf_counter()
         for i in range(len(faces)):
-            crossmatch.match(db, faces[i : i + 1], vectors[i : i + 1])
+            services.crossmatch.match(faces[i : i + 1], vectors[i : i + 1])
         loop_per_face = (time.perf_counter() - start) / len(faces)
 
-        job = Job(kind=JobKind.CROSSMATCH, params={})
         start = time.perf_counter()
-        crossmatch.run_batch(db, job)
+        services.crossmatch.run_batch(Job(kind=JobKind.CROSSMATCH, params={}))
         batch_s = time.perf_counter() - start
-        _, pairs = review.list_matches(db, limit=1)
-        db.close()
+        _, pairs = services.review.page(limit=1)
+        services.close()
     total = missing + found
     return {
         "faces": total,
@@ -85,9 +69,8 @@ def run(missing: int, found: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__)
     parser.add_argument("--sizes", default="10000x100000,100000x100000")
-    parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     lines = [
         SECTION,
@@ -109,9 +92,7 @@ def main() -> None:
         )
         print(lines[-1], flush=True)
     text = "\n".join(lines)
-    print(text)
-    if args.write:
-        write_section(text, SECTION)
+    report(text, SECTION, args.write)
 
 
 if __name__ == "__main__":

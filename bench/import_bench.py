@@ -11,7 +11,6 @@ a fresh database) enrolls the manifest. Both stop the clock when every photo is 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import os
@@ -26,8 +25,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from bench.memory_bench import serve
-from bench.pipeline_bench import write_section
+from bench.common import arguments, report, serve_process
 from facedb.config import Settings
 from facedb.sample_data import celebrity_dataset, photos
 
@@ -49,26 +47,21 @@ def distinct_copies(count: int, folder: Path) -> list[tuple[str, Path]]:
 
 
 def over_http(files: list[tuple[str, Path]], tmp: Path) -> tuple[float, int]:
-    process, url = serve({}, tmp)
     stored = 0
-    try:
-        with httpx.Client(base_url=url, timeout=600) as client:
-            start = time.perf_counter()
-            ids: dict[str, str] = {}
-            for case, path in files:
-                if case not in ids:
-                    created = client.post("/v1/persons", json={"name": case, "external_ref": case})
-                    ids[case] = created.json()["id"]
-                person = ids[case]
-                reply = client.post(
-                    f"/v1/persons/{person}/photos",
-                    files={"files": (path.name, path.read_bytes(), "image/jpeg")},
-                )
-                stored += reply.status_code == 201 and reply.json()["stored"] == 1
-            seconds = time.perf_counter() - start
-    finally:
-        process.terminate()
-        process.wait(30)
+    with serve_process({}, tmp) as (_, url), httpx.Client(base_url=url, timeout=600) as client:
+        start = time.perf_counter()
+        ids: dict[str, str] = {}
+        for case, path in files:
+            if case not in ids:
+                created = client.post("/v1/persons", json={"name": case, "external_ref": case})
+                ids[case] = created.json()["id"]
+            person = ids[case]
+            reply = client.post(
+                f"/v1/persons/{person}/photos",
+                files={"files": (path.name, path.read_bytes(), "image/jpeg")},
+            )
+            stored += reply.status_code == 201 and reply.json()["stored"] == 1
+        seconds = time.perf_counter() - start
     return seconds, stored
 
 
@@ -96,9 +89,8 @@ def by_import(files: list[tuple[str, Path]], folder: Path, tmp: Path) -> tuple[f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = arguments(__doc__)
     parser.add_argument("--photos", type=int, default=2000)
-    parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"
@@ -128,9 +120,7 @@ def main() -> None:
         "",
         f"Import / HTTP throughput: {(import_stored / import_s) / (http_stored / http_s):.2f}x.",
     ]
-    print("\n".join(lines))
-    if args.write:
-        write_section("\n".join(lines), SECTION)
+    report("\n".join(lines), SECTION, args.write)
 
 
 if __name__ == "__main__":

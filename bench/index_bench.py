@@ -11,7 +11,6 @@ of the same photo (its detect+embed), so both sides measure only the search part
 
 from __future__ import annotations
 
-import argparse
 import gc
 import hashlib
 import json
@@ -19,30 +18,15 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from bench.common import D, arguments, face_like, report, rss_mib
 from facedb.domain import IndexKind
 from facedb.index.faiss_index import FaissIndex
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Index: search latency and memory"
-D = 128
-
-
-def face_like(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    people = max(1, n // 4)
-    centers = rng.standard_normal((people, D)).astype(np.float32)
-    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    x = centers[rng.integers(0, people, n)] + 0.08 * rng.standard_normal((n, D)).astype(np.float32)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-
-
-def rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * 4096 / 2**20
 
 
 def index_mib(index: FaissIndex) -> float:
@@ -102,11 +86,53 @@ def deepface_search_seconds(path: Path, photo: str, method: str, repeats: int = 
     return statistics.median(differences)
 
 
+def faiss_row(n: int) -> dict[str, float]:
+    """Return exact and IVF latency, memory and IVF recall at ``n`` faces."""
+    vectors = face_like(n, seed=n)
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    queries = vectors[np.random.default_rng(1).integers(0, n, 200)] + 0.03 * face_like(200, 2)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    gc.collect()
+    base = rss_mib()
+    exact = FaissIndex.build(D, ids, vectors, device="cpu")
+    exact_mib = max(rss_mib() - base, index_mib(exact))
+    e50, e99, truth = latencies(exact, queries)
+    del exact
+    gc.collect()
+    base = rss_mib()
+    nlist = int(4 * np.sqrt(n))
+    ivf = FaissIndex.build(D, ids, vectors, kind=IndexKind.IVF, nlist=nlist, nprobe=32,
+                           device="cpu")  # fmt: skip
+    ivf_mib = max(rss_mib() - base, index_mib(ivf))
+    i50, i99, approx = latencies(ivf, queries)
+    recall = float(np.mean([len(set(a) & set(t)) / 10 for a, t in zip(approx, truth, strict=True)]))
+    return {"n": n, "exact_p50_ms": e50, "exact_p99_ms": e99, "exact_mib": exact_mib,
+            "ivf_nlist": nlist, "ivf_p50_ms": i50, "ivf_p99_ms": i99, "ivf_mib": ivf_mib,
+            "ivf_recall10": recall, "ivf_top1": float(np.mean(approx[:, 0] == truth[:, 0]))}  # fmt: skip
+
+
+def deepface_cells(n: int, photo: str) -> dict[str, float | str]:
+    """Return DeepFace.search's exact and ann search time (ms) on the same vectors."""
+    from deepface import DeepFace
+
+    cells: dict[str, float | str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "deepface.sqlite3"
+        deepface_db(path, face_like(n, seed=n))
+        cells["deepface_exact_ms"] = deepface_search_seconds(path, photo, "exact") * 1000
+        try:
+            DeepFace.build_index(model_name="Facenet", detector_backend="mtcnn",
+                                 database_type="sqlite", connection_details=str(path))  # fmt: skip
+            cells["deepface_ann_ms"] = deepface_search_seconds(path, photo, "ann") * 1000
+        except Exception as exc:  # report, don't hide, a baseline that cannot run
+            cells["deepface_ann_error"] = f"{type(exc).__name__}: {exc}"[:200]
+    return cells
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = arguments(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--deepface-max", type=int, default=100_000)
-    parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
 
     from facedb.config import Settings
@@ -116,57 +142,15 @@ def main() -> None:
     settings = Settings()
     configure_deepface(settings.models_path)
     photo = str(photos(celebrity_dataset(settings.cache_dir) / "val")["madonna"][0])
-
-    rows = []
+    rows: list[dict[str, Any]] = []
     for n in args.sizes:
-        vectors = face_like(n, seed=n)
-        ids = np.arange(1, n + 1, dtype=np.int64)
-        queries = vectors[np.random.default_rng(1).integers(0, n, 200)] + 0.03 * face_like(200, 2)
-        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-        gc.collect()
-        base = rss_mib()
-        exact = FaissIndex.build(D, ids, vectors, device="cpu")
-        exact_mib = max(rss_mib() - base, index_mib(exact))
-        e50, e99, truth = latencies(exact, queries)
-        del exact
-        gc.collect()
-        base = rss_mib()
-        nlist = int(4 * np.sqrt(n))
-        ivf = FaissIndex.build(
-            D, ids, vectors, kind=IndexKind.IVF, nlist=nlist, nprobe=32, device="cpu"
-        )
-        ivf_mib = max(rss_mib() - base, index_mib(ivf))
-        i50, i99, approx = latencies(ivf, queries)
-        recall = float(
-            np.mean([len(set(a) & set(t)) / 10 for a, t in zip(approx, truth, strict=True)])
-        )
-        top1 = float(np.mean(approx[:, 0] == truth[:, 0]))
-        del ivf
-        row = {"n": n, "exact_p50_ms": e50, "exact_p99_ms": e99, "exact_mib": exact_mib,
-               "ivf_nlist": nlist, "ivf_p50_ms": i50, "ivf_p99_ms": i99, "ivf_mib": ivf_mib,
-               "ivf_recall10": recall, "ivf_top1": top1}  # fmt: skip
+        row: dict[str, Any] = faiss_row(n)
         if n <= args.deepface_max:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "deepface.sqlite3"
-                deepface_db(path, vectors)
-                row["deepface_exact_ms"] = deepface_search_seconds(path, photo, "exact") * 1000
-                try:
-                    from deepface import DeepFace
-
-                    DeepFace.build_index(model_name="Facenet", detector_backend="mtcnn",
-                                         database_type="sqlite", connection_details=str(path))  # fmt: skip
-                    row["deepface_ann_ms"] = deepface_search_seconds(path, photo, "ann") * 1000
-                except Exception as exc:  # report, don't hide, a baseline that cannot run
-                    row["deepface_ann_error"] = f"{type(exc).__name__}: {exc}"[:200]
+            row |= deepface_cells(n, photo)
         print(json.dumps(row), flush=True)
         rows.append(row)
-
     text = render(rows)
-    print(text)
-    if args.write:
-        from bench.pipeline_bench import write_section
-
-        write_section(text, SECTION)
+    report(text, SECTION, args.write)
 
 
 def ann_cell(ms: float | None, error: object) -> str:
@@ -175,7 +159,7 @@ def ann_cell(ms: float | None, error: object) -> str:
     return f"{ms:.0f}" if ms >= 1 else "<1 (below the noise of represent)"
 
 
-def render(rows: list[dict[str, float]]) -> str:
+def render(rows: list[dict[str, Any]]) -> str:
     lines = [
         SECTION,
         "",

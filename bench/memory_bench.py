@@ -12,22 +12,16 @@ file caps raised) as the baseline that shows what the bounds buy.
 
 from __future__ import annotations
 
-import argparse
 import io
-import os
-import subprocess
-import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 from PIL import Image
 
-from bench.pipeline_bench import write_section
-from tests.api.conftest import free_port
+from bench.common import arguments, report, serve_process
 
 SECTION = "## Memory: bounded decoding under hostile uploads"
 UNBOUNDED = {
@@ -55,71 +49,43 @@ def reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-def serve(env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    full = {**os.environ, "FACEDB_DATA_DIR": str(tmp), "FACEDB_PORT": str(port), **env}
-    subprocess.run([sys.executable, "-m", "facedb.cli", "db", "upgrade"], env=full, check=True,
-                   capture_output=True)  # fmt: skip
-    process = subprocess.Popen(
-        [sys.executable, "-m", "facedb.cli", "serve"],
-        env=full,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("the server did not start")
-
-
 def measure(
     label: str, env: dict[str, str], png: bytes
 ) -> list[tuple[str, str, float, float, float]]:
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        process, url = serve(env, Path(tmp))
-        try:
-            with httpx.Client(base_url=url, timeout=600) as client:
-                idle, _ = memory_mb(process.pid)
-                person = client.post("/v1/persons", json={"name": "bench"}).json()["id"]
-                reset_peak(process.pid)
-                files = [("files", (f"{i}.png", png, "image/png")) for i in range(10)]
-                reply = client.post(f"/v1/persons/{person}/photos", files=files)
-                after, peak = memory_mb(process.pid)
-                rows.append((label, f"upload of 10 PNGs ({reply.status_code})", idle, peak, after))
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serve_process(env, Path(tmp)) as (pid, url),
+        httpx.Client(base_url=url, timeout=600) as client,
+    ):
+        idle, _ = memory_mb(pid)
+        person = client.post("/v1/persons", json={"name": "bench"}).json()["id"]
+        reset_peak(pid)
+        files = [("files", (f"{i}.png", png, "image/png")) for i in range(10)]
+        reply = client.post(f"/v1/persons/{person}/photos", files=files)
+        after, peak = memory_mb(pid)
+        rows.append((label, f"upload of 10 PNGs ({reply.status_code})", idle, peak, after))
 
-                reset_peak(process.pid)
-                statuses: list[int] = []
+        reset_peak(pid)
+        statuses: list[int] = []
 
-                def one() -> None:
-                    with httpx.Client(base_url=url, timeout=600) as c:
-                        files = {"file": ("z.png", png, "image/png")}
-                        statuses.append(c.post("/v1/search", files=files).status_code)
+        def one() -> None:
+            with httpx.Client(base_url=url, timeout=600) as c:
+                files = {"file": ("z.png", png, "image/png")}
+                statuses.append(c.post("/v1/search", files=files).status_code)
 
-                threads = [threading.Thread(target=one) for _ in range(6)]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
-                after, peak = memory_mb(process.pid)
-                rows.append(
-                    (label, f"6 concurrent searches ({sorted(set(statuses))})", idle, peak, after)
-                )
-        finally:
-            process.terminate()
-            process.wait(30)
+        threads = [threading.Thread(target=one) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        after, peak = memory_mb(pid)
+        rows.append((label, f"6 concurrent searches ({sorted(set(statuses))})", idle, peak, after))
     return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    parser = arguments(__doc__)
     args = parser.parse_args()
     png = zeros_png()
     rows = measure("default bounds", {}, png) + measure("bounds lifted", UNBOUNDED, png)
@@ -144,9 +110,7 @@ def main() -> None:
         "into one BGR buffer and released before the next.",
     ]
     text = "\n".join(lines)
-    print(text)
-    if args.write:
-        write_section(text, SECTION)
+    report(text, SECTION, args.write)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Lite, whose query path is Python; no server could be run here.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import platform
@@ -30,16 +29,21 @@ from typing import Any
 import faiss
 import numpy as np
 
-from bench.index_bench import face_like, rss_mib
-from bench.pipeline_bench import write_section
-from bench.scale_bench import p50_p99, throughput
+from bench.common import (
+    D,
+    arguments,
+    face_like,
+    p50_p99,
+    report,
+    rss_mib,
+    throughput,
+)
 from facedb.domain import IndexKind
 from facedb.index.faiss_index import FaissIndex
 from facedb.index.lane import SearchLane
 from facedb.index.milvus_index import MilvusIndex, connect, disconnect
 
 SECTION = "## Milvus Lite beside FAISS"
-D = 128
 QUERIES = 100
 
 
@@ -52,94 +56,74 @@ def latency(search: Any, queries: np.ndarray) -> tuple[float, float, float]:
     return p50, p99, (time.perf_counter() - start) * 1000 / len(queries)
 
 
+Row = tuple[Any, ...]  # (faces, index, load s, p50, p99, batched ms/query, MiB, same top-10)
+
+
+def faiss_rows(n: int, vectors: np.ndarray, queries: np.ndarray) -> tuple[list[Row], np.ndarray]:
+    """Return the baseline's and FaceDB fp16's rows, and the baseline's top 10 per query."""
+    before, start = rss_mib(), time.perf_counter()
+    baseline = faiss.IndexFlatIP(D)
+    baseline.add(vectors)
+    load_s, grown = time.perf_counter() - start, rss_mib() - before
+    _, truth = baseline.search(queries, 10)
+    rows: list[Row] = [(n, "faiss IndexFlatIP (baseline)", load_s,
+                        *latency(baseline.search, queries), grown, 1.0)]  # fmt: skip
+    before, start = rss_mib(), time.perf_counter()
+    fp16 = FaissIndex.build(D, np.arange(n, dtype=np.int64), vectors, kind=IndexKind.FP16,
+                            device="cpu")  # fmt: skip
+    load_s, grown = time.perf_counter() - start, rss_mib() - before
+    rows.append((n, "FaceDB faiss `fp16` (default)", load_s, *latency(fp16.search, queries),
+                 grown, same_top10(fp16.search(queries, 10)[1], truth)))  # fmt: skip
+    return rows, truth
+
+
+def milvus_rows(
+    n: int, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray
+) -> tuple[Row, list[tuple[int, int, float, float]]]:
+    """Return the Milvus Lite collection's row, and its throughput direct and on the lane."""
+    folder = Path(tempfile.mkdtemp(prefix="milvus-bench-"))
+    uri = str(folder / "milvus.db")
+    before, start = rss_mib(), time.perf_counter()
+    client = connect(uri)
+    try:
+        collection = MilvusIndex.create(client, "faces", D)
+        collection.insert(np.arange(n, dtype=np.int64), vectors)
+        collection.seal()
+        load_s, grown = time.perf_counter() - start, rss_mib() - before
+        same = same_top10(collection.search(queries, 10)[1], truth)
+        row = (n, "FaceDB `milvus` (Milvus Lite, FLAT)", load_s,
+               *latency(collection.search, queries), grown, same)  # fmt: skip
+        lane = SearchLane(collection.search)
+        lanes = [(n, threads, throughput(collection.search, queries, threads, seconds=6.0),
+                  throughput(lane.search, queries, threads, seconds=6.0))
+                 for threads in (1, 8, 32)]  # fmt: skip
+    finally:
+        disconnect(client, uri)
+        shutil.rmtree(folder, ignore_errors=True)
+    return row, lanes
+
+
+def same_top10(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([set(a) == set(b) for a, b in zip(found, truth, strict=True)]))
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--write", action="store_true")
+    parser = arguments(__doc__, sizes=[100_000, 1_000_000])
     args = parser.parse_args()
     faiss.omp_set_num_threads(os.cpu_count() or 1)
-    rows: list[tuple[Any, ...]] = []
+    rows: list[Row] = []
     lane_rows: list[tuple[int, int, float, float]] = []
     for n in args.sizes:
-        vectors = face_like(n, seed=n)
-        ids = np.arange(n, dtype=np.int64)
-        queries = face_like(QUERIES, seed=n + 1)
-
-        before, start = rss_mib(), time.perf_counter()
-        baseline = faiss.IndexFlatIP(D)
-        baseline.add(vectors)
-        load_s, grown = time.perf_counter() - start, rss_mib() - before
-        _, truth = baseline.search(queries, 10)
-        rows.append(
-            (
-                n,
-                "faiss IndexFlatIP (baseline)",
-                load_s,
-                *latency(baseline.search, queries),
-                grown,
-                1.0,
-            )
-        )
-        print(rows[-1], flush=True)
-
-        before, start = rss_mib(), time.perf_counter()
-        fp16 = FaissIndex.build(D, ids, vectors, kind=IndexKind.FP16, device="cpu")
-        load_s, grown = time.perf_counter() - start, rss_mib() - before
-        same = float(
-            np.mean(
-                [set(a) == set(b) for a, b in zip(fp16.search(queries, 10)[1], truth, strict=True)]
-            )
-        )
-        rows.append(
-            (
-                n,
-                "FaceDB faiss `fp16` (default)",
-                load_s,
-                *latency(fp16.search, queries),
-                grown,
-                same,
-            )
-        )
-        print(rows[-1], flush=True)
-        del baseline, fp16
+        vectors, queries = face_like(n, seed=n), face_like(QUERIES, seed=n + 1)
+        faiss_part, truth = faiss_rows(n, vectors, queries)
         gc.collect()
-
-        folder = Path(tempfile.mkdtemp(prefix="milvus-bench-"))
-        uri = str(folder / "milvus.db")
-        before, start = rss_mib(), time.perf_counter()
-        client = connect(uri)
-        collection = MilvusIndex.create(client, "faces", D)
-        try:
-            collection.insert(ids, vectors)
-            collection.seal()
-            load_s, grown = time.perf_counter() - start, rss_mib() - before
-            found = collection.search(queries, 10)[1]
-            same = float(np.mean([set(a) == set(b) for a, b in zip(found, truth, strict=True)]))
-            rows.append(
-                (
-                    n,
-                    "FaceDB `milvus` (Milvus Lite, FLAT)",
-                    load_s,
-                    *latency(collection.search, queries),
-                    grown,
-                    same,
-                )
-            )
-            print(rows[-1], flush=True)
-            lane = SearchLane(collection.search)
-            for threads in (1, 8, 32):
-                direct = throughput(collection.search, queries, threads, seconds=6.0)
-                batched = throughput(lane.search, queries, threads, seconds=6.0)
-                lane_rows.append((n, threads, direct, batched))
-                print(lane_rows[-1], flush=True)
-        finally:
-            disconnect(client, uri)
-            shutil.rmtree(folder, ignore_errors=True)
+        milvus_part, lanes = milvus_rows(n, vectors, queries, truth)
+        rows += [*faiss_part, milvus_part]
+        lane_rows += lanes
+        print(*rows[-3:], *lanes, sep="\n", flush=True)
         gc.collect()
     text = render(args.sizes, rows, lane_rows)
-    print(text)
-    if args.write:
-        write_section(text, SECTION)
+    report(text, SECTION, args.write)
 
 
 def render(

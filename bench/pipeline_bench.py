@@ -8,7 +8,6 @@ of bench/RESULTS.md.
 
 from __future__ import annotations
 
-import argparse
 import io
 import platform
 import statistics
@@ -18,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.common import arguments, report, table
 from facedb.config import Settings
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.sample_data import celebrity_dataset, photos
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Pipeline: detect + embed"
 
 
@@ -48,9 +47,36 @@ def deepface_seconds(data: bytes, model_dir: Path) -> float:
     return time.perf_counter() - start
 
 
+def by_batch(analyzer: FaceAnalyzer, payloads: list[bytes]) -> list[tuple[str, int, int, float]]:
+    """Return (workload, photos, faces, seconds) analysing the photos 1 and 16 at a time."""
+    rows = []
+    for batch in (1, 16):
+        start = time.perf_counter()
+        faces = 0
+        for i in range(0, len(payloads), batch):
+            for result in analyzer.analyze_many(payloads[i : i + batch]):
+                faces += len(result) if isinstance(result, list) else 0
+        rows.append((f"celebrity val, batch {batch}", len(payloads), faces,
+                     time.perf_counter() - start))  # fmt: skip
+    return rows
+
+
+def by_size(analyzer: FaceAnalyzer, source: Path, model_dir: Path) -> list[tuple[float, ...]]:
+    """Return (megapixels, our median seconds, DeepFace.represent seconds) per photo size."""
+    sizes = []
+    for megapixels in (0.3, 2.6, 12.0):
+        data = at_megapixels(source, megapixels)
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            analyzer.analyze(data)
+            times.append(time.perf_counter() - start)
+        sizes.append((megapixels, statistics.median(times), deepface_seconds(data, model_dir)))
+    return sizes
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--write", action="store_true")
+    parser = arguments(__doc__)
     args = parser.parse_args()
     settings = Settings()
     analyzer = FaceAnalyzer(settings)
@@ -60,30 +86,16 @@ def main() -> None:
     ]
     payloads = [p.read_bytes() for p in val[:16]]
     analyzer.analyze_many(payloads[:2])  # warm-up
-
-    rows = []
-    for batch in (1, 16):
-        start = time.perf_counter()
-        faces = 0
-        for i in range(0, len(payloads), batch):
-            for result in analyzer.analyze_many(payloads[i : i + batch]):
-                faces += len(result) if isinstance(result, list) else 0
-        elapsed = time.perf_counter() - start
-        rows.append((f"celebrity val, batch {batch}", len(payloads), faces, elapsed))
-
-    sizes = []
-    source = val[5]
-    for megapixels in (0.3, 2.6, 12.0):
-        data = at_megapixels(source, megapixels)
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            analyzer.analyze(data)
-            times.append(time.perf_counter() - start)
-        ours = statistics.median(times)
-        theirs = deepface_seconds(data, settings.models_path)
-        sizes.append((megapixels, ours, theirs))
-
+    rows = by_batch(analyzer, payloads)
+    sizes = by_size(analyzer, val[5], settings.models_path)
+    per_batch = [
+        [name, str(n), str(faces), f"{elapsed / n:.3f}", f"{elapsed / max(faces, 1):.3f}"]
+        for name, n, faces, elapsed in rows
+    ]
+    per_size = [
+        [f"{mp} MP", f"{ours:.2f}", f"{theirs:.2f}", f"{theirs / ours:.1f}x"]
+        for mp, ours, theirs in sizes
+    ]
     lines = [
         SECTION,
         "",
@@ -91,34 +103,20 @@ def main() -> None:
         "Command: `.venv/bin/python -m bench.pipeline_bench --write`.",
         "Our time includes age/gender; DeepFace.represent's does not.",
         "",
-        "| workload | photos | faces | s/photo | s/face |",
-        "|---|---|---|---|---|",
-    ]
-    for name, n, faces, elapsed in rows:
-        lines.append(
-            f"| {name} | {n} | {faces} | {elapsed / n:.3f} | {elapsed / max(faces, 1):.3f} |"
-        )
-    lines += [
+        *table(["workload", "photos", "faces", "s/photo", "s/face"], per_batch),
         "",
-        "| photo size | FaceDB s/photo (median of 3) | DeepFace.represent s | DeepFace / FaceDB |",
-        "|---|---|---|---|",
+        *table(
+            [
+                "photo size",
+                "FaceDB s/photo (median of 3)",
+                "DeepFace.represent s",
+                "DeepFace / FaceDB",
+            ],
+            per_size,
+        ),
     ]
-    for megapixels, ours, theirs in sizes:
-        lines.append(f"| {megapixels} MP | {ours:.2f} | {theirs:.2f} | {theirs / ours:.1f}x |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.write:
-        write_section(text)
-
-
-def write_section(text: str, section: str = SECTION) -> None:
-    """Replace one benchmark's section of RESULTS.md, keeping the others."""
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    sections = existing.split("\n## ")
-    kept = [sections[0].rstrip("\n")] + [
-        "## " + s.rstrip("\n") for s in sections[1:] if not ("## " + s).startswith(section)
-    ]
-    RESULTS.write_text("\n\n".join([*kept, text.rstrip("\n")]) + "\n")
+    report(text, SECTION, args.write)
 
 
 if __name__ == "__main__":

@@ -14,56 +14,19 @@ Run: .venv/bin/python -m bench.scale_bench [--sizes 100000 1000000] [--write]
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
-import statistics
-import threading
-import time
-from typing import Any
 
 import faiss
 import numpy as np
 
-from bench.index_bench import face_like
-from bench.pipeline_bench import write_section
+from bench.common import arguments, face_like, p50_p99, report, throughput
 from facedb.domain import IndexKind
 from facedb.index.faiss_index import FaissIndex
 from facedb.index.lane import SearchLane
 
 SECTION = "## Scale: fp16 exact search, the search lane, approximate recall"
 D = 128
-
-
-def p50_p99(search: Any, queries: np.ndarray) -> tuple[float, float]:
-    times = []
-    for q in queries:
-        start = time.perf_counter()
-        search(q[None, :], 10)
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    return statistics.median(times), times[int(0.99 * (len(times) - 1))]
-
-
-def throughput(search: Any, queries: np.ndarray, threads: int, seconds: float = 4.0) -> float:
-    """Return searches per second with ``threads`` callers searching back to back."""
-    done = [0] * threads
-    stop = time.perf_counter() + seconds
-
-    def caller(t: int) -> None:
-        i = t
-        while time.perf_counter() < stop:
-            search(queries[i % len(queries)][None, :], 10)
-            done[t] += 1
-            i += threads
-
-    workers = [threading.Thread(target=caller, args=(t,)) for t in range(threads)]
-    start = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return sum(done) / (time.perf_counter() - start)
 
 
 def mate_queries(
@@ -100,9 +63,7 @@ def recall(index: FaissIndex, queries: np.ndarray, mates: np.ndarray, ranks: np.
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--write", action="store_true")
+    parser = arguments(__doc__, sizes=[100_000, 1_000_000])
     args = parser.parse_args()
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     latency_rows, lane_rows, recall_rows = [], [], []
@@ -143,9 +104,7 @@ def main() -> None:
         recall_rows.append((n, "fp16 exact (default)", got[10], got[20], 0.0))
         kinds.clear()
     text = render(args.sizes, latency_rows, lane_rows, recall_rows)
-    print(text)
-    if args.write:
-        write_section(text, SECTION)
+    report(text, SECTION, args.write)
 
 
 def render(sizes: list[int], latency: list, lane: list, recalls: list) -> str:

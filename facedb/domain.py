@@ -50,13 +50,9 @@ REGISTER_OF: dict[PersonStatus, Register] = {
 }
 
 
-def register_of(status: str) -> Register | None:
+def register_of(status: PersonStatus) -> Register | None:
     """Return the register a status places a person in, or None."""
-    return (
-        REGISTER_OF.get(PersonStatus(status))
-        if status in PersonStatus.__members__.values()
-        else None
-    )
+    return REGISTER_OF.get(status)
 
 
 class MatchState(StrEnum):
@@ -105,9 +101,9 @@ GRANTS: dict[Role, frozenset[Permission]] = {
 }
 
 
-def may(role: str, permission: Permission) -> bool:
-    """Return whether a role (as stored) holds a permission; unknown roles hold none."""
-    return role in Role.__members__.values() and permission in GRANTS[Role(role)]
+def may(role: Role | None, permission: Permission) -> bool:
+    """Return whether a role holds a permission; no role holds none."""
+    return role is not None and permission in GRANTS[role]
 
 
 class ChangeOp(StrEnum):

@@ -1,26 +1,32 @@
-"""Small typed helpers that build databases, persons and synthetic faces for tests."""
+"""Small typed helpers that build databases, services, persons and synthetic faces."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 from numpy.typing import NDArray
+from sqlalchemy.orm import Session
 
 from facedb.config import Settings
 from facedb.pipeline.analyzer import FaceAnalyzer
+from facedb.pipeline.base import Analyzer
 from facedb.pipeline.embed import MODEL_NAME
 from facedb.pipeline.recipes import CURRENT
-from facedb.service.context import FaceDB
-from facedb.store import repository as repo
-from facedb.store.db import transaction, upgrade
-from facedb.store.models import Photo
+from facedb.services.uploads import Upload
+from facedb.store.db import upgrade
+from facedb.store.embeddings import Embedded
+from facedb.store.photos import NewFace, NewPhoto, PhotoRepository
+from facedb.wiring import Services, build
+from tests.fakes import FakeAnalyzer
 
 POSTGRES_URL = os.environ.get(
     "FACEDB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -70,24 +76,24 @@ def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
             yield url
 
 
-def make_settings(tmp_path: Path, url: str, **overrides: object) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=url, **overrides)  # type: ignore[arg-type]
+def make_settings(tmp_path: Path, url: str, **overrides: Any) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=url, **overrides)
 
 
-def started_db(
-    settings: Settings, migrate: bool = True, analyzer: FaceAnalyzer | None = None
-) -> FaceDB:
+def started(settings: Settings, migrate: bool = True, analyzer: Analyzer | None = None) -> Services:
+    """Return started services (index served, models not loaded); the fake analyzer
+    unless one is given."""
     if migrate:
         upgrade(settings.database_url)
-    db = FaceDB(settings, analyzer)
-    db.start(load_models=False)
-    return db
+    services = build(settings, analyzer or FakeAnalyzer(settings))
+    services.start(load_models=False)
+    return services
 
 
-def model_db(url: str, folder: Path, analyzer: FaceAnalyzer) -> FaceDB:
-    """A started, migrated database at ``url`` sharing the session's loaded models."""
+def model_services(url: str, folder: Path, analyzer: FaceAnalyzer) -> Services:
+    """Started, migrated services at ``url`` sharing the session's loaded models."""
     settings = make_settings(folder, url, model_dir=analyzer.settings.models_path)
-    return started_db(settings, analyzer=analyzer)
+    return started(settings, analyzer=analyzer)
 
 
 def unit_vectors(n: int, seed: int, dimension: int = 128) -> NDArray[np.float32]:
@@ -96,41 +102,56 @@ def unit_vectors(n: int, seed: int, dimension: int = 128) -> NDArray[np.float32]
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def add_person(db: FaceDB, name: str = "Test Person", **fields: object) -> str:
-    with transaction(db.sessions) as session:
-        return repo.add_person(session, name=name, **fields).id
+def add_person(services: Services, name: str = "Test Person", **fields: Any) -> str:
+    return services.persons.create({"name": name, **fields}).id
 
 
-def add_synthetic_faces(db: FaceDB, person_id: str, vectors: NDArray[np.float32]) -> list[int]:
-    """Store one photo per vector (fake bytes) and return the new face ids."""
-    ids: list[int] = []
-    with transaction(db.sessions) as session:
-        generation, _ = repo.lock_generation(session)
+def stage_face(session: Session, person_id: str, vector: NDArray[np.float32]) -> int:
+    """Insert a photo with one face of ``vector`` (fake bytes) in an open session; return
+    the face id (nothing is committed)."""
+    content = uuid.uuid4().bytes
+    photo = NewPhoto(person_id, hashlib.sha256(content).hexdigest(), content, "image/jpeg",
+                     1, 1, None, None)  # fmt: skip
+    face = NewFace((0, 0, 1, 1), {}, 1.0, None, None, None, b"", vector)
+    record = PhotoRepository(session).add(photo, [face], Embedded(1, MODEL_NAME, CURRENT.version))
+    return record.faces[0].id
+
+
+def add_synthetic_faces(
+    services: Services, person_id: str, vectors: NDArray[np.float32]
+) -> list[int]:
+    """Store one photo per vector (fake bytes), committed; return the new face ids."""
+    with services.store.unit() as unit:
+        generation, _ = unit.generations.lock()
+        ids = []
         for vector in vectors:
             content = uuid.uuid4().bytes
-            photo = Photo(
-                person_id=person_id,
-                sha256=hashlib.sha256(content).hexdigest(),
-                content=content,
-                media_type="image/jpeg",
-                width=1,
-                height=1,
-            )
-            face = repo.NewFace(
-                box=(0, 0, 1, 1),
-                landmarks={},
-                confidence=1.0,
-                age=None,
-                gender=None,
-                gender_probability=None,
-                crop_jpeg=b"",
-                embedding=vector,
-            )
-            rows = repo.add_photo(session, photo, [face], generation, MODEL_NAME, CURRENT.version)
-            ids.extend(r.id for r in rows)
+            photo = NewPhoto(person_id, hashlib.sha256(content).hexdigest(), content,
+                             "image/jpeg", 1, 1, None, None)  # fmt: skip
+            face = NewFace((0, 0, 1, 1), {}, 1.0, None, None, None, b"", vector)
+            embedded = Embedded(generation, MODEL_NAME, CURRENT.version)
+            ids.append(unit.photos.add(photo, [face], embedded).faces[0].id)
     return ids
 
 
-def database_face_ids(db: FaceDB) -> set[int]:
-    with transaction(db.sessions) as session:
-        return {int(i) for i in session.execute(sa.text("SELECT id FROM faces")).scalars()}
+def enroll_bytes(services: Services, person_id: str, *photos: bytes, taken_at: Any = None) -> Any:
+    """Enroll photos given as bytes; return the report."""
+    uploads = [Upload(f"p{i}.png", io.BytesIO(data), taken_at) for i, data in enumerate(photos)]
+    return services.enrollment.enroll(person_id, uploads)
+
+
+def database_face_ids(services: Services) -> set[int]:
+    with services.store.engine.connect() as connection:
+        return {int(i) for i in connection.execute(sa.text("SELECT id FROM faces")).scalars()}
+
+
+def index_ids(services: Services) -> set[int]:
+    return set(services.index.ids().tolist())
+
+
+def table_counts(services: Services) -> tuple[int, ...]:
+    with services.store.engine.connect() as connection:
+        return tuple(
+            int(connection.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one())
+            for t in ("persons", "photos", "faces", "embeddings")
+        )

@@ -8,6 +8,7 @@ ordinary API call with the key, so the server enforces each role exactly as for 
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from html import escape
 from importlib.resources import files
@@ -16,6 +17,8 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Path
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+
+from facedb.domain import AuditAction, Gender, MatchState, PersonStatus
 
 STATIC = files("api.console") / "static"
 PAGES = {
@@ -27,6 +30,15 @@ PAGES = {
     "signin": "Sign in",
 }
 router = APIRouter(include_in_schema=False)
+# The closed sets the pages offer, from the one place they are defined (facedb.domain).
+VOCABULARY = json.dumps(
+    {
+        "statuses": [s.value for s in PersonStatus],
+        "genders": [g.value for g in Gender],
+        "actions": [a.value for a in AuditAction],
+        "states": [s.value for s in MatchState],
+    }
+)
 
 
 @cache
@@ -36,6 +48,7 @@ def _template() -> str:
 
 def _shell(page: str, **data: str) -> HTMLResponse:
     template = _template()
+    data = {**data, "vocabulary": VOCABULARY}
     attributes = " ".join(f'data-{k}="{escape(v)}"' for k, v in data.items())
     html = template.replace("{title}", escape(PAGES[page])).replace("{page}", page)
     return HTMLResponse(html.replace("{data}", attributes))

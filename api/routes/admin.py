@@ -1,4 +1,4 @@
-"""Health, metrics and the admin re-index job."""
+"""Health, metrics, the caller, the audit trail and the admin jobs."""
 
 from __future__ import annotations
 
@@ -8,17 +8,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from api.auth import AuthModeCache, require
+from api.deps import Audit, Crossmatch, Health, Jobs, Reindex
 from api.envelope import documented
-from api.routes.common import DB, strict_query
+from api.routes.common import strict_query
 from api.schemas import AuditOut, HealthOut, JobOut, MeOut, Text
 from facedb.domain import AuditAction, JobKind, Permission, may
-from facedb.errors import FaceDBError, NotFound
-from facedb.service import audit, crossmatch
-from facedb.service.audit import Caller
-from facedb.service.context import FaceDB
-from facedb.service.jobs import Job
-from facedb.service.reindex import reindex
-from facedb.store.db import ping
+from facedb.errors import NotFound
+from facedb.records import Caller
+from facedb.services.jobs import Job
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(strict_query)])
 Admin = Annotated[Caller, Depends(require(Permission.ADMIN))]
@@ -32,21 +29,19 @@ Admin = Annotated[Caller, Depends(require(Permission.ADMIN))]
         **documented(422),
     },
 )
-def health(request: Request, db: DB) -> JSONResponse:
+def health(request: Request, health: Health) -> JSONResponse:
     """Database reachable, auth mode, index size, models loaded. 503 while the database is down."""
-    database = ping(db.engine)
     modes: AuthModeCache = request.app.state.auth_modes
-    index = db.index.health() if database else {"available": False}
-    serving = database and bool(index["available"])
+    report = health.report()
     body = HealthOut(
-        status="ok" if serving else "unavailable",
-        database=database,
-        auth=modes.current().value if database else "unknown",
-        index=index,
-        models=db.analyzer.loaded(),
-        crossmatch={"pending": crossmatch.pending(db) if database else None},
+        status="ok" if report.serving else "unavailable",
+        database=report.database,
+        auth=modes.current().value if report.database else "unknown",
+        index=report.index,
+        models=report.models,
+        crossmatch={"pending": report.crossmatch_pending},
     )
-    return JSONResponse(body.model_dump(), status_code=200 if serving else 503)
+    return JSONResponse(body.model_dump(), status_code=200 if report.serving else 503)
 
 
 @router.get(
@@ -54,51 +49,50 @@ def health(request: Request, db: DB) -> JSONResponse:
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {}}}, **documented(422)},
 )
-def metrics(request: Request, db: DB) -> PlainTextResponse:
-    text = request.app.state.metrics.render(db.index.count, _pending_or_none(db))
+def metrics(request: Request, health: Health) -> PlainTextResponse:
+    text = request.app.state.metrics.render(health.index.count, health.pending())
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 
 @router.get("/v1/me", response_model=MeOut, responses=documented(401, 403, 422, 503))
-def me(
-    request: Request, db: DB, caller: Annotated[Caller, Depends(require(Permission.READ))]
-) -> MeOut:
+def me(request: Request, caller: Annotated[Caller, Depends(require(Permission.READ))]) -> MeOut:
     """The caller's key name and role, what that role may do, and the thresholds in force."""
     modes: AuthModeCache = request.app.state.auth_modes
-    role = caller.role or ""
+    settings = request.app.state.services.settings
     return MeOut(
         name=caller.key_name,
         role=caller.role,
-        permissions=sorted(p.value for p in Permission if may(role, p)),
+        permissions=sorted(p.value for p in Permission if may(caller.role, p)),
         auth=modes.current().value,
-        match_threshold=db.settings.match_threshold,
-        candidate_threshold=db.settings.candidate_threshold,
+        match_threshold=settings.match_threshold,
+        candidate_threshold=settings.candidate_threshold,
     )
 
 
 @router.get("/v1/audit", response_model=list[AuditOut], responses=documented(401, 403, 422, 503))
 def audit_trail(
-    db: DB,
+    audit: Audit,
     _: Admin,
     action: AuditAction | None = None,
     key_id: Annotated[Text | None, Query(min_length=1, max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[AuditOut]:
     """The newest audit entries first: searches, verifications and decisions."""
-    return [AuditOut(**e.__dict__) for e in audit.recent(db, limit, action, key_id)]
+    return [AuditOut.model_validate(e) for e in audit.recent(limit, action, key_id)]
 
 
 @router.post(
     "/v1/admin/reindex", status_code=202, response_model=JobOut, responses=documented(401, 403, 422)
 )
 def start_reindex(
-    db: DB,
+    jobs: Jobs,
+    reindex: Reindex,
     _: Admin,
     re_embed: Annotated[bool, Query(description="recompute every embedding")] = False,
 ) -> JobOut:
     """Start a re-index (or, with re_embed=true, a re-embed) in the background."""
     job = Job(kind=JobKind.REINDEX, params={"re_embed": re_embed})
-    started = db.jobs.submit(job, lambda j: reindex(db, j, re_embed))
+    started = jobs.submit(job, lambda j: reindex.run(j, re_embed))
     return JobOut(job=started.as_dict())
 
 
@@ -108,24 +102,19 @@ def start_reindex(
     response_model=JobOut,
     responses=documented(401, 403, 422),
 )
-def start_crossmatch(db: DB, _: Admin) -> JobOut:
+def start_crossmatch(jobs: Jobs, crossmatch: Crossmatch, _: Admin) -> JobOut:
     """Match every face of each register against the other, in the background (resumable)."""
     job = Job(kind=JobKind.CROSSMATCH, params={})
-    return JobOut(job=db.jobs.submit(job, lambda j: crossmatch.run_batch(db, j)).as_dict())
-
-
-def _pending_or_none(db: FaceDB) -> int | None:
-    try:
-        return crossmatch.pending(db)
-    except FaceDBError:
-        return None
+    return JobOut(job=jobs.submit(job, crossmatch.run_batch).as_dict())
 
 
 @router.get(
     "/v1/admin/jobs/{job_id}", response_model=JobOut, responses=documented(401, 403, 404, 422)
 )
-def get_job(job_id: Annotated[str, Path(min_length=1, max_length=100)], db: DB, _: Admin) -> JobOut:
-    job = db.jobs.get(job_id)
+def get_job(
+    job_id: Annotated[str, Path(min_length=1, max_length=100)], jobs: Jobs, _: Admin
+) -> JobOut:
+    job = jobs.get(job_id)
     if job is None:
         raise NotFound(f"no job with id {job_id} (jobs are kept in memory until restart)")
     return JobOut(job=job.as_dict())

@@ -1,22 +1,16 @@
-"""What every route shares: the context, the strict query string, id parameters."""
+"""What every route shares: the strict query string, id parameters."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Path, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from facedb.errors import InvalidInput
-from facedb.service.context import FaceDB
 
 MAX_ID = 2**63 - 1
-
-
-def facedb(request: Request) -> FaceDB:
-    db: FaceDB = request.app.state.facedb
-    return db
 
 
 def strict_query(request: Request) -> None:
@@ -47,7 +41,8 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
-DB = Annotated[FaceDB, Depends(facedb)]
+Limit = Annotated[int, Query(ge=1, le=500, description="items per page")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="items skipped")]
 PersonId = Annotated[str, Path(min_length=1, max_length=100)]
 PhotoId = Annotated[str, Path(min_length=1, max_length=100)]
 FaceId = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
+from api.deps import Review
 from api.envelope import documented
-from api.routes.common import DB, MAX_ID, strict_query
+from api.routes.common import MAX_ID, Limit, Offset, strict_query
 from api.schemas import DecisionIn, MatchOut, MatchPage, Text
 from facedb.domain import MatchState, Permission
-from facedb.service import review
-from facedb.service.audit import Caller
+from facedb.records import Caller, PairFilter
 
 router = APIRouter(prefix="/v1", tags=["review"], dependencies=[Depends(strict_query)])
 Reader = Annotated[Caller, Depends(require(Permission.READ))]
@@ -24,7 +24,7 @@ COMMON = (401, 403, 422, 503)
 
 @router.get("/matches", response_model=MatchPage, responses=documented(*COMMON))
 def list_matches(
-    db: DB,
+    review: Review,
     _: Reader,
     state: MatchState | None = None,
     min_score: Annotated[float | None, Query(ge=-1, le=1)] = None,
@@ -32,19 +32,17 @@ def list_matches(
     sort: Annotated[
         Literal["score", "date"], Query(description="best score first, or newest first")
     ] = "score",
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> MatchPage:
-    items, total = review.list_matches(
-        db, state=state, min_score=min_score, person_id=person_id,
-        by_date=sort == "date", limit=limit, offset=offset,
-    )  # fmt: skip
-    return MatchPage(items=[MatchOut.of(m) for m in items], total=total, limit=limit, offset=offset)
+    where = PairFilter(state=state, min_score=min_score, person_id=person_id)
+    items, total = review.page(where, sort == "date", limit, offset)
+    return MatchPage.of(items, total, limit, offset)
 
 
 @router.get("/matches/{match_id}", response_model=MatchOut, responses=documented(*COMMON, 404))
-def get_match(match_id: MatchId, db: DB, _: Reader) -> MatchOut:
-    return MatchOut.of(review.get_match(db, match_id))
+def get_match(match_id: MatchId, review: Review, _: Reader) -> MatchOut:
+    return MatchOut.model_validate(review.get(match_id))
 
 
 @router.post(
@@ -52,9 +50,9 @@ def get_match(match_id: MatchId, db: DB, _: Reader) -> MatchOut:
     response_model=MatchOut,
     responses=documented(*COMMON, 400, 404, 409),
 )
-async def decide(match_id: MatchId, body: DecisionIn, db: DB, caller: Reviewer) -> MatchOut:
+async def decide(match_id: MatchId, body: DecisionIn, review: Review, caller: Reviewer) -> MatchOut:
     """Confirm or reject a pair; a second decision replaces the first (both are audited)."""
     record = await run_in_threadpool(
-        review.decide, db, caller, match_id, MatchState(body.decision), body.note
+        review.decide, caller, match_id, MatchState(body.decision), body.note
     )
-    return MatchOut.of(record)
+    return MatchOut.model_validate(record)

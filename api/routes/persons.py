@@ -10,15 +10,15 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
+from api.deps import Enrollment, Persons
 from api.envelope import documented, envelope
 from api.errors import status_of
-from api.routes.common import DB, FaceId, PersonId, PhotoId, strict_query
+from api.routes.common import FaceId, Limit, Offset, PersonId, PhotoId, strict_query
 from api.schemas import PersonIn, PersonOut, PersonPage, PersonPatch, PhotoOut, Text, UploadReport
 from facedb.domain import Permission, PersonStatus, UploadOutcome
 from facedb.errors import InvalidInput
-from facedb.service import enrollment, persons
-from facedb.service.audit import Caller
-from facedb.service.uploads import Upload
+from facedb.records import Caller, PersonFilter
+from facedb.services.uploads import Upload
 
 router = APIRouter(prefix="/v1", tags=["persons"], dependencies=[Depends(strict_query)])
 Reader = Annotated[Caller, Depends(require(Permission.READ))]
@@ -30,31 +30,28 @@ IMAGES: dict[str, object] = {"image/jpeg": {}, "image/png": {}, "image/webp": {}
 @router.post(
     "/persons", status_code=201, response_model=PersonOut, responses=documented(*COMMON, 400, 409)
 )
-def create_person(body: PersonIn, db: DB, _: Enroller) -> PersonOut:
-    return PersonOut.of(persons.create_person(db, body.model_dump()))
+def create_person(body: PersonIn, persons: Persons, _: Enroller) -> PersonOut:
+    return PersonOut.model_validate(persons.create(body.model_dump()))
 
 
 @router.get("/persons", response_model=PersonPage, responses=documented(*COMMON))
 def list_persons(
-    db: DB,
+    persons: Persons,
     _: Reader,
     status: PersonStatus | None = None,
     name: Annotated[Text | None, Query(max_length=300, description="a substring")] = None,
     external_ref: Annotated[Text | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> PersonPage:
-    items, total = persons.list_persons(
-        db, status=status, name=name, external_ref=external_ref, limit=limit, offset=offset
-    )
-    return PersonPage(
-        items=[PersonOut.of(p) for p in items], total=total, limit=limit, offset=offset
-    )
+    where = PersonFilter(status=status, name=name, external_ref=external_ref)
+    items, total = persons.page(where, limit, offset)
+    return PersonPage.of(items, total, limit, offset)
 
 
 @router.get("/persons/{person_id}", response_model=PersonOut, responses=documented(*COMMON, 404))
-def get_person(person_id: PersonId, db: DB, _: Reader) -> PersonOut:
-    return PersonOut.of(persons.get_person(db, person_id))
+def get_person(person_id: PersonId, persons: Persons, _: Reader) -> PersonOut:
+    return PersonOut.model_validate(persons.get(person_id))
 
 
 @router.patch(
@@ -62,14 +59,16 @@ def get_person(person_id: PersonId, db: DB, _: Reader) -> PersonOut:
     response_model=PersonOut,
     responses=documented(*COMMON, 400, 404, 409),
 )
-def patch_person(person_id: PersonId, body: PersonPatch, db: DB, _: Enroller) -> PersonOut:
+def patch_person(
+    person_id: PersonId, body: PersonPatch, persons: Persons, _: Enroller
+) -> PersonOut:
     fields = body.model_dump(exclude_unset=True)
-    return PersonOut.of(persons.update_person(db, person_id, fields))
+    return PersonOut.model_validate(persons.update(person_id, fields))
 
 
 @router.delete("/persons/{person_id}", status_code=204, responses=documented(*COMMON, 404))
-def delete_person(person_id: PersonId, db: DB, _: Enroller) -> Response:
-    persons.delete_person(db, person_id)
+def delete_person(person_id: PersonId, persons: Persons, _: Enroller) -> Response:
+    persons.delete(person_id)
     return Response(status_code=204)
 
 
@@ -84,7 +83,7 @@ def delete_person(person_id: PersonId, db: DB, _: Enroller) -> Response:
 )
 async def upload_photos(
     person_id: PersonId,
-    db: DB,
+    enrollment: Enrollment,
     _: Enroller,
     files: Annotated[list[UploadFile], File(description="one or more photos")],
     taken_at: Annotated[
@@ -102,8 +101,8 @@ async def upload_photos(
         Upload(f.filename or f"file{i}", f.file, day)
         for i, (f, day) in enumerate(zip(files, dates, strict=True))
     ]
-    report = await run_in_threadpool(enrollment.enroll, db, person_id, uploads)
-    body = UploadReport.of(report)
+    report = await run_in_threadpool(enrollment.enroll, person_id, uploads)
+    body = UploadReport.model_validate(report)
     if report.outcome is UploadOutcome.REFUSED and (first := report.first_error) is not None:
         results = [r.model_dump(mode="json") for r in body.results]
         return JSONResponse(envelope(first.code, first.message, results=results), status_of(first))
@@ -125,13 +124,13 @@ def _dates_per_file(dates: list[date], files: int) -> list[date | None]:
 @router.get(
     "/persons/{person_id}/photos", response_model=list[PhotoOut], responses=documented(*COMMON, 404)
 )
-def list_photos(person_id: PersonId, db: DB, _: Reader) -> list[PhotoOut]:
-    return [PhotoOut.of(p) for p in enrollment.photos_of(db, person_id)]
+def list_photos(person_id: PersonId, enrollment: Enrollment, _: Reader) -> list[PhotoOut]:
+    return [PhotoOut.model_validate(p) for p in enrollment.photos_of(person_id)]
 
 
 @router.delete("/photos/{photo_id}", status_code=204, responses=documented(*COMMON, 404))
-def delete_photo(photo_id: PhotoId, db: DB, _: Enroller) -> Response:
-    enrollment.delete_photo(db, photo_id)
+def delete_photo(photo_id: PhotoId, enrollment: Enrollment, _: Enroller) -> Response:
+    enrollment.delete_photo(photo_id)
     return Response(status_code=204)
 
 
@@ -143,8 +142,8 @@ def delete_photo(photo_id: PhotoId, db: DB, _: Enroller) -> Response:
         **documented(*COMMON, 404),
     },
 )
-def photo_image(photo_id: PhotoId, db: DB, _: Reader) -> Response:
-    content, media_type = enrollment.photo_content(db, photo_id)
+def photo_image(photo_id: PhotoId, enrollment: Enrollment, _: Reader) -> Response:
+    content, media_type = enrollment.photo_content(photo_id)
     return Response(content, media_type=media_type)
 
 
@@ -156,5 +155,5 @@ def photo_image(photo_id: PhotoId, db: DB, _: Reader) -> Response:
         **documented(*COMMON, 404),
     },
 )
-def face_crop(face_id: FaceId, db: DB, _: Reader) -> Response:
-    return Response(enrollment.face_crop(db, face_id), media_type="image/jpeg")
+def face_crop(face_id: FaceId, enrollment: Enrollment, _: Reader) -> Response:
+    return Response(enrollment.face_crop(face_id), media_type="image/jpeg")

@@ -10,14 +10,14 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
+from api.deps import Search
 from api.envelope import documented
-from api.routes.common import DB, strict_query
+from api.routes.common import strict_query
 from api.schemas import ProbeFaceOut, SearchOut, Text, VerifyOut
 from facedb.domain import Gender, Permission, PersonStatus
-from facedb.service import search as searching
-from facedb.service.audit import Caller
-from facedb.service.search import SearchFilters
-from facedb.service.uploads import Upload
+from facedb.records import Caller
+from facedb.services.search import SearchFilters
+from facedb.services.uploads import Upload
 
 router = APIRouter(prefix="/v1", tags=["search"], dependencies=[Depends(strict_query)])
 Searcher = Annotated[Caller, Depends(require(Permission.SEARCH))]
@@ -27,7 +27,7 @@ PHOTO_ERRORS = documented(400, 401, 403, 413, 415, 422, 503)
 @router.post("/search", response_model=SearchOut, responses=PHOTO_ERRORS)
 async def search(
     request: Request,
-    db: DB,
+    searching: Search,
     caller: Searcher,
     file: Annotated[UploadFile, File(description="the photo to search with")],
     k: Annotated[int, Form(ge=1, le=100, description="identities per face")] = 5,
@@ -52,7 +52,7 @@ async def search(
     start = time.perf_counter()
     filters = SearchFilters(gender, include_unknown_gender, min_age, max_age, status)
     photo = Upload(file.filename or "probe", file.file, taken_at)
-    result = await run_in_threadpool(searching.search, db, caller, photo, k, threshold, filters)
+    result = await run_in_threadpool(searching.search, caller, photo, k, threshold, filters)
     took = time.perf_counter() - start
     request.app.state.metrics.observe_search(took)
     return SearchOut.of(result, took * 1000)
@@ -60,7 +60,7 @@ async def search(
 
 @router.post("/verify", response_model=VerifyOut, responses={**PHOTO_ERRORS, **documented(404)})
 async def verify(
-    db: DB,
+    searching: Search,
     caller: Searcher,
     file: Annotated[UploadFile, File()],
     person_id: Annotated[Text, Form(min_length=1, max_length=100)],
@@ -69,7 +69,7 @@ async def verify(
     """Is the (largest) face in the photo this person? Compared with all their faces."""
     start = time.perf_counter()
     photo = Upload(file.filename or "probe", file.file)
-    result = await run_in_threadpool(searching.verify, db, caller, photo, person_id, threshold)
+    result = await run_in_threadpool(searching.verify, caller, photo, person_id, threshold)
     return VerifyOut(
         match=result.match,
         score=round(result.score, 5),

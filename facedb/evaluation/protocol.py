@@ -36,16 +36,13 @@ from facedb.config import Settings
 from facedb.domain import IndexBackend, UploadStatus
 from facedb.errors import FaceDBError, InvalidInput
 from facedb.evaluation import metrics
-from facedb.pipeline.analyzer import FaceAnalyzer
+from facedb.pipeline.base import Analyzer
 from facedb.pipeline.recipes import CURRENT
 from facedb.sample_data import photos
-from facedb.service.context import FaceDB
-from facedb.service.enrollment import enroll
-from facedb.service.persons import create_person
-from facedb.service.search import SearchFilters, rank_identities
-from facedb.service.uploads import Upload
-from facedb.store import repository as repo
-from facedb.store.db import transaction, upgrade
+from facedb.services.search import SearchFilters
+from facedb.services.uploads import Upload
+from facedb.store.db import upgrade
+from facedb.wiring import Services, build
 
 SCHEMA = "facedb-eval/2"
 FARS = (0.01, 0.001)
@@ -175,11 +172,10 @@ def cross_age_plan(root: Path, ages: dict[Path, float]) -> Plan:
 
 
 def run(
-    root: Path, base: Settings, config: EvalConfig, analyzer: FaceAnalyzer | None = None
+    root: Path, base: Settings, config: EvalConfig, analyzer: Analyzer | None = None
 ) -> dict[str, Any]:
     """Run the protocol in a temporary database and return the report (JSON-ready)."""
     layout = plan(root, config)
-    analyzer = analyzer or FaceAnalyzer(base)
     skipped: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="facedb-eval-") as tmp:
         settings = base.model_copy(
@@ -192,37 +188,39 @@ def run(
             }
         )
         upgrade(settings.database_url)
-        db = FaceDB(settings, analyzer=analyzer)
-        db.start(load_models=True)
+        services = build(settings, analyzer)
+        services.start(load_models=True)
         if config.model_version is not None:
-            _pin(db, config.model_version)
+            _pin(services, config.model_version)
         try:
-            enrolled, stored = _enroll(db, layout.gallery, skipped, config)
+            enrolled, stored = _enroll(services, layout.gallery, skipped, config)
             # A person none of whose gallery photos could be enrolled has no mate: their
             # photos count as non-mated searches.
             probes = [
                 Probe(p.person if p.person in enrolled else None, p.path, p.gap)
                 for p in layout.probes
             ]
-            scores = _search(db, probes, enrolled, skipped, config)
-            version = db.index.model_version
+            scores = _search(services, probes, enrolled, skipped, config)
+            version = services.index.model_version
         finally:
-            analyzer.use(CURRENT.version)
-            db.close()
+            services.analyzer.use(CURRENT.version)
+            services.close()
     counts = (len(enrolled), stored, len(probes))
     return report(root, config, base, version, scores, counts, skipped)
 
 
-def _pin(db: FaceDB, model_version: str) -> None:
-    """Make the (empty) evaluation database embed with another recipe."""
-    db.analyzer.use(model_version)
-    with transaction(db.sessions) as session:
-        repo.switch_generation(session, 1, db.analyzer.model_name, model_version)
-    db.index.model_version = model_version
+def _pin(services: Services, model_version: str) -> None:
+    """Make the (empty) evaluation database embed and search with another recipe."""
+    with services.store.unit() as unit:
+        unit.generations.switch(1, services.analyzer.model_name, model_version)
+    services.index.rebuild()
 
 
 def _enroll(
-    db: FaceDB, gallery: dict[str, list[Path]], skipped: list[dict[str, str]], config: EvalConfig
+    services: Services,
+    gallery: dict[str, list[Path]],
+    skipped: list[dict[str, str]],
+    config: EvalConfig,
 ) -> tuple[dict[str, str], int]:
     """Enroll the gallery; return ({person folder: person id}, photos stored)."""
     enrolled: dict[str, str] = {}
@@ -230,9 +228,9 @@ def _enroll(
     for name, files in tqdm(
         gallery.items(), desc="enroll", unit="person", disable=not config.progress
     ):
-        person = create_person(db, {"name": name[:200], "external_ref": name[:100]})
+        person = services.persons.create({"name": name[:200], "external_ref": name[:100]})
         uploads = [Upload(str(f), io.BytesIO(f.read_bytes())) for f in files]
-        outcomes = enroll(db, person.id, uploads).results
+        outcomes = services.enrollment.enroll(person.id, uploads).results
         for outcome in outcomes:
             if outcome.error is not None:
                 skipped.append(
@@ -246,7 +244,7 @@ def _enroll(
 
 
 def _search(
-    db: FaceDB,
+    services: Services,
     probes: list[Probe],
     enrolled: dict[str, str],
     skipped: list[dict[str, str]],
@@ -258,7 +256,7 @@ def _search(
     bar = tqdm(total=len(probes), desc="search", unit="photo", disable=not config.progress)
     for start in range(0, len(probes), config.batch):
         chunk = probes[start : start + config.batch]
-        results = db.analyzer.analyze_many([p.path.read_bytes() for p in chunk])
+        results = services.analyzer.analyze_many([p.path.read_bytes() for p in chunk])
         for probe, result in zip(chunk, results, strict=True):
             bar.update()
             mate_id = enrolled.get(probe.person) if probe.person else None
@@ -269,7 +267,7 @@ def _search(
                     _mated(scores, probe, 0, -1.0, -1.0)
                 continue
             face = max(result, key=lambda f: f.box.w * f.box.h)
-            ranked = rank_identities(db, face.embedding, k, 1.0, SearchFilters())
+            ranked = services.search.rank([face.embedding], k, 1.0, SearchFilters())[0]
             if mate_id is None:
                 scores.nonmated_top.append(ranked[0].score if ranked else -1.0)
                 scores.nonmated_pairs.extend(c.score for c in ranked)

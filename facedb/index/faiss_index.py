@@ -233,16 +233,18 @@ class FaissIndex:
                         scores, ids = _drop(scores, ids, self._tombstones)
         return padded(scores, ids, k)
 
-    def serialize(self) -> NDArray[np.uint8]:
-        """Return the CPU master as bytes (``load`` reads them back from a file)."""
+    def snapshot(self) -> tuple[bytes, int]:
+        """Return the CPU master as bytes (``load`` reads them back from a file) and how
+        many vectors those bytes hold, taken together."""
         with self._lock.read():
-            return np.asarray(faiss.serialize_index(self._master), dtype=np.uint8)
+            image = faiss.serialize_index(self._master)
+            return np.asarray(image, dtype=np.uint8).tobytes(), len(self._ids)
 
     def save(self, path: Path) -> None:
         """Write the CPU master to ``path`` atomically."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(self.serialize().tobytes())
+        tmp.write_bytes(self.snapshot()[0])
         tmp.replace(path)
 
     # --- helpers ---------------------------------------------------------------------------

@@ -20,15 +20,8 @@ def aligned_chip(bgr: NDArray[np.uint8], detection: Detection) -> NDArray[np.uin
 
     box = detection.box
     both_eyes = detection.left_eye is not None and detection.right_eye is not None
-    region = FacialAreaRegion(
-        x=box.x,
-        y=box.y,
-        w=box.w,
-        h=box.h,
-        left_eye=detection.left_eye,
-        right_eye=detection.right_eye,
-        confidence=detection.confidence,
-    )
+    eyes = {"left_eye": detection.left_eye, "right_eye": detection.right_eye}
+    region = FacialAreaRegion(**box.as_dict(), **eyes, confidence=detection.confidence)
     face = extract_face(
         facial_area=region,
         img=bgr,

@@ -9,14 +9,14 @@ many photos the whole process decodes and analyses at once.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from facedb.config import Settings
 from facedb.errors import ImageError, UnknownModelVersion
-from facedb.pipeline.attributes import AgeGender, AgeGenderEstimator
+from facedb.pipeline.attributes import AgeGenderEstimator
+from facedb.pipeline.base import LocatedFace
 from facedb.pipeline.decode import decode_image
 from facedb.pipeline.deepface_env import configure_deepface
 from facedb.pipeline.detect import FaceDetector
@@ -31,19 +31,9 @@ THUMBNAIL_SIDE = 160
 _NO_CAP = 1 << 62
 
 
-@dataclass
-class LocatedFace:
-    """A face after detection and alignment, before the (batched) embedding."""
-
-    detection: Detection
-    views: NDArray[np.float32]  # the recipe's (v, 160, 160, 3) model inputs
-    model_version: str  # the recipe that made them
-    attributes: AgeGender | None
-    thumbnail: NDArray[np.uint8]  # RGB, THUMBNAIL_SIDE square
-
-
 class FaceAnalyzer:
-    """Holds the three models, each built once per process, lazily and thread-safely.
+    """The real pipeline (an ``Analyzer``): holds the three models, each built once per
+    process, lazily and thread-safely.
 
     ``recipe`` is how faces are fed to FaceNet; it names the model version of the
     embeddings made. It is the current recipe unless the database's embeddings were made
@@ -60,10 +50,8 @@ class FaceAnalyzer:
         self._check_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(settings.inference_threads)
         self.recipe: Recipe = CURRENT
-
-    @property
-    def model_name(self) -> str:
-        return self.embedder.name
+        self.model_name = self.embedder.name
+        self.dimension = self.embedder.dimension
 
     @property
     def model_version(self) -> str:

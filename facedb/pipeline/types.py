@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from facedb.domain import EstimatedGender
+
 
 @dataclass(frozen=True)
 class Box:
@@ -45,7 +47,7 @@ class Face:
     embedding: NDArray[np.float32]
     model_version: str  # the recipe that made the embedding
     age: float | None
-    gender: str | None
+    gender: EstimatedGender | None
     gender_probability: float | None
     chip: NDArray[np.uint8] = field(repr=False)  # aligned face, RGB uint8, for display
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,46 +24,41 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
-    """Return an engine; SQLite gets WAL, foreign keys and a busy timeout."""
+def redacted(url: str) -> str:
+    """Return the database URL without its password (for messages and logs)."""
+    return make_url(normalise_url(url)).render_as_string(hide_password=True)
+
+
+def make_engine(url: str, foreign_keys: bool = True) -> Engine:
+    """Return an engine; SQLite gets WAL, foreign keys and a busy timeout.
+
+    Migrations run with ``foreign_keys`` off on SQLite: changing a constraint there rebuilds
+    the table, and dropping the old copy with enforcement on would cascade to its children.
+    """
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        pragmas = _SQLITE_PRAGMAS if foreign_keys else _SQLITE_PRAGMAS[1:]
+        event.listen(engine, "connect", lambda connection, _: _run(connection, pragmas))
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+_SQLITE_PRAGMAS = ("foreign_keys=ON", "journal_mode=WAL", "synchronous=NORMAL")
+
+
+def _run(connection: Any, pragmas: tuple[str, ...]) -> None:
     cursor = connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    for pragma in pragmas:
+        cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
-
-
-@contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """Yield a session that commits on success and rolls back on any error."""
-    session = factory()
-    try:
-        yield session
-        session.commit()
-    except OperationalError as exc:
-        session.rollback()
-        raise DatabaseUnavailable(f"the database is unreachable: {exc.orig}") from exc
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 # --- migrations ---------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -11,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Date,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Integer,
@@ -19,7 +22,19 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, composite, mapped_column, relationship
+
+from facedb.domain import (
+    AgeSource,
+    AuditAction,
+    ChangeOp,
+    EstimatedGender,
+    Gender,
+    MatchState,
+    PersonStatus,
+    Role,
+)
+from facedb.pipeline.types import Box
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -30,6 +45,22 @@ NAMING = {
 }
 # 64-bit ids on PostgreSQL; SQLite only auto-increments a plain INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def closed_set(kind: type[StrEnum], name: str, check: bool = True) -> Enum:
+    """Return the column type of a closed set of strings: stored as its values in a
+    VARCHAR(16), read back as the enum, and (``check``) held to the set by a CHECK constraint
+    named ``ck_<table>_<name>``. The audit action has no CHECK: its set grows with features,
+    and a trail must never refuse an entry."""
+    return Enum(
+        kind,
+        native_enum=False,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+        create_constraint=check,
+        name=name,
+        validate_strings=True,
+    )
 
 
 def utcnow() -> datetime:
@@ -50,10 +81,12 @@ class Person(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
     external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
     name: Mapped[str] = mapped_column(String(300), index=True)
-    gender: Mapped[str | None] = mapped_column(String(16))  # declared: male, female, other
+    gender: Mapped[Gender | None] = mapped_column(closed_set(Gender, "gender"))  # declared
     birth_date: Mapped[date | None] = mapped_column(Date)
     birth_year: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="missing", index=True)
+    status: Mapped[PersonStatus] = mapped_column(
+        closed_set(PersonStatus, "status"), default=PersonStatus.MISSING, index=True
+    )
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The person a confirmed cross-match linked this one to (missing <-> found).
     linked_person_id: Mapped[str | None] = mapped_column(String(36))
@@ -103,7 +136,7 @@ class Face(Base):
     landmarks: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     confidence: Mapped[float] = mapped_column(Float)
     age: Mapped[float | None] = mapped_column(Float)
-    gender: Mapped[str | None] = mapped_column(String(16))
+    gender: Mapped[EstimatedGender | None] = mapped_column(closed_set(EstimatedGender, "gender"))
     gender_probability: Mapped[float | None] = mapped_column(Float)
     crop_jpeg: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -113,6 +146,10 @@ class Face(Base):
     photo: Mapped[Photo] = relationship(back_populates="faces", lazy="raise")
 
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
+
+    @property
+    def box(self) -> Box:
+        return Box(self.box_x, self.box_y, self.box_w, self.box_h)
 
 
 class Embedding(Base):
@@ -154,7 +191,7 @@ class Change(Base):
     __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    op: Mapped[str] = mapped_column(String(16))
+    op: Mapped[ChangeOp] = mapped_column(closed_set(ChangeOp, "op"))
     face_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -189,7 +226,7 @@ class ApiKey(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
     name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16))  # admin, enroller, searcher
+    role: Mapped[Role] = mapped_column(closed_set(Role, "role"))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -197,20 +234,36 @@ class ApiKey(Base):
 
 
 class AuditEntry(Base):
-    """One biometric search or verification: who, when, what was found."""
+    """One audited action: who, when, what was found or refused."""
 
     __tablename__ = "audit_log"
     __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
-    action: Mapped[str] = mapped_column(String(16))  # search, verify
+    action: Mapped[AuditAction] = mapped_column(closed_set(AuditAction, "action", check=False))
     key_id: Mapped[str | None] = mapped_column(String(36))
     key_name: Mapped[str | None] = mapped_column(String(200))
     client: Mapped[str | None] = mapped_column(String(100))
     faces_found: Mapped[int] = mapped_column(Integer)
     results: Mapped[list[Any]] = mapped_column(JSON, default=list)
     took_ms: Mapped[float] = mapped_column(Float)
+
+
+@dataclass(frozen=True)
+class PairSideColumns:
+    """What a candidate pair records of one side: the columns ``<side>_<field>``."""
+
+    person_id: str
+    face_id: int
+    photo_id: str
+    taken_at: date | None
+    age: float | None
+    age_source: AgeSource | None
+
+    def columns(self, side: str) -> dict[str, Any]:
+        """Return this side as the pair's column values (``missing_face_id``, …)."""
+        return {f"{side}_{name}": value for name, value in vars(self).items()}
 
 
 class MatchCandidate(Base):
@@ -227,7 +280,9 @@ class MatchCandidate(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    state: Mapped[MatchState] = mapped_column(
+        closed_set(MatchState, "state"), default=MatchState.PENDING, index=True
+    )
     score: Mapped[float] = mapped_column(Float, index=True)
     rank: Mapped[int] = mapped_column(Integer)
     missing_person_id: Mapped[str] = mapped_column(String(36), index=True)
@@ -240,8 +295,21 @@ class MatchCandidate(Base):
     found_taken_at: Mapped[date | None] = mapped_column(Date)
     missing_age: Mapped[float | None] = mapped_column(Float)
     found_age: Mapped[float | None] = mapped_column(Float)
-    missing_age_source: Mapped[str | None] = mapped_column(String(16))
-    found_age_source: Mapped[str | None] = mapped_column(String(16))
+    missing_age_source: Mapped[AgeSource | None] = mapped_column(
+        closed_set(AgeSource, "missing_age_source")
+    )
+    found_age_source: Mapped[AgeSource | None] = mapped_column(
+        closed_set(AgeSource, "found_age_source")
+    )
+    # Each side's six columns read (and compared) as one value.
+    missing: Mapped[PairSideColumns] = composite(
+        missing_person_id, missing_face_id, missing_photo_id, missing_taken_at, missing_age,
+        missing_age_source,
+    )  # fmt: skip
+    found: Mapped[PairSideColumns] = composite(
+        found_person_id, found_face_id, found_photo_id, found_taken_at, found_age,
+        found_age_source,
+    )  # fmt: skip
     years_between: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True

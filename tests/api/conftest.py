@@ -1,10 +1,18 @@
-"""A real uvicorn server on a loopback port, over SQLite or PostgreSQL, with the real models."""
+"""Real uvicorn servers on loopback ports, over SQLite, PostgreSQL, PostgreSQL + Milvus Lite.
+
+One server per backend per test session. ``server`` runs on the deterministic fake analyzer
+(tests/fakes.py), so route, auth, hardening, casework and console tests need no networks;
+``model_server`` runs the real models, for the end-to-end pass. The servers are shared by
+every module of the session: a test makes its own persons (unique case numbers) and
+never assumes an empty database.
+"""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +22,14 @@ import pytest
 import uvicorn
 
 from api.app import create_app, uvicorn_config
+from facedb.domain import Role
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.service.context import FaceDB
-from facedb.service.keys import create_key
+from facedb.pipeline.base import Analyzer
 from facedb.store.db import upgrade
+from facedb.wiring import Services, build
+from tests.conftest import installed_model_dir
 from tests.factories import database_url, make_settings
+from tests.fakes import FakeAnalyzer
 
 # Database, and "+milvus" where the index is a Milvus (Lite) collection instead of FAISS.
 BACKENDS = [
@@ -30,10 +41,10 @@ BACKENDS = [
 
 @dataclass
 class Server:
-    """A running service: its base URL, its context, and one key per role."""
+    """A running service: its base URL, its services, and one key per role."""
 
     url: str
-    db: FaceDB
+    services: Services
     keys: dict[str, str]
 
     def client(self, role: str | None = "admin") -> httpx.Client:
@@ -47,28 +58,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, analyzer: FaceAnalyzer
+def unique(prefix: str) -> str:
+    """A case number no other test of the session uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def serve(
+    backend: str, folder: Path, make_analyzer: type[FakeAnalyzer] | Analyzer
 ) -> Iterator[Server]:
-    database, _, index = str(request.param).partition("+")
-    tmp = tmp_path_factory.mktemp(f"api-{database}-{index or 'faiss'}")
-    with database_url(database, tmp) as url:
+    """Run a server on ``backend`` until the generator is closed."""
+    database, _, index = backend.partition("+")
+    with database_url(database, folder) as url:
         settings = make_settings(
-            Path(tmp),
+            folder,
             url,
-            model_dir=analyzer.settings.models_path,
             max_image_bytes=2_000_000,
             index_backend=index or "faiss",
+            model_dir=installed_model_dir(),
         )
         upgrade(url)
-        db = FaceDB(settings, analyzer=analyzer)
-        keys = {
-            role: create_key(db, role, f"test-{role}")[1]
-            for role in ("admin", "enroller", "searcher", "reviewer")
-        }
+        analyzer = make_analyzer(settings) if isinstance(make_analyzer, type) else make_analyzer
+        services = build(settings, analyzer)
+        keys = {role.value: services.keys.create(role, f"test-{role.value}")[1] for role in Role}
         port = free_port()
-        config = uvicorn_config(create_app(settings, db), settings, port=port, log_level="warning")
+        config = uvicorn_config(create_app(settings, services), settings, port=port,
+                                log_level="warning")  # fmt: skip
         uv = uvicorn.Server(config)
         thread = threading.Thread(target=uv.run, daemon=True)
         thread.start()
@@ -78,7 +92,27 @@ def server(
                 raise RuntimeError("the test server did not start")
             time.sleep(0.05)
         try:
-            yield Server(f"http://127.0.0.1:{port}", db, keys)
+            yield Server(f"http://127.0.0.1:{port}", services, keys)
         finally:
             uv.should_exit = True
             thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server on the fake analyzer, one per backend per session."""
+    backend = str(request.param)
+    yield from serve(backend, tmp_path_factory.mktemp(f"api-{backend}"), FakeAnalyzer)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def model_server(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    analyzer: FaceAnalyzer,
+) -> Iterator[Server]:
+    """A server on the real models, one per backend per session."""
+    backend = str(request.param)
+    yield from serve(backend, tmp_path_factory.mktemp(f"models-{backend}"), analyzer)

@@ -2,35 +2,33 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from facedb.sample_data import photos
+from facedb.domain import AuditAction
 from tests.api.conftest import Server
+from tests.fakes import fake_photo
 
-pytestmark = pytest.mark.models
+MINDY = 81  # the identity this module enrolls (tests/fakes.py)
 
 
 @pytest.fixture(scope="module")
-def case(server: Server, celebrity: Path) -> dict[str, Any]:
+def case(server: Server) -> dict[str, Any]:
     """A missing person enrolled from old photos; an unidentified person photographed now."""
-    train, val = photos(celebrity / "train"), photos(celebrity / "val")
     with server.client("enroller") as client:
         person = {"name": "Mindy (missing)", "status": "missing", "birth_date": "1979-06-24"}
         missing = client.post("/v1/persons", json=person).json()["id"]
-        files = [
-            ("files", (p.name, p.read_bytes(), "image/jpeg")) for p in train["mindy_kaling"][:2]
-        ]
+        files = [("files", (f"{v}.png", fake_photo(MINDY, v, age=16), "image/png"))
+                 for v in range(2)]  # fmt: skip
         assert client.post(f"/v1/persons/{missing}/photos", files=files,
                            data={"taken_at": "1995-05-01"}).status_code == 201  # fmt: skip
         found = client.post(
             "/v1/persons", json={"name": "Unidentified 4", "status": "unidentified"}
         ).json()["id"]
-        probe = val["mindy_kaling"][0].read_bytes()
+        probe = fake_photo(MINDY, 5, age=42)
         reply = client.post(f"/v1/persons/{found}/photos", data={"taken_at": "2021-09-01"},
-                            files=[("files", ("now.jpg", probe, "image/jpeg"))])  # fmt: skip
+                            files=[("files", ("now.png", probe, "image/png"))])  # fmt: skip
         assert reply.status_code == 201, reply.text
     return {"missing": missing, "found": found, "probe": probe}
 
@@ -77,15 +75,13 @@ def test_the_queue_shows_the_pair_with_ages_and_reviewers_decide(
         assert body["missing"]["person"]["linked_person_id"] == case["found"]
         bad = client.post(f"/v1/matches/{item['id']}/decision", json={"decision": "pending"})
         assert bad.status_code == 422
-    from facedb.service.audit import recent
-
-    entry = recent(server.db, limit=1, action="decision")[0]  # type: ignore[arg-type]
+    entry = server.services.audit.recent(limit=1, action=AuditAction.DECISION)[0]
     assert entry.key_name == "test-reviewer" and entry.results[0]["decision"] == "confirmed"
 
 
 def test_search_candidates_carry_the_age_context(server: Server, case: dict[str, Any]) -> None:
     with server.client("searcher") as client:
-        upload = {"file": ("p.jpg", case["probe"], "image/jpeg")}
+        upload = {"file": ("p.png", case["probe"], "image/png")}
         plain = client.post("/v1/search", data={"k": "3"}, files=upload).json()
         top = plain["faces"][0]["candidates"][0]
         assert top["person"]["id"] in (case["missing"], case["found"])

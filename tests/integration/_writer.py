@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 
-from tests.factories import add_person, add_synthetic_faces, make_settings, started_db, unit_vectors
+from tests.factories import add_person, add_synthetic_faces, make_settings, started, unit_vectors
 
 
 def main() -> None:
@@ -18,14 +18,14 @@ def main() -> None:
     from pathlib import Path
 
     settings = make_settings(Path(data_dir).parent, url)
-    db = started_db(settings, migrate=False)
+    db = started(settings, migrate=False)
     person = add_person(db, f"writer-{seed}")
     for i, vector in enumerate(unit_vectors(count, seed)):
         (face_id,) = add_synthetic_faces(db, person, vector[None, :])
-        db.index.apply_committed()
+        db.index.catch_up()
         print(face_id, flush=True)
         if i == save_at:
-            db.index.save()
+            db.index.save(force=True)
     if "--hang" in sys.argv:
         time.sleep(600)  # killed by the test
 

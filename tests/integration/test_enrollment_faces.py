@@ -12,18 +12,16 @@ from PIL import Image
 from facedb.domain import UploadStatus
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.sample_data import photos
-from facedb.service.context import FaceDB
-from facedb.service.enrollment import enroll
-from facedb.service.persons import create_person
-from facedb.service.uploads import Upload
-from tests.factories import model_db
+from facedb.services.uploads import Upload
+from facedb.wiring import Services
+from tests.factories import model_services
 
 pytestmark = pytest.mark.models
 
 
 @pytest.fixture
-def db(tmp_path: Path, analyzer: FaceAnalyzer) -> Iterator[FaceDB]:
-    instance = model_db(f"sqlite:///{tmp_path / 'faces.sqlite3'}", tmp_path, analyzer)
+def db(tmp_path: Path, analyzer: FaceAnalyzer) -> Iterator[Services]:
+    instance = model_services(f"sqlite:///{tmp_path / 'faces.sqlite3'}", tmp_path, analyzer)
     yield instance
     instance.close()
 
@@ -41,18 +39,18 @@ def composite(big: Path, small: Path, scale: float) -> bytes:
 
 
 def test_a_small_face_behind_the_person_does_not_stop_enrollment(
-    db: FaceDB, celebrity: Path, analyzer: FaceAnalyzer
+    db: Services, celebrity: Path, analyzer: FaceAnalyzer
 ) -> None:
     val = photos(celebrity / "val")
-    person = create_person(db, {"name": "Madonna"})
+    person = db.persons.create({"name": "Madonna"})
     crowded = composite(val["madonna"][0], val["madonna"][0], 0.4)  # 1/6 of the area
     assert len(analyzer.analyze(crowded)) == 2
-    result = enroll(db, person.id, [Upload("crowd.jpg", io.BytesIO(crowded))]).results[0]
+    result = db.enrollment.enroll(person.id, [Upload("crowd.jpg", io.BytesIO(crowded))]).results[0]
     assert result.status == UploadStatus.STORED and result.photo is not None
     face = result.photo.faces[0]
     assert face.box.x < Image.open(val["madonna"][0]).width  # the large face, on the left
 
     pair = composite(val["madonna"][0], val["madonna"][0], 1.0)
-    refused = enroll(db, person.id, [Upload("pair.jpg", io.BytesIO(pair))]).results[0]
+    refused = db.enrollment.enroll(person.id, [Upload("pair.jpg", io.BytesIO(pair))]).results[0]
     assert refused.status == UploadStatus.REFUSED and refused.error is not None
     assert refused.error.code == "multiple_faces"

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from facedb.config import Settings
+from facedb.cli import main
+from facedb.config import Settings, get_settings
 from facedb.evaluation.protocol import EvalConfig, photo_ages, run, split
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.sample_data import photos
@@ -33,16 +31,21 @@ def test_split_is_deterministic_and_disjoint(celebrity: Path) -> None:
         assert len(files) == 3 and not set(files) & set(mated[person])
 
 
-def test_calibrate_reports_and_writes_the_threshold(celebrity: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "FACEDB_DATA_DIR": str(tmp_path / "data")}
+def test_calibrate_reports_and_writes_the_threshold(
+    celebrity: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The command itself, in this process (the models are loaded once per test session)."""
+    monkeypatch.setenv("FACEDB_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
     configured_before = Settings().match_threshold
-    result = subprocess.run(
-        [sys.executable, "-m", "facedb.cli", "calibrate", str(celebrity / "train"),
-         "--json", "--far", "0.01", "--plot", str(tmp_path / "det.png")],
-        capture_output=True, text=True, timeout=900, env=env,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(result.stdout)
+    status = main(["calibrate", str(celebrity / "train"), "--json", "--far", "0.01",
+                   "--plot", str(tmp_path / "det.png")])  # fmt: skip
+    output = capsys.readouterr()
+    assert status == 0, output.err[-2000:]
+    report = json.loads(output.out)
     assert set(report) >= REPORT_KEYS
     assert report["schema"] == "facedb-eval/2"
     assert report["protocol"] == "hold-out"
@@ -60,7 +63,6 @@ def test_calibrate_reports_and_writes_the_threshold(celebrity: Path, tmp_path: P
     for item in report["skipped"]:
         assert set(item) == {"path", "stage", "reason"}
     assert (tmp_path / "det.png").stat().st_size > 10_000
-    os.environ["FACEDB_DATA_DIR"] = str(tmp_path / "data")
     assert Settings().match_threshold == pytest.approx(report["threshold"]["value"])
 
 

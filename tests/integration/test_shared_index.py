@@ -9,74 +9,85 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from facedb.domain import JobKind
 from facedb.errors import IndexUnavailable
-from facedb.index.milvus_index import MilvusIndex
-from facedb.service.context import FaceDB
-from facedb.service.jobs import Job
-from facedb.service.persons import delete_person
-from facedb.service.reindex import reindex
-from facedb.service.search import SearchFilters, rank_identities
-from facedb.service.shared_index_sync import SharedIndexSync
-from facedb.store import repository as repo
-from facedb.store.db import transaction
+from facedb.index.milvus_index import MilvusIndex, connect, disconnect
+from facedb.services.jobs import Job
+from facedb.services.search import SearchFilters
+from facedb.wiring import Services
 from tests.conftest import REPO
 from tests.factories import (
     add_person,
     add_synthetic_faces,
     database_face_ids,
+    index_ids,
     make_settings,
-    started_db,
+    started,
     unit_vectors,
 )
 
 
-def milvus_db(folder: Path, url: str, uri: Path, migrate: bool = False) -> FaceDB:
+def milvus_db(folder: Path, url: str, uri: Path, migrate: bool = False) -> Services:
     settings = make_settings(folder, url, index_backend="milvus", milvus_uri=str(uri))
-    return started_db(settings, migrate=migrate)
+    return started(settings, migrate=migrate)
 
 
-def collection_of(db: FaceDB) -> MilvusIndex:
-    assert isinstance(db.index, SharedIndexSync) and db.index.collection is not None
-    return db.index.collection
+def collection_of(db: Services) -> str:
+    return str(db.index.health()["collection"])
 
 
-def indexed(db: FaceDB) -> set[int]:
-    return set(collection_of(db).ids().tolist())
+def has_collection(db: Services, name: str) -> bool:
+    client = connect(db.settings.milvus_location)
+    try:
+        return bool(client.has_collection(name))
+    finally:
+        disconnect(client, db.settings.milvus_location)
 
 
-def mark(db: FaceDB) -> int:
-    with transaction(db.sessions) as session:
-        return repo.shared_index(session, db.settings.milvus_collection).last_change
+def mark(db: Services) -> int:
+    with db.store.unit() as unit:
+        return unit.marks.read(db.settings.milvus_collection).last_change
 
 
-def test_two_contexts_share_one_collection(url: str, tmp_path: Path) -> None:
+def top(db: Services, vector: np.ndarray, k: int, threshold: float) -> list[str]:
+    return [c.person.id for c in db.search.rank([vector], k, threshold, SearchFilters())[0]]
+
+
+@pytest.fixture
+def two(url: str, tmp_path: Path) -> Iterator[tuple[Services, Services]]:
+    """Two service contexts on one database and one Milvus (Lite) file, as two processes on
+    one Milvus server."""
     uri = tmp_path / "milvus.db"
     first = milvus_db(tmp_path / "a", url, uri, migrate=True)
     second = milvus_db(tmp_path / "b", url, uri)
-    assert collection_of(first).collection == collection_of(second).collection
+    yield first, second
+    first.close()
+    second.close()
+
+
+def test_two_contexts_share_one_collection(two: tuple[Services, Services]) -> None:
+    first, second = two
+    assert collection_of(first) == collection_of(second)
     alice, bob = add_person(first, "alice"), add_person(first, "bob")
     vectors = unit_vectors(6, seed=51)
     add_synthetic_faces(first, alice, vectors[:3])
     add_synthetic_faces(first, bob, vectors[3:])
-    first.index.apply_committed()
+    first.index.catch_up()
     # The second context applies nothing: the mark is shared, the vectors stored once.
     assert second.index.catch_up() == 0
-    top = rank_identities(second, vectors[0], 2, 0.9, SearchFilters())
-    assert [c.person.id for c in top] == [alice, bob] and top[0].match
-    delete_person(second, alice)  # honoured in the collection before it returns
-    assert indexed(first) == database_face_ids(first) == indexed(second)
-    assert [c.person.id for c in rank_identities(first, vectors[0], 2, 0.5, SearchFilters())] == [
-        bob
-    ]
+    found = second.search.rank([vectors[0]], 2, 0.9, SearchFilters())[0]
+    assert [c.person.id for c in found] == [alice, bob] and found[0].match
+    second.persons.delete(alice)  # honoured in the collection before it returns
+    assert index_ids(first) == database_face_ids(first) == index_ids(second)
+    assert top(first, vectors[0], 2, 0.5) == [bob]
     first.index.catch_up()  # as every search does first
     assert first.index.count == 3
-    first.close()
-    second.close()
 
 
 def test_a_crash_mid_apply_leaves_the_mark_and_the_batch_is_repeated(
@@ -85,7 +96,7 @@ def test_a_crash_mid_apply_leaves_the_mark_and_the_batch_is_repeated(
     db = milvus_db(tmp_path, url, tmp_path / "milvus.db", migrate=True)
     person = add_person(db)
     add_synthetic_faces(db, person, unit_vectors(10, seed=52))
-    db.index.apply_committed()
+    db.index.catch_up()
     before = mark(db)
     new = add_synthetic_faces(db, person, unit_vectors(30, seed=53))
     real_add = MilvusIndex.add
@@ -98,45 +109,41 @@ def test_a_crash_mid_apply_leaves_the_mark_and_the_batch_is_repeated(
     with pytest.raises(IndexUnavailable):
         db.index.catch_up()
     assert mark(db) == before  # the mark did not move past what was half applied
-    assert set(new[:15]) <= indexed(db) and not set(new[15:]) & indexed(db)
+    assert set(new[:15]) <= index_ids(db) and not set(new[15:]) & index_ids(db)
     monkeypatch.setattr(MilvusIndex, "add", real_add)
     assert db.index.catch_up() == 30  # the whole batch again: idempotent
-    assert indexed(db) == database_face_ids(db) and db.index.count == 40
+    assert index_ids(db) == database_face_ids(db) and db.index.count == 40
     db.close()
 
 
 def test_a_rebuild_elsewhere_is_followed_and_the_old_collection_dropped(
-    url: str, tmp_path: Path
+    two: tuple[Services, Services],
 ) -> None:
-    uri = tmp_path / "milvus.db"
-    first = milvus_db(tmp_path / "a", url, uri, migrate=True)
-    second = milvus_db(tmp_path / "b", url, uri)
+    first, second = two
     person = add_person(first)
     vectors = unit_vectors(20, seed=54)
     add_synthetic_faces(first, person, vectors)
-    first.index.apply_committed()
-    old = collection_of(second).collection
-    reindex(first, Job(kind="reindex", params={}))
-    assert collection_of(first).collection != old
-    client = collection_of(first).client
-    assert not client.has_collection(old)
+    first.index.catch_up()
+    old = collection_of(second)
+    first.reindex.run(Job(kind=JobKind.REINDEX, params={}))
+    assert collection_of(first) != old
+    assert not has_collection(first, old)
     # The second context still points at the dropped collection: its search follows the row.
-    top = rank_identities(second, vectors[4], 1, 0.9, SearchFilters())
-    assert top and top[0].person.id == person
-    assert collection_of(second).collection == collection_of(first).collection
-    first.close()
-    second.close()
+    assert top(second, vectors[4], 1, 0.9) == [person]
+    assert collection_of(second) == collection_of(first)
 
 
 def test_a_lost_collection_is_rebuilt_on_start(url: str, tmp_path: Path) -> None:
     uri = tmp_path / "milvus.db"
     db = milvus_db(tmp_path, url, uri, migrate=True)
     add_synthetic_faces(db, add_person(db), unit_vectors(12, seed=55))
-    db.index.apply_committed()
-    collection_of(db).drop()  # Milvus lost it (or an operator dropped it)
+    db.index.catch_up()
+    client = connect(db.settings.milvus_location)
+    client.drop_collection(collection_of(db))  # Milvus lost it (or an operator dropped it)
+    disconnect(client, db.settings.milvus_location)
     db.close()
     again = milvus_db(tmp_path, url, uri)
-    assert indexed(again) == database_face_ids(again) and again.index.count == 12
+    assert index_ids(again) == database_face_ids(again) and again.index.count == 12
     again.close()
 
 

@@ -1,4 +1,4 @@
-"""Store round-trips and migrations on PostgreSQL and SQLite."""
+"""Store round-trips, migrations and closed sets on PostgreSQL and SQLite."""
 
 from __future__ import annotations
 
@@ -10,22 +10,23 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from facedb.domain import ChangeOp, PersonStatus
 from facedb.errors import Conflict, DatabaseNotMigrated, NotFound
-from facedb.service.context import FaceDB
-from facedb.store import repository as repo
-from facedb.store.db import downgrade, make_engine, transaction, upgrade
+from facedb.records import PersonFilter
+from facedb.store.db import downgrade, make_engine, upgrade
+from facedb.wiring import Services
 from tests.factories import (
     add_person,
     add_synthetic_faces,
     make_settings,
-    started_db,
+    started,
     unit_vectors,
 )
 
 
 @pytest.fixture
-def db(url: str, tmp_path: Path) -> Iterator[FaceDB]:
-    instance = started_db(make_settings(tmp_path, url))
+def db(url: str, tmp_path: Path) -> Iterator[Services]:
+    instance = started(make_settings(tmp_path, url))
     yield instance
     instance.close()
 
@@ -49,58 +50,106 @@ def test_migrations_up_down_up(url: str) -> None:
 
 def test_service_refuses_an_unmigrated_database(url: str, tmp_path: Path) -> None:
     with pytest.raises(DatabaseNotMigrated, match="facedb db upgrade"):
-        started_db(make_settings(tmp_path, url), migrate=False)
+        started(make_settings(tmp_path, url), migrate=False)
 
 
-def test_person_round_trip_and_filters(db: FaceDB) -> None:
-    with transaction(db.sessions) as session:
-        first = repo.add_person(
-            session,
+def test_person_round_trip_and_filters(db: Services) -> None:
+    with db.store.unit() as unit:
+        first = unit.persons.add(
             name="Ana Díaz",
             external_ref="CASE-1",
             gender="female",
             birth_date=date(2001, 5, 4),
-            status="missing",
+            status=PersonStatus.MISSING,
             attributes={"last_seen": "Lisbon"},
         )
-        repo.add_person(session, name="Bo Chen", status="found")
-    with transaction(db.sessions) as session:
-        loaded = repo.get_person(session, first.id)
+        unit.persons.add(name="Bo Chen", status=PersonStatus.FOUND)
+    with db.store.unit() as unit:
+        loaded = unit.persons.get(first.id)
         assert (loaded.name, loaded.birth_date, loaded.attributes) == (
             "Ana Díaz",
             date(2001, 5, 4),
             {"last_seen": "Lisbon"},
         )
-        page, total = repo.find_persons(session, status="missing")
+        assert loaded.status is PersonStatus.MISSING  # read back as the enum
+        page, total = unit.persons.page(PersonFilter(status=PersonStatus.MISSING), 50, 0)
         assert total == 1 and page[0].id == first.id
-        assert repo.find_persons(session, name="chen")[1] == 1
-        assert repo.find_persons(session, external_ref="CASE-1")[0][0].id == first.id
-        repo.update_person(session, loaded, {"status": "found"})
-    with transaction(db.sessions) as session:
-        assert repo.find_persons(session, status="found")[1] == 2
+        assert unit.persons.page(PersonFilter(name="chen"), 50, 0)[1] == 1
+        assert unit.persons.page(PersonFilter(external_ref="CASE-1"), 50, 0)[0][0].id == first.id
+        unit.persons.update(loaded.id, {"status": PersonStatus.FOUND})
+    with db.store.unit() as unit:
+        assert unit.persons.page(PersonFilter(status=PersonStatus.FOUND), 50, 0)[1] == 2
 
 
-def test_duplicate_external_reference_conflicts(db: FaceDB) -> None:
+def test_duplicate_external_reference_conflicts(db: Services) -> None:
     add_person(db, "One", external_ref="X-1")
     with pytest.raises(Conflict):
         add_person(db, "Two", external_ref="X-1")
 
 
-def test_faces_round_trip_and_cascading_delete(db: FaceDB) -> None:
+def test_a_value_outside_its_closed_set_is_refused_by_the_database(db: Services) -> None:
+    person = add_person(db)
+    with db.store.engine.begin() as connection, pytest.raises(sa.exc.IntegrityError):
+        connection.execute(
+            sa.text("UPDATE persons SET status = 'vanished' WHERE id = :id"), {"id": person}
+        )
+
+
+def test_faces_round_trip_and_cascading_delete(db: Services) -> None:
     person = add_person(db)
     vectors = unit_vectors(3, seed=1)
     face_ids = add_synthetic_faces(db, person, vectors)
-    with transaction(db.sessions) as session:
-        ids, stored = repo.embeddings_for(session, 1, face_ids, 128)
+    with db.store.unit() as unit:
+        ids, stored = unit.embeddings.of_faces(1, face_ids, 128)
         assert sorted(ids.tolist()) == sorted(face_ids)
         order = np.argsort(ids)
         assert np.array_equal(stored[order], vectors[np.argsort(face_ids)])
-        removed = repo.delete_person(session, person)
+        removed = unit.persons.delete(person)
     assert sorted(removed) == sorted(face_ids)
-    with transaction(db.sessions) as session:
-        assert repo.count_faces(session) == 0
-        assert repo.embeddings_for(session, 1, face_ids, 128)[0].size == 0
-        ops = [c.op for c in repo.changes_after(session, 0)]
-        assert ops == ["add"] * 3 + ["remove"] * 3
+    with db.store.unit() as unit:
+        assert unit.photos.count_faces() == 0
+        assert unit.embeddings.of_faces(1, face_ids, 128)[0].size == 0
+        ops = [c.op for c in unit.changes.after(0, 100)]
+        assert ops == [ChangeOp.ADD] * 3 + [ChangeOp.REMOVE] * 3
         with pytest.raises(NotFound):
-            repo.get_person(session, person)
+            unit.persons.get(person)
+
+
+def test_upgrading_a_populated_database_keeps_every_row(url: str, tmp_path: Path) -> None:
+    """0004 rebuilds tables on SQLite to add its CHECKs: nothing may cascade away, and face
+    ids must never be reused afterwards."""
+    upgrade(url, "0003")
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO persons (id, name, status, attributes, created_at, updated_at) "
+            "VALUES ('p1', 'Ana', 'missing', '{}', '2020-01-01', '2020-01-01')"
+        ))  # fmt: skip
+        connection.execute(sa.text(
+            "INSERT INTO photos (id, person_id, sha256, content, media_type, width, height, "
+            "created_at) VALUES ('ph1', 'p1', 'x', 'x', 'image/png', 1, 1, '2020-01-01')"
+        ))  # fmt: skip
+        connection.execute(sa.text(
+            "INSERT INTO faces (photo_id, person_id, box_x, box_y, box_w, box_h, landmarks, "
+            "confidence, crop_jpeg, created_at) "
+            "VALUES ('ph1', 'p1', 0, 0, 1, 1, '{}', 1.0, 'x', '2020-01-01')"
+        ))  # fmt: skip
+    engine.dispose()
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        counts = [
+            connection.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
+            for t in ("persons", "photos", "faces")
+        ]
+        assert counts == [1, 1, 1]
+        (first,) = connection.execute(sa.text("SELECT id FROM faces")).scalars()
+        connection.execute(sa.text("DELETE FROM faces"))
+        connection.execute(sa.text(
+            "INSERT INTO faces (photo_id, person_id, box_x, box_y, box_w, box_h, landmarks, "
+            "confidence, crop_jpeg, created_at) "
+            "VALUES ('ph1', 'p1', 0, 0, 1, 1, '{}', 1.0, 'x', '2020-01-02')"
+        ))  # fmt: skip
+        (second,) = connection.execute(sa.text("SELECT id FROM faces")).scalars()
+    engine.dispose()
+    assert second > first  # never reused

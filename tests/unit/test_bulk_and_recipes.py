@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facedb.bulk.manifest import parse_row
 from facedb.domain import EstimatedGender
 from facedb.pipeline.attributes import AgeGender
 from facedb.pipeline.recipes import (
@@ -19,7 +20,6 @@ from facedb.pipeline.recipes import (
     prewhiten,
 )
 from facedb.pipeline.types import Box, Detection
-from facedb.service.manifest import parse_row
 
 
 def test_manifest_rows_parse_with_clear_errors(tmp_path: Path) -> None:

@@ -43,6 +43,6 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(tmp_path: Path) -> 
 
 def test_every_role_has_its_grants_and_unknown_roles_have_none() -> None:
     assert set(GRANTS) == set(Role)
-    assert may("admin", Permission.ADMIN) and may("searcher", Permission.SEARCH)
-    assert not may("enroller", Permission.SEARCH) and not may("searcher", Permission.ENROLL)
-    assert not may("root", Permission.READ)
+    assert may(Role.ADMIN, Permission.ADMIN) and may(Role.SEARCHER, Permission.SEARCH)
+    assert not may(Role.ENROLLER, Permission.SEARCH) and not may(Role.SEARCHER, Permission.ENROLL)
+    assert not may(None, Permission.READ)

@@ -3,6 +3,9 @@
 
 const KEY = "facedb-key";
 const state = { me: null };
+// The closed sets (statuses, genders, audit actions, pair states) come from the server.
+const VOCABULARY = JSON.parse(document.body.dataset.vocabulary || "{}");
+const choices = (values) => (values || []).map((v) => [v, v]);
 
 // --- talking to the API ---------------------------------------------------------------
 class ApiError extends Error {
@@ -246,9 +249,8 @@ function renderSearch() {
   drop,
   el("div", { class: "row" },
     field("Photo taken on", el("input", { type: "date", name: "taken_at" }), "optional"),
-    field("Status", select("status", [["", "any"], ["missing", "missing"], ["found", "found"],
-      ["unidentified", "unidentified"], ["closed", "closed"], ["other", "other"]])),
-    field("Gender", select("gender", [["", "any"], ["female", "female"], ["male", "male"], ["other", "other"]])),
+    field("Status", select("status", [["", "any"], ...STATUSES])),
+    field("Gender", select("gender", [["", "any"], ...choices(VOCABULARY.genders)])),
     field("Candidates per face", el("input", { type: "number", name: "k", min: 1, max: 100, value: 5 }))),
   el("button", { type: "submit" }, "Search"));
   show(form, results);
@@ -286,8 +288,7 @@ async function renderResults(target, photo, answer) {
 }
 
 // --- persons ----------------------------------------------------------------------------------
-const STATUSES = [["missing", "missing"], ["found", "found"], ["unidentified", "unidentified"],
-  ["closed", "closed"], ["other", "other"]];
+const STATUSES = choices(VOCABULARY.statuses);
 
 function personForm(person, onsave) {
   const form = el("form", { class: "card", onsubmit: async (event) => {
@@ -311,7 +312,7 @@ function personForm(person, onsave) {
     field("Name", el("input", { name: "name", required: true, maxlength: 300, value: person?.name })),
     field("Case number", el("input", { name: "external_ref", maxlength: 200, value: person?.external_ref })),
     field("Status", select("status", STATUSES, person?.status || "missing")),
-    field("Gender", select("gender", [["", "not recorded"], ["female", "female"], ["male", "male"], ["other", "other"]], person?.gender || "")),
+    field("Gender", select("gender", [["", "not recorded"], ...choices(VOCABULARY.genders)], person?.gender || "")),
     field("Birth date", el("input", { type: "date", name: "birth_date", value: person?.birth_date })),
     field("or birth year", el("input", { type: "number", name: "birth_year", min: 1900, max: 2200, value: person?.birth_year }))),
   el("button", { type: "submit" }, person ? "Save changes" : "Create person"));
@@ -561,7 +562,7 @@ async function renderAudit() {
     for (const [name, value] of new FormData(filters).entries()) if (value) query.set(name, value);
     location.search = query.toString();
   } },
-  field("Action", select("action", [["", "any"], ["search", "search"], ["verify", "verify"], ["decision", "decision"], ["import", "import"], ["export", "export"]], params.get("action") || "")),
+  field("Action", select("action", [["", "any"], ...choices(VOCABULARY.actions)], params.get("action") || "")),
   field("Key id", el("input", { name: "key_id", value: params.get("key_id") })),
   el("button", { type: "submit" }, "Filter"));
   const nodes = [filters];

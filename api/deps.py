@@ -1,0 +1,43 @@
+"""What routes are given: the services of the process, one typed dependency each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from facedb.casework.crossmatch import CrossMatcher
+from facedb.casework.review import ReviewService
+from facedb.services.audit import AuditService
+from facedb.services.enrollment import EnrollmentService
+from facedb.services.health import HealthService
+from facedb.services.jobs import JobRegistry
+from facedb.services.persons import PersonService
+from facedb.services.reindex import ReindexService
+from facedb.services.search import SearchService
+from facedb.wiring import Services
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _service(name: str) -> Callable[[Request], Any]:
+    def get(request: Request) -> Any:
+        return getattr(services_of(request), name)
+
+    get.__name__ = f"{name}_service"
+    return get
+
+
+Persons = Annotated[PersonService, Depends(_service("persons"))]
+Enrollment = Annotated[EnrollmentService, Depends(_service("enrollment"))]
+Search = Annotated[SearchService, Depends(_service("search"))]
+Review = Annotated[ReviewService, Depends(_service("review"))]
+Crossmatch = Annotated[CrossMatcher, Depends(_service("crossmatch"))]
+Reindex = Annotated[ReindexService, Depends(_service("reindex"))]
+Audit = Annotated[AuditService, Depends(_service("audit"))]
+Health = Annotated[HealthService, Depends(_service("health"))]
+Jobs = Annotated[JobRegistry, Depends(_service("jobs"))]

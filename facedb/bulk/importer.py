@@ -1,0 +1,377 @@
+"""Bulk import of a register from a manifest (`facedb import`): resumable and idempotent.
+
+Each person is created (or updated) through the same rules as the API, each photo goes
+through the same enrollment (validation, analysis, one transaction per photo, the change
+log that running services follow). The case number (``external_ref``, or ``person_id``)
+identifies a person and a photo's bytes identify the photo, so a run interrupted at any
+point (Ctrl-C, kill -9) and started again finishes the work and duplicates nothing.
+
+Photos are analysed one at a time and embedded ``batch`` at a time in one model call.
+New faces are left for cross-matching to the running service's sweeper or to
+`facedb crossmatch`, which matches a whole import at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facedb.bulk.exporter import MATCHES
+from facedb.bulk.manifest import Row, read_manifest
+from facedb.config import Settings
+from facedb.domain import AuditAction, PersonChange, Register, RowOutcome, UploadStatus
+from facedb.errors import (
+    ConflictingRecord,
+    FaceDBError,
+    FileUnreadable,
+    ImageError,
+    InvalidInput,
+    NotFound,
+)
+from facedb.pipeline.decode import read_header
+from facedb.records import Caller, PersonRecord
+from facedb.services.audit import LOCAL, AuditService
+from facedb.services.enrollment import EnrollmentService, Prepared
+from facedb.services.persons import PersonService, check_person, check_taken_at
+from facedb.services.uploads import Upload
+from facedb.store.unit import Store, Unit
+
+BATCH = 16
+
+
+@dataclass
+class RowResult:
+    """One manifest row's outcome, as the report CSV gives it."""
+
+    line: int
+    key: str
+    path: str
+    outcome: RowOutcome
+    person: PersonChange = PersonChange.NONE
+    person_id: str | None = None
+    photo_id: str | None = None
+    error: FaceDBError | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "case": self.key,
+            "path": self.path,
+            "outcome": self.outcome.value,
+            "person": self.person.value,
+            "person_id": self.person_id or "",
+            "photo_id": self.photo_id or "",
+            "error": self.error.code if self.error else "",
+            "message": self.error.message if self.error else "",
+        }
+
+
+REPORT_COLUMNS = tuple(RowResult(0, "", "", RowOutcome.VALID).as_row())  # the report CSV's header
+
+
+@dataclass
+class ImportSummary:
+    rows: int = 0
+    persons: dict[str, int] = field(default_factory=dict)  # PersonChange -> count
+    outcomes: dict[str, int] = field(default_factory=dict)  # RowOutcome -> count
+    errors: dict[str, int] = field(default_factory=dict)  # error code -> count
+    matches: int = 0  # decided cross-match candidates restored (an export's matches.jsonl)
+    seconds: float = 0.0
+
+    def add(self, result: RowResult) -> None:
+        self.rows += 1
+        self.outcomes[result.outcome] = self.outcomes.get(result.outcome, 0) + 1
+        if result.error is not None:
+            self.errors[result.error.code] = self.errors.get(result.error.code, 0) + 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "persons": self.persons,
+            "outcomes": self.outcomes,
+            "errors": self.errors,
+            "matches_restored": self.matches,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+Sink = Callable[[RowResult], None]
+
+
+@dataclass(frozen=True)
+class Importer:
+    """Imports register manifests through the person and enrollment services (the API's
+    rules and the same audit)."""
+
+    settings: Settings
+    store: Store
+    persons: PersonService
+    enrollment: EnrollmentService
+    audit: AuditService
+
+    def run(
+        self,
+        manifest: Path,
+        sink: Sink,
+        *,
+        dry_run: bool = False,
+        batch: int = BATCH,
+        caller: Caller = LOCAL,
+    ) -> ImportSummary:
+        """Import every row, giving each row's result to ``sink`` as soon as it is known.
+
+        A bad row never stops the rest; only an unreadable manifest raises (InvalidInput).
+        """
+        start = time.perf_counter()
+        summary = ImportSummary()
+        groups: dict[str, list[Row]] = {}
+        for row in read_manifest(manifest):
+            groups.setdefault(row.key, []).append(row)
+
+        def emit(result: RowResult) -> None:
+            summary.add(result)
+            sink(result)
+
+        pending: list[tuple[Row, Prepared, PersonChange]] = []
+        for rows in groups.values():
+            person_id, change, accepted = self._person(rows, emit, dry_run)
+            if not accepted:
+                continue
+            summary.persons[change] = summary.persons.get(change, 0) + 1
+            for row, upload in self._photos(person_id, accepted, change, emit, dry_run):
+                assert person_id is not None
+                try:
+                    pending.append((row, self.enrollment.prepare(person_id, [upload]), change))
+                except (InvalidInput, NotFound) as exc:
+                    emit(_result(row, RowOutcome.REFUSED, change, person_id, error=exc))
+                    continue
+                if len(pending) >= batch:
+                    self._commit(pending, emit)
+                    pending = []
+        if pending:
+            self._commit(pending, emit)
+        decisions = manifest.resolve().parent / MATCHES
+        if decisions.is_file():
+            summary.matches = self.restore_matches(decisions, dry_run)
+        summary.seconds = time.perf_counter() - start
+        if not dry_run:
+            self.audit.record(
+                AuditAction.IMPORT,
+                caller,
+                summary.outcomes.get(RowOutcome.STORED, 0),
+                [{"manifest": str(manifest), **summary.as_dict()}],
+                summary.seconds,
+            )
+        return summary
+
+    def _person(
+        self, rows: list[Row], emit: Sink, dry_run: bool
+    ) -> tuple[str | None, PersonChange, list[Row]]:
+        """Resolve one person's rows to a stored person; return its id, what changed, and
+        the rows still standing (rows refused here were given to ``emit``).
+
+        The first row giving a field sets it; a later row giving it otherwise is refused.
+        Free attributes merge, the first value of each winning.
+        """
+        fields: dict[str, Any] = {}
+        accepted: list[Row] = []
+        for row in rows:
+            if row.error is None:
+                clash = [
+                    k
+                    for k, v in row.person.items()
+                    if k in fields and k != "attributes" and fields[k] != v
+                ]
+                if clash:
+                    row.error = ConflictingRecord(
+                        f"{clash[0]} is {row.person[clash[0]]!r} here but {fields[clash[0]]!r} "
+                        f"on an earlier row of case {row.key}",
+                        field=clash[0],
+                    )
+            if row.error is not None:
+                emit(_result(row, RowOutcome.REFUSED, error=row.error))
+                continue
+            for key, value in row.person.items():
+                if key == "attributes":
+                    fields["attributes"] = {**value, **fields.get("attributes", {})}
+                else:
+                    fields.setdefault(key, value)
+            accepted.append(row)
+        if not accepted:
+            return None, PersonChange.NONE, []
+        first = accepted[0]
+        try:
+            person_id, change = self._store_person(
+                first.person_id, first.external_ref, fields, dry_run
+            )
+        except FaceDBError as exc:
+            for row in accepted:
+                emit(_result(row, RowOutcome.REFUSED, error=exc))
+            return None, PersonChange.NONE, []
+        return person_id, change, accepted
+
+    def _store_person(
+        self,
+        person_id: str | None,
+        external_ref: str | None,
+        fields: dict[str, Any],
+        dry_run: bool,
+    ) -> tuple[str | None, PersonChange]:
+        """Create the person, or update the fields that differ, through the person service
+        (the API's rules: birth date and year agree, no photo dated before a new birth date,
+        a move between registers is cross-matched)."""
+        with self.store.unit() as unit:
+            person = _find(unit, person_id, external_ref)
+        if person is None:
+            if "name" not in fields:
+                raise InvalidInput("a new person needs a name", field="name")
+            if dry_run:
+                check_person(fields)
+                return person_id, PersonChange.CREATED
+            new = {**fields, **({"id": person_id} if person_id else {})}
+            return self.persons.create(new).id, PersonChange.CREATED
+        changes = {k: v for k, v in fields.items() if getattr(person, k) != v}
+        if "attributes" in changes:
+            merged = {**person.attributes, **changes["attributes"]}
+            changes["attributes"] = merged
+            if merged == person.attributes:
+                del changes["attributes"]
+        if not changes:
+            return person.id, PersonChange.UNCHANGED
+        if dry_run:
+            check_person({"birth_date": person.birth_date, "birth_year": person.birth_year,
+                          **changes})  # fmt: skip
+        else:
+            self.persons.update(person.id, changes)
+        return person.id, PersonChange.UPDATED
+
+    def _photos(
+        self,
+        person_id: str | None,
+        rows: list[Row],
+        change: PersonChange,
+        emit: Sink,
+        dry_run: bool,
+    ) -> Iterator[tuple[Row, Upload]]:
+        """Read each row's photo; emit rows that are done without analysis (missing,
+        already stored, duplicated, or a dry run); yield the rest to analyse, one at a time."""
+        settings = self.settings
+        seen: set[str] = set()
+        birth = self._birth(person_id, rows)
+        for row in rows:
+            if row.path is None:
+                emit(_result(row, RowOutcome.RECORD, change, person_id))
+                continue
+            try:
+                if row.taken_at is not None:
+                    check_taken_at(row.taken_at, *birth)
+                data = _read(row.path, settings.max_image_bytes)
+                read_header(data, settings.max_image_bytes, settings.max_image_pixels)
+            except (InvalidInput, ImageError) as exc:
+                emit(_result(row, RowOutcome.REFUSED, change, person_id, error=exc))
+                continue
+            sha = hashlib.sha256(data).hexdigest()
+            if sha in seen:
+                emit(_result(row, RowOutcome.DUPLICATE, change, person_id))
+                continue
+            seen.add(sha)
+            existing = self._stored_photo(person_id, sha)
+            if existing is not None:
+                emit(_result(row, RowOutcome.ALREADY_STORED, change, person_id, existing))
+            elif dry_run:
+                emit(_result(row, RowOutcome.VALID, change, person_id))
+            else:
+                yield row, Upload(row.raw_path, io.BytesIO(data), row.taken_at)
+
+    def _birth(self, person_id: str | None, rows: list[Row]) -> tuple[Any, Any]:
+        """Return the person's (birth_date, birth_year) as they stand after this import."""
+        merged: dict[str, Any] = {}
+        for row in rows:
+            for key in ("birth_date", "birth_year"):
+                if key in row.person:
+                    merged.setdefault(key, row.person[key])
+        if person_id and len(merged) < 2:
+            with self.store.unit() as unit:
+                person = unit.persons.find(person_id)
+            if person is not None:
+                merged.setdefault("birth_date", person.birth_date)
+                merged.setdefault("birth_year", person.birth_year)
+        return merged.get("birth_date"), merged.get("birth_year")
+
+    def _stored_photo(self, person_id: str | None, sha: str) -> str | None:
+        if person_id is None:
+            return None
+        with self.store.unit() as unit:
+            photo = unit.photos.by_sha(person_id, sha)
+        return photo.id if photo is not None else None
+
+    def _commit(self, pending: list[tuple[Row, Prepared, PersonChange]], emit: Sink) -> None:
+        reports = self.enrollment.commit([p for _, p, _ in pending], sweep=False)
+        for (row, prepared, change), report in zip(pending, reports, strict=True):
+            result = report.results[0]
+            photo_id = result.photo.id if result.photo else None
+            if result.status == UploadStatus.STORED:
+                emit(_result(row, RowOutcome.STORED, change, prepared.person_id, photo_id))
+            elif result.status == UploadStatus.DUPLICATE:  # stored meanwhile by someone else
+                emit(_result(row, RowOutcome.ALREADY_STORED, change, prepared.person_id,
+                             photo_id))  # fmt: skip
+            else:
+                emit(_result(row, RowOutcome.REFUSED, change, prepared.person_id,
+                             error=result.error))  # fmt: skip
+
+    def restore_matches(self, path: Path, dry_run: bool) -> int:
+        """Restore an export's decided candidates whose two persons exist here; return how
+        many. A pair decided here already is left alone; a pending one takes the exported
+        decision."""
+        restored = 0
+        with path.open(encoding="utf-8") as handle:
+            items = [json.loads(line) for line in handle if line.strip()]
+        with self.store.unit() as unit:
+            for item in items:
+                missing, found = (
+                    _face_of(unit, item[f"{side}_person_id"], item[f"{side}_photo_sha256"])
+                    for side in Register
+                )
+                if missing is not None and found is not None:
+                    restored += unit.pairs.restore(item, missing, found, write=not dry_run)
+        return restored
+
+
+def _face_of(unit: Unit, person_id: str, sha: str | None) -> tuple[str, int] | None:
+    """Return (photo id, face id) of the person's photo with these bytes, if stored here."""
+    photo = unit.photos.by_sha(person_id, sha or "") if unit.persons.find(person_id) else None
+    if photo is None or not photo.faces:
+        return None
+    return photo.id, photo.faces[0].id
+
+
+def _find(unit: Unit, person_id: str | None, external_ref: str | None) -> PersonRecord | None:
+    if person_id:
+        return unit.persons.find(person_id)
+    return unit.persons.by_external_ref(external_ref or "")
+
+
+def _read(path: Path, max_bytes: int) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise FileUnreadable(f"cannot read {path}: {exc.strerror or exc}") from None
+    return Upload(path.name, io.BytesIO(data)).read(max_bytes)
+
+
+def _result(
+    row: Row,
+    outcome: RowOutcome,
+    person: PersonChange = PersonChange.NONE,
+    person_id: str | None = None,
+    photo_id: str | None = None,
+    error: FaceDBError | None = None,
+) -> RowResult:
+    return RowResult(row.line, row.key, row.raw_path, outcome, person, person_id, photo_id, error)

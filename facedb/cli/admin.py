@@ -1,0 +1,169 @@
+"""Administrative commands: migrations, re-index, cross-match, keys, the audit trail."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from typing import Any
+
+from facedb.cli.common import services
+from facedb.config import get_settings
+from facedb.domain import AuditAction, JobKind, JobState, MatchState, Role
+from facedb.records import PairFilter
+from facedb.services.jobs import Job, run_job
+
+
+def add_commands(commands: Any) -> None:
+    """Register db, reindex, crossmatch, keys and audit."""
+    db = commands.add_parser("db", help="database migrations")
+    db_commands = db.add_subparsers(title="db commands")
+    up = db_commands.add_parser("upgrade", help="apply migrations (default: to the latest)")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(handler=_db_upgrade)
+    down = db_commands.add_parser("downgrade", help="revert migrations to a revision")
+    down.add_argument("revision")
+    down.set_defaults(handler=_db_downgrade)
+
+    reindex = commands.add_parser("reindex", help="rebuild the index from the database")
+    reindex.add_argument(
+        "--re-embed",
+        action="store_true",
+        help="recompute every embedding from the stored photos (after a model upgrade)",
+    )
+    reindex.set_defaults(handler=_reindex)
+
+    crossmatch = commands.add_parser(
+        "crossmatch",
+        help="match every face of the missing register against the found one (resumable)",
+    )
+    crossmatch.set_defaults(handler=_crossmatch)
+
+    keys = commands.add_parser("keys", help="API keys")
+    key_commands = keys.add_subparsers(title="keys commands")
+    create = key_commands.add_parser("create", help="create a key; its secret is shown once")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--name", default="", help="who or what holds the key")
+    create.set_defaults(handler=_keys_create)
+    listing = key_commands.add_parser("list", help="list keys (never their secrets)")
+    listing.set_defaults(handler=_keys_list)
+    revoke = key_commands.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=_keys_revoke)
+
+    audit = commands.add_parser("audit", help="list recent searches and verifications")
+    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--action", choices=[a.value for a in AuditAction], default=None)
+    audit.add_argument("--json", action="store_true")
+    audit.set_defaults(handler=_audit)
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from facedb.store.db import redacted, upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url, args.revision)
+    print(f"database at {args.revision}: {redacted(settings.database_url)}")
+    return 0
+
+
+def _db_downgrade(args: argparse.Namespace) -> int:
+    from facedb.store.db import downgrade
+
+    downgrade(get_settings().database_url, args.revision)
+    return 0
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    built = services(start=True, load_models=args.re_embed, background=True)
+    job = Job(kind=JobKind.REINDEX, params={"re_embed": args.re_embed})
+    worker = threading.Thread(
+        target=run_job, args=(job, lambda j: built.reindex.run(j, args.re_embed))
+    )
+    worker.start()
+    with tqdm(unit="face") as bar:
+        while worker.is_alive():
+            worker.join(0.5)
+            bar.total = job.total or None
+            bar.n = job.done
+            bar.refresh()
+    built.close()
+    for error in job.errors:
+        print(f"error: {error}")
+    print(f"reindex {job.state}: {job.counts}")
+    return 0 if job.state == JobState.SUCCEEDED else 1
+
+
+def _crossmatch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    built = services(start=True, background=True)
+    job = Job(kind=JobKind.CROSSMATCH, params={})
+    with tqdm(unit="face", desc="cross-match") as bar:
+        run_job(job, lambda j: built.crossmatch.run_batch(j, progress=bar.update))
+    _, pending = built.review.page(PairFilter(state=MatchState.PENDING), limit=1)
+    built.close()
+    for error in job.errors:
+        print(f"error: {error}")
+    print(f"crossmatch {job.state}: {job.counts}; {pending} pairs wait for review")
+    return 0 if job.state == JobState.SUCCEEDED else 1
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    key, secret = services().keys.create(Role(args.role), args.name or args.role)
+    print(f"created {key.role} key {key.id} ({key.name})")
+    print(f"secret (shown once, store it now): {secret}")
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    for key in services().keys.all():
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        print(f"{key.id}  {key.role:9} {key.prefix}…  {state:18} {key.name}")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    services().keys.revoke(args.key_id)
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    action = AuditAction(args.action) if args.action else None
+    entries = services().audit.recent(args.limit, action)
+    if args.json:
+        print(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
+        return 0
+    for e in entries:
+        print(
+            f"{e.at:%Y-%m-%d %H:%M:%S} {e.action:6} key={e.key_name or '-'} "
+            f"client={e.client or '-'} faces={e.faces_found} {_outcome(e.results)}"
+        )
+    return 0
+
+
+def _outcome(results: list[Any]) -> str:
+    """Return one audit entry's results in a few words: its error, or each face's best."""
+    parts = []
+    for item in results:
+        if "error" in item:
+            parts.append(f"refused: {item['error']}")
+        elif "decision" in item:
+            parts.append(f"{item['decision']} pair {item['match_id']} (was {item['before']})")
+        elif "manifest" in item:
+            outcomes = ", ".join(f"{n} {k}" for k, n in sorted(item["outcomes"].items()))
+            parts.append(f"imported {item['manifest']}: {outcomes or 'no rows'}")
+        elif "target" in item:
+            parts.append(
+                f"exported {len(item['persons'])} persons, {item['photos']} photos "
+                f"to {item['target']}"
+            )
+        elif "candidates" in item:
+            best = item["candidates"][0] if item["candidates"] else None
+            parts.append(f"top {best['person_id']} {best['score']:.3f}" if best else "no candidate")
+        else:
+            parts.append(f"{item.get('person_id')} score {item.get('score', 0):.3f}")
+    return "; ".join(parts) or "-"

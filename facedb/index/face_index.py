@@ -1,0 +1,274 @@
+"""The face index the services use: search by vector, best persons first.
+
+``FaceIndex`` serves the faces of the active embedding generation, kept equal to the
+database by one ``ChangeFollower`` (its home: a FAISS index in this process, or a Milvus
+collection every process shares). It owns the search lane (concurrent searches share one
+index call), exact float32 re-scoring where the index keeps half-precision copies, and
+``top_persons``: the one widening loop that search and cross-matching both call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facedb.config import Settings
+from facedb.domain import IndexBackend
+from facedb.errors import IndexUnavailable
+from facedb.index.cursor import ChangeCursor
+from facedb.index.faiss_index import FaissIndex
+from facedb.index.follower import ChangeFollower, Home, Progress, Serving
+from facedb.index.lane import SearchLane
+from facedb.index.local_home import LocalHome
+from facedb.pipeline.base import Analyzer
+from facedb.pipeline.recipes import CURRENT
+from facedb.store.unit import Store
+
+log = logging.getLogger(__name__)
+
+
+class Owned(Protocol):
+    """What a lookup says of a face: at least whose it is."""
+
+    @property
+    def person_id(self) -> str: ...
+
+
+OwnerT = TypeVar("OwnerT", bound=Owned)
+_T = TypeVar("_T")
+Lookup = Callable[[Sequence[int]], Mapping[int, OwnerT]]
+
+
+@dataclass(frozen=True)
+class PersonHit(Generic[OwnerT]):
+    """A person found for one query vector: their best face, its score, and their place
+    among that query's persons (1 = best)."""
+
+    face_id: int
+    owner: OwnerT
+    score: float
+    rank: int
+
+
+class FaceIndex:
+    """The faces of ``analyzer``'s embeddings; it tells the analyzer which recipe made the
+    embeddings it serves (``Analyzer.use``), so queries are embedded alike."""
+
+    def __init__(self, settings: Settings, store: Store, analyzer: Analyzer) -> None:
+        self.store = store
+        self.model_name = analyzer.model_name
+        self.dimension = analyzer.dimension
+        home: Home
+        if settings.index_backend == IndexBackend.MILVUS:
+            from facedb.index.shared_home import SharedHome  # imports pymilvus: only if chosen
+
+            home = SharedHome(settings, store, self.model_name, self.dimension)
+        else:
+            home = LocalHome(settings, self.model_name, self.dimension)
+        nothing = np.zeros((0, self.dimension), np.float32)
+        empty = FaissIndex.build(self.dimension, np.zeros(0, np.int64), nothing, device="cpu")
+        serving = Serving(empty, 0, analyzer.model_version, ChangeCursor())
+        self._follower = ChangeFollower(store, home, serving, analyzer)
+        self.lane = SearchLane(lambda queries, k: self._serving.index.search(queries, k))
+
+    @property
+    def _serving(self) -> Serving:
+        return self._follower.serving
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Let an empty database take the current recipe, then serve and catch up."""
+        self._take_current_recipe_if_empty()
+        self._follower.start()
+        log.info(
+            "index ready: %d faces, generation %d, change %d",
+            self.count,
+            self.generation,
+            self.last_change,
+        )
+
+    def _take_current_recipe_if_empty(self) -> None:
+        """Embeddings of two recipes are never compared: until `facedb reindex --re-embed`
+        migrates a database, the index serves (and tells the analyzer to embed with) the
+        recipe that made its faces. An empty database simply takes the current one."""
+        with self.store.unit() as unit:
+            state = unit.generations.active(self.model_name, CURRENT.version)
+            version = state.model_version
+            if version != CURRENT.version and unit.photos.count_faces() == 0:
+                unit.generations.switch(state.generation, self.model_name, CURRENT.version)
+                version = CURRENT.version
+        if version != CURRENT.version:
+            log.warning(
+                "this database's embeddings were made by %s; searches and enrollments use it "
+                "until `facedb reindex --re-embed` moves them to %s",
+                version,
+                CURRENT.version,
+            )
+
+    def catch_up(self) -> int:
+        """Apply every committed change not applied yet; return how many were applied."""
+        return self._follower.catch_up()
+
+    def rebuild(self, progress: Progress | None = None) -> None:
+        """Rebuild from the database beside the serving index, then swap it in."""
+        self._follower.rebuild(progress)
+
+    def save(self, force: bool = False) -> None:
+        """Write the snapshot (FAISS) if anything changed since the last (or ``force``)."""
+        self._follower.save(force)
+
+    def close(self) -> None:
+        """Save the snapshot (FAISS) or let go of Milvus."""
+        try:
+            self._follower.save(force=True)
+        except OSError as exc:
+            log.warning("could not save the index snapshot: %s", exc)
+        self._follower.home.close()
+
+    # --- what it serves --------------------------------------------------------------------
+    @property
+    def count(self) -> int:
+        return self._read(lambda: self._follower.home.count(self._serving))
+
+    def ids(self) -> NDArray[np.int64]:
+        """Every face id the serving index holds (for consistency checks)."""
+        return self._read(lambda: self._serving.index.ids())
+
+    @property
+    def generation(self) -> int:
+        """The embedding generation served."""
+        return self._serving.generation
+
+    @property
+    def model_version(self) -> str:
+        """The recipe that made the embeddings served."""
+        return self._serving.model_version
+
+    @property
+    def last_change(self) -> int:
+        """The last change of the log applied."""
+        return self._serving.cursor.last_change
+
+    def health(self) -> dict[str, object]:
+        """What ``/v1/health`` reports of the index (``available`` false, with the error,
+        when the backend cannot be reached)."""
+        described = self._serving.index.describe()
+        try:
+            faces = self.count
+        except IndexUnavailable as exc:
+            return {"available": False, "error": str(exc), **described}
+        return {
+            "available": True,
+            "faces": faces,
+            "generation": self.generation,
+            **described,
+            "last_change": self.last_change,
+            "model_version": self.model_version,
+            # Stored embeddings made by an older recipe: `facedb reindex --re-embed`.
+            "re_embed_required": self.model_version != CURRENT.version,
+        }
+
+    # --- searching -------------------------------------------------------------------------
+    def search(
+        self, queries: NDArray[np.float32], k: int
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Return (scores, ids), each (m, k), best first; -1 ids pad missing results."""
+        return self._read(lambda: self.lane.search(queries, k))
+
+    def top_persons(
+        self,
+        vectors: NDArray[np.float32],
+        k: int,
+        lookup: Lookup[OwnerT],
+        admit: Callable[[int, OwnerT], bool] | None = None,
+        floor: float | None = None,
+        exact: bool = True,
+    ) -> list[list[PersonHit[OwnerT]]]:
+        """Return, for each query vector (m, d), up to k persons best first, each once with
+        their best face.
+
+        ``lookup(face_ids)`` says whose each face is (faces it does not know, deleted since,
+        are skipped); ``admit(row, owner)`` keeps a face for query ``row``. A query's list
+        ends at the first score under ``floor``. Faces are fetched in widening rounds until
+        every query has k persons, met the floor, or exhausted the index. ``exact``
+        re-scores what a half-precision index fetched from the stored float32 embeddings, so
+        every score reported is exact.
+        """
+        vectors = np.atleast_2d(vectors)
+        results: list[list[PersonHit[OwnerT]]] = [[] for _ in range(len(vectors))]
+        rows = list(range(len(vectors)))
+        fetch = min(max(self.count, 1), max(8 * k, 64))
+        while rows:
+            scores, ids = self.search(vectors[rows], fetch)
+            total = self.count  # read after the search, which may have followed a rebuild
+            if exact and not self._serving.index.exact_scores:
+                scores, ids = self._rescored(vectors[rows], scores, ids)
+            owners = lookup(sorted({int(i) for i in ids.ravel() if i >= 0}))
+            still_open = []
+            for row, row_scores, row_ids in zip(rows, scores, ids, strict=True):
+                hits, closed = _walk(row, row_scores, row_ids, owners, k, admit, floor)
+                if closed or fetch >= total:
+                    results[row] = hits
+                else:
+                    still_open.append(row)
+            rows = still_open
+            fetch = min(total, fetch * 4)
+        return results
+
+    def _rescored(
+        self, queries: NDArray[np.float32], scores: NDArray[np.float32], ids: NDArray[np.int64]
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Return the rows re-scored from the stored float32 embeddings, best first."""
+        wanted = sorted({int(i) for i in ids.ravel() if i >= 0})
+        with self.store.unit() as unit:
+            found, vectors = unit.embeddings.of_faces(self.generation, wanted, self.dimension)
+        position = {int(face_id): n for n, face_id in enumerate(found)}
+        exact = scores.copy()
+        for r in range(len(ids)):
+            for c, face_id in enumerate(ids[r]):
+                n = position.get(int(face_id))
+                if n is not None:
+                    exact[r, c] = float(vectors[n] @ queries[r])
+        order = np.argsort(-exact, axis=1, kind="stable")
+        return np.take_along_axis(exact, order, 1), np.take_along_axis(ids, order, 1)
+
+    def _read(self, call: Callable[[], _T]) -> _T:
+        """Run ``call``; when the collection was replaced under it (a rebuild in another
+        process dropped it), follow to the new one and run it once more."""
+        serving = self._serving.index
+        try:
+            return call()
+        except IndexUnavailable:
+            self.catch_up()
+            if self._serving.index is serving:
+                raise
+            return call()
+
+
+def _walk(
+    row: int,
+    scores: NDArray[np.float32],
+    ids: NDArray[np.int64],
+    owners: Mapping[int, OwnerT],
+    k: int,
+    admit: Callable[[int, OwnerT], bool] | None,
+    floor: float | None,
+) -> tuple[list[PersonHit[OwnerT]], bool]:
+    """Return one query's persons from its fetched faces (best first), and whether the list
+    is final (k persons, the floor met, or the index ran out)."""
+    hits: dict[str, PersonHit[OwnerT]] = {}
+    for score, face_id in zip(scores.tolist(), ids.tolist(), strict=True):
+        if face_id < 0 or (floor is not None and score < floor):
+            return list(hits.values()), True
+        owner = owners.get(face_id)
+        if owner is None or owner.person_id in hits or (admit and not admit(row, owner)):
+            continue
+        hits[owner.person_id] = PersonHit(face_id, owner, score, len(hits) + 1)
+        if len(hits) == k:
+            return list(hits.values()), True
+    return list(hits.values()), False

@@ -1,0 +1,188 @@
+"""The plain records the store hands out and the services hand back.
+
+No ORM row leaves the store: a record is a frozen pydantic model, read from its row's
+attributes once, that never lazy-loads and can cross threads. The API's response models
+extend these records (adding links and derived values) instead of restating them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from facedb.domain import (
+    AgeSource,
+    AuditAction,
+    EstimatedGender,
+    Gender,
+    MatchState,
+    PersonStatus,
+    Register,
+    Role,
+)
+from facedb.pipeline.types import Box
+
+
+def utc(moment: datetime) -> datetime:
+    """Return the time as UTC-aware (SQLite hands back naive UTC datetimes)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+Moment = Annotated[datetime, AfterValidator(utc)]
+ESTIMATED_GENDER = (
+    "estimated: `male`, `female`, or `unknown` when the network is less sure than "
+    "FACEDB_GENDER_MIN_PROBABILITY; null when no estimate was made"
+)
+
+
+class Record(BaseModel):
+    """A frozen value read from attributes (a row, or another record)."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+
+class PersonRecord(Record):
+    id: str
+    external_ref: str | None
+    name: str
+    gender: Gender | None
+    birth_date: date | None
+    birth_year: int | None
+    status: PersonStatus
+    attributes: Annotated[dict[str, Any], BeforeValidator(lambda v: v or {})]
+    linked_person_id: str | None = Field(
+        description="the person a confirmed cross-match linked this one to"
+    )
+    created_at: Moment
+    updated_at: Moment
+
+
+class PersonFilter(Record):
+    """Which persons a listing shows: a status, a name substring, a case number."""
+
+    status: PersonStatus | None = None
+    name: str | None = None
+    external_ref: str | None = None
+
+
+class FaceRecord(Record):
+    id: int
+    photo_id: str
+    person_id: str
+    box: Box
+    landmarks: dict[str, Any]
+    confidence: float
+    age: float | None
+    gender: EstimatedGender | None = Field(description=ESTIMATED_GENDER)
+    gender_probability: float | None
+
+
+class PhotoRecord(Record):
+    id: str
+    person_id: str
+    sha256: str
+    media_type: str
+    width: int
+    height: int
+    taken_at: date | None
+    age_at_photo: float | None
+    created_at: Moment
+    faces: list[FaceRecord] = []
+
+
+class FaceInContext(Record):
+    """A face with its person, and the date and declared age of its photo."""
+
+    face: FaceRecord
+    person: PersonRecord
+    taken_at: date | None
+    declared_age: float | None
+
+    @property
+    def person_id(self) -> str:
+        return self.person.id
+
+
+class RegisterFace(Record):
+    """A face of a person in a register, with what a candidate pair records about it."""
+
+    face_id: int
+    person_id: str
+    photo_id: str
+    in_register: Register
+    taken_at: date | None
+    declared_age: float | None
+    estimated_age: float | None
+
+
+class PairSide(Record):
+    """One person of a candidate pair: who (None once deleted), which face, and their age
+    at it."""
+
+    person: PersonRecord | None = Field(description="null once the person was deleted")
+    face_id: int | None
+    photo_id: str | None
+    taken_at: date | None
+    age_at_photo: float | None
+    age_source: AgeSource | None
+
+
+class Decision(Record):
+    by: str | None = Field(description="the name of the key that decided")
+    at: Moment
+    note: str | None
+
+
+class PairRecord(Record):
+    """A cross-match candidate pair as the review queue shows it."""
+
+    id: int
+    state: MatchState
+    score: float
+    rank: int = Field(description="the found person's place among the missing face's candidates")
+    years_between: float | None
+    missing: PairSide
+    found: PairSide
+    created_at: Moment
+    raised_at: Moment = Field(description="when a face pair last raised the score")
+    decision: Decision | None
+
+
+class PairFilter(Record):
+    """Which pairs the queue shows: a state, a score floor, one person's pairs."""
+
+    state: MatchState | None = None
+    min_score: float | None = None
+    person_id: str | None = None
+
+
+class Caller(Record):
+    """Who made a request: the key (None in keyless local mode or when refused) and address."""
+
+    key_id: str | None
+    key_name: str | None
+    role: Role | None
+    client: str | None
+
+
+class AuditRecord(Record):
+    id: int
+    at: Moment
+    action: AuditAction
+    key_id: str | None
+    key_name: str | None
+    client: str | None
+    faces_found: int
+    results: list[Any]
+    took_ms: float
+
+
+class KeyRecord(Record):
+    id: str
+    name: str
+    role: Role
+    prefix: str
+    created_at: Moment
+    revoked_at: Moment | None

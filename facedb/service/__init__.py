@@ -1,1 +1,0 @@
-"""Use cases: where a database commit and an index update meet."""

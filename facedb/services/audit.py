@@ -1,0 +1,75 @@
+"""The audit trail: every biometric action and every write, answered or refused."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from facedb.domain import AuditAction, Role
+from facedb.errors import FaceDBError
+from facedb.records import AuditRecord, Caller
+from facedb.store.unit import Store
+
+log = logging.getLogger(__name__)
+
+
+# A caller in this process: the command line, scripts, the evaluation.
+LOCAL = Caller(key_id=None, key_name="local", role=Role.ADMIN, client=None)
+
+
+@dataclass
+class Trail:
+    """What an audited action found, filled in by the action as it goes."""
+
+    faces_found: int = 0
+    results: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AuditService:
+    store: Store
+
+    @contextmanager
+    def audited(self, action: AuditAction, caller: Caller) -> Iterator[Trail]:
+        """Audit the action in the block: what it found, or the error that refused it.
+
+        A success that cannot be written to the trail fails (no unaudited answer leaves the
+        service); a refusal that cannot be written is logged, and the refusal stands.
+        """
+        trail = Trail()
+        start = time.perf_counter()
+        try:
+            yield trail
+        except FaceDBError as exc:
+            self.refused(action, caller, exc.code, (time.perf_counter() - start) * 1000)
+            raise
+        self.record(action, caller, trail.faces_found, trail.results, time.perf_counter() - start)
+
+    def record(
+        self,
+        action: AuditAction,
+        caller: Caller,
+        faces_found: int,
+        results: list[Any],
+        took_s: float,
+    ) -> None:
+        with self.store.unit() as unit:
+            unit.audit.add(action, caller, faces_found, results, round(took_s * 1000, 2))
+
+    def refused(self, action: AuditAction, caller: Caller, code: str, took_ms: float = 0.0) -> None:
+        """Audit an attempt refused with an error code; never raises."""
+        try:
+            self.record(action, caller, 0, [{"error": code}], took_ms / 1000)
+        except FaceDBError as failure:  # the database may be why the request failed
+            log.warning("could not audit a refused %s (%s): %s", action, code, failure.message)
+
+    def recent(
+        self, limit: int = 50, action: AuditAction | None = None, key_id: str | None = None
+    ) -> list[AuditRecord]:
+        """Return the newest entries first."""
+        with self.store.unit() as unit:
+            return unit.audit.recent(limit, action, key_id)

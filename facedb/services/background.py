@@ -1,0 +1,61 @@
+"""The work a process does between requests: follow other processes' writes, cross-match
+what waits, and save the index snapshot now and then.
+
+Started by the HTTP service and by long command-line jobs (import, cross-match, re-index),
+so whichever process runs, its index follows the change log and no enrolled face waits
+long for cross-matching.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from facedb.index.face_index import FaceIndex
+
+log = logging.getLogger(__name__)
+TAIL_INTERVAL_S = 1.0
+SNAPSHOT_INTERVAL_S = 60.0
+SWEEP_INTERVAL_S = 5.0  # cross-match faces another process enrolled and did not match
+
+
+class Background:
+    """One daemon thread: tail every second, sweep every 5 s, snapshot every minute."""
+
+    def __init__(self, index: FaceIndex, sweep: Callable[[], int]) -> None:
+        self.index = index
+        self._sweep = sweep
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="facedb-background", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout=timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        since_snapshot = since_sweep = 0.0
+        self._sweep()  # whatever a process that died left waiting
+        while not self._stop.wait(TAIL_INTERVAL_S):
+            try:
+                self.index.catch_up()
+                since_snapshot += TAIL_INTERVAL_S
+                since_sweep += TAIL_INTERVAL_S
+                if since_sweep >= SWEEP_INTERVAL_S:
+                    self._sweep()
+                    since_sweep = 0.0
+                if since_snapshot >= SNAPSHOT_INTERVAL_S:
+                    self.index.save()
+                    since_snapshot = 0.0
+            except Exception as exc:  # the database may be down; keep following
+                log.warning("background work: %s", exc)

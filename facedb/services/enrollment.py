@@ -1,0 +1,314 @@
+"""Enrollment: photos of a person → stored photo, faces, embeddings, and the index.
+
+Files are read, decoded and analysed one at a time (each released before the next); the
+faces of the whole upload are embedded in one batched model call; then each photo is
+stored in its own transaction, re-read from its stream, so one bad file sinks no other and
+none is half-stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from facedb.ages import age_on
+from facedb.config import Settings
+from facedb.domain import UploadOutcome, UploadStatus
+from facedb.errors import (
+    Conflict,
+    FaceDBError,
+    ImageError,
+    ImageTooLarge,
+    InvalidInput,
+    MultipleFaces,
+    NoFaceFound,
+    NotFound,
+    RequestTooLarge,
+)
+from facedb.index.face_index import FaceIndex
+from facedb.pipeline.base import Analyzer, LocatedFace
+from facedb.pipeline.decode import ImageHeader, read_header
+from facedb.pipeline.types import Face as DetectedFace
+from facedb.records import PhotoRecord
+from facedb.services.persons import check_taken_at
+from facedb.services.uploads import Upload
+from facedb.store.embeddings import Embedded
+from facedb.store.photos import NewFace, NewPhoto
+from facedb.store.unit import Store
+
+CROP_MAX_SIDE = 160
+
+
+@dataclass
+class PhotoResult:
+    """What happened to one uploaded file."""
+
+    filename: str
+    status: UploadStatus
+    photo: PhotoRecord | None = None
+    error: FaceDBError | None = None
+
+
+@dataclass
+class EnrollmentReport:
+    """Every file's result, and what the upload as a whole amounted to."""
+
+    person_id: str
+    results: list[PhotoResult]
+
+    def count(self, status: UploadStatus) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def stored(self) -> int:
+        return self.count(UploadStatus.STORED)
+
+    @property
+    def duplicates(self) -> int:
+        return self.count(UploadStatus.DUPLICATE)
+
+    @property
+    def refused(self) -> int:
+        return self.count(UploadStatus.REFUSED)
+
+    @property
+    def outcome(self) -> UploadOutcome:
+        """CREATED when a photo was stored; REFUSED when every file was; else UNCHANGED."""
+        if self.count(UploadStatus.STORED):
+            return UploadOutcome.CREATED
+        if self.count(UploadStatus.REFUSED) == len(self.results):
+            return UploadOutcome.REFUSED
+        return UploadOutcome.UNCHANGED
+
+    @property
+    def first_error(self) -> FaceDBError | None:
+        return next((r.error for r in self.results if r.error is not None), None)
+
+
+@dataclass
+class _Pending:
+    """A file that passed analysis, waiting for its embedding and its transaction."""
+
+    index: int
+    header: ImageHeader
+    face: LocatedFace
+
+
+@dataclass
+class Prepared:
+    """One person's photos after validation and analysis, before embedding and storing."""
+
+    person_id: str
+    uploads: list[Upload]
+    birth_date: date | None
+    birth_year: int | None
+    results: list[PhotoResult | None]
+    pending: list[_Pending]
+
+
+# A photo with several faces is enrolled only when one of them is this many times the
+# area (twice the side) of every other: the person photographed, with faces far behind.
+DOMINANT_AREA = 4.0
+
+
+@dataclass(frozen=True)
+class EnrollmentService:
+    """Photos of a person → stored photo, face, embedding, and the index; photos read back
+    and deleted. ``sweep`` (the cross-matcher's) matches new faces after they commit."""
+
+    settings: Settings
+    store: Store
+    index: FaceIndex
+    analyzer: Analyzer
+    sweep: Callable[[], int]
+
+    def enroll(self, person_id: str, uploads: list[Upload]) -> EnrollmentReport:
+        """Store each photo that shows exactly one face; report every file on its own.
+
+        Raises InvalidInput / RequestTooLarge for the request as a whole (nothing is
+        stored), NotFound when the person does not exist or is deleted meanwhile.
+        """
+        limit = self.settings.max_upload_files
+        if len(uploads) > limit:
+            raise RequestTooLarge(
+                f"{len(uploads)} files in one upload; the limit is {limit}. "
+                "Send the rest in further requests."
+            )
+        report = self.commit([self.prepare(person_id, uploads)])[0]
+        gone = next((r.error for r in report.results if isinstance(r.error, NotFound)), None)
+        if gone is not None:
+            raise gone
+        return report
+
+    def prepare(self, person_id: str, uploads: list[Upload]) -> Prepared:
+        """Check the upload and analyse each photo (one decoded at a time); store nothing.
+
+        Raises InvalidInput for the upload as a whole, NotFound for an unknown person.
+        """
+        settings = self.settings
+        if not uploads:
+            raise InvalidInput("send at least one photo", field="files")
+        with self.store.unit() as unit:
+            person = unit.persons.get(person_id)
+        for upload in uploads:
+            if upload.taken_at is not None:
+                check_taken_at(upload.taken_at, person.birth_date, person.birth_year)
+
+        results: list[PhotoResult | None] = [None] * len(uploads)
+        pending: list[_Pending] = []
+        pixels = 0
+        for i, upload in enumerate(uploads):
+            try:
+                data = upload.read(settings.max_image_bytes)
+                header = read_header(data, settings.max_image_bytes, settings.max_image_pixels)
+                pixels += header.pixels
+                if pixels > settings.max_request_pixels:
+                    raise ImageTooLarge(
+                        f"the photos of this upload pass {settings.max_request_pixels} pixels "
+                        "together; send this one in another request"
+                    )
+                pending.append(_Pending(i, header, _single_face(self.analyzer.locate(data))))
+            except (ImageError, NoFaceFound, MultipleFaces) as exc:
+                results[i] = PhotoResult(upload.filename, UploadStatus.REFUSED, error=exc)
+            finally:
+                data = b""  # release this file's bytes before the next is read
+        return Prepared(person_id, uploads, person.birth_date, person.birth_year, results, pending)
+
+    def commit(self, batch: list[Prepared], sweep: bool = True) -> list[EnrollmentReport]:
+        """Embed the faces of every prepared upload in one model call, then store each
+        photo in its own transaction. A person deleted meanwhile gets NotFound on each of
+        their files.
+
+        ``sweep`` cross-matches the new faces at once (else the background sweep or
+        `facedb crossmatch` does).
+        """
+        faces = self.analyzer.embed([p.face for item in batch for p in item.pending])
+        reports = []
+        for item in batch:
+            mine, faces = faces[: len(item.pending)], faces[len(item.pending) :]
+            for waiting, face in zip(item.pending, mine, strict=True):
+                upload = item.uploads[waiting.index]
+                age = (
+                    age_on(upload.taken_at, item.birth_date, item.birth_year)
+                    if upload.taken_at
+                    else None
+                )
+                try:
+                    result = self._store(item.person_id, upload, waiting.header, face, age)
+                except (Conflict, NotFound) as exc:
+                    result = PhotoResult(upload.filename, UploadStatus.REFUSED, error=exc)
+                item.results[waiting.index] = result
+            reports.append(EnrollmentReport(item.person_id, [r for r in item.results if r]))
+        self.index.catch_up()
+        if sweep and any(item.pending for item in batch):
+            self.sweep()  # after the commits; never fails the enrollment
+        return reports
+
+    def _store(
+        self,
+        person_id: str,
+        upload: Upload,
+        header: ImageHeader,
+        face: DetectedFace,
+        age_at_photo: float | None,
+    ) -> PhotoResult:
+        data = upload.read(self.settings.max_image_bytes)
+        sha = hashlib.sha256(data).hexdigest()
+        with self.store.unit() as unit:
+            unit.persons.lock(person_id)
+            generation, version = unit.generations.lock()
+            if version is not None and version != face.model_version:
+                raise Conflict(
+                    "the embedding model changed while this photo was analysed (a re-embed "
+                    "finished); nothing was stored, upload the photo again"
+                )
+            existing = unit.photos.by_sha(person_id, sha)
+            if existing is not None:
+                return PhotoResult(upload.filename, UploadStatus.DUPLICATE, existing)
+            photo = NewPhoto(
+                person_id,
+                sha,
+                data,
+                header.media_type,
+                header.width,
+                header.height,
+                upload.taken_at,
+                age_at_photo,
+            )
+            embedded = Embedded(generation, self.analyzer.model_name, face.model_version)
+            record = unit.photos.add(photo, [new_face(face)], embedded)
+        return PhotoResult(upload.filename, UploadStatus.STORED, record)
+
+    def photos_of(self, person_id: str) -> list[PhotoRecord]:
+        """Return a person's photos with their faces, in upload order."""
+        with self.store.unit() as unit:
+            unit.persons.get(person_id)
+            return unit.photos.of_person(person_id)
+
+    def photo_content(self, photo_id: str) -> tuple[bytes, str]:
+        """Return a stored photo's original bytes and media type."""
+        with self.store.unit() as unit:
+            return unit.photos.content(photo_id)
+
+    def face_crop(self, face_id: int) -> bytes:
+        """Return the JPEG of an enrolled face, as aligned."""
+        with self.store.unit() as unit:
+            return unit.photos.crop(face_id)
+
+    def delete_photo(self, photo_id: str) -> int:
+        """Delete a photo and its faces; the index drops them before this returns."""
+        with self.store.unit() as unit:
+            removed = unit.photos.delete(photo_id)
+        self.index.catch_up()
+        return len(removed)
+
+
+def _single_face(faces: list[LocatedFace]) -> LocatedFace:
+    """Return the one face to enroll: the only one, or one that clearly dominates."""
+    if not faces:
+        raise NoFaceFound("no face was found in the photo")
+    if len(faces) == 1:
+        return faces[0]
+    by_area = sorted(
+        ((f.detection.box.w * f.detection.box.h, f) for f in faces),
+        key=lambda pair: pair[0],
+        reverse=True,
+    )
+    (first, largest), (second, _) = by_area[:2]
+    if first >= DOMINANT_AREA * second:
+        return largest
+    raise MultipleFaces(
+        f"the photo shows {len(faces)} faces of similar size; enroll a photo of this person "
+        "alone (or one where their face is at least twice the size of any other)"
+    )
+
+
+def new_face(face: DetectedFace) -> NewFace:
+    """Return the storable form of an analysed face."""
+    box = face.box
+    return NewFace(
+        box=(box.x, box.y, box.w, box.h),
+        landmarks=face.detection.landmarks(),
+        confidence=face.detection.confidence,
+        age=face.age,
+        gender=face.gender,
+        gender_probability=face.gender_probability,
+        crop_jpeg=crop_jpeg(face.chip),
+        embedding=face.embedding,
+    )
+
+
+def crop_jpeg(chip_rgb: NDArray[np.uint8]) -> bytes:
+    """Return a small JPEG of an aligned face chip, for display."""
+    image = Image.fromarray(chip_rgb)
+    image.thumbnail((CROP_MAX_SIDE, CROP_MAX_SIDE))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()

@@ -1,0 +1,84 @@
+"""The store: one database, and a unit of work (one transaction) per use case.
+
+A service opens ``with store.unit() as unit:`` and reaches each aggregate through a typed
+repository (``unit.persons``, ``unit.photos``, ``unit.pairs``, …). The unit commits when
+the block ends and rolls back when it raises; an unreachable database becomes
+``DatabaseUnavailable``. All SQL lives in the repositories; services see records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from facedb.errors import DatabaseUnavailable
+from facedb.store.audit import AuditRepository
+from facedb.store.changes import ChangeLog, Generations, SharedMarks
+from facedb.store.db import make_engine, make_sessionmaker, ping, require_migrated
+from facedb.store.embeddings import EmbeddingRepository
+from facedb.store.keys import KeyRepository
+from facedb.store.pairs import PairRepository, RegisterFaces
+from facedb.store.persons import PersonRepository
+from facedb.store.photos import PhotoRepository
+
+
+class Unit:
+    """One transaction, with a repository per aggregate."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self.persons = PersonRepository(session)
+        self.photos = PhotoRepository(session)
+        self.embeddings = EmbeddingRepository(session)
+        self.changes = ChangeLog(session)
+        self.generations = Generations(session)
+        self.marks = SharedMarks(session)
+        self.registers = RegisterFaces(session)
+        self.pairs = PairRepository(session)
+        self.audit = AuditRepository(session)
+        self.keys = KeyRepository(session)
+
+    def rollback(self) -> None:
+        """Undo what this unit wrote so far (it stays usable)."""
+        self._session.rollback()
+
+
+class Store:
+    """The system of record: persons, photos, faces, embeddings, pairs, keys, the audit
+    trail and the change log the indexes follow."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = make_engine(url)
+        self._sessions: sessionmaker[Session] = make_sessionmaker(self.engine)
+
+    @contextmanager
+    def unit(self) -> Iterator[Unit]:
+        """Yield a unit of work that commits on success and rolls back on any error."""
+        session = self._sessions()
+        try:
+            yield Unit(session)
+            session.commit()
+        except OperationalError as exc:
+            session.rollback()
+            raise DatabaseUnavailable(f"the database is unreachable: {exc.orig}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def reachable(self) -> bool:
+        """Return whether the database answers a trivial query."""
+        return ping(self.engine)
+
+    def require_migrated(self) -> None:
+        """Raise DatabaseNotMigrated (naming `facedb db upgrade`) unless at the head."""
+        require_migrated(self.engine, self.url)
+
+    def close(self) -> None:
+        self.engine.dispose()

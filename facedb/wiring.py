@@ -1,0 +1,103 @@
+"""The one place FaceDB's objects are built, from settings.
+
+A store (the database), an analyzer (the networks), a face index that follows the store's
+change log and tells the analyzer which recipe to embed with, then the services, each given
+exactly what it uses. The HTTP app, every command and the evaluation build through here,
+so they share the same rules and the same audit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from facedb.bulk.exporter import Exporter
+from facedb.bulk.importer import Importer
+from facedb.casework.crossmatch import CrossMatcher
+from facedb.casework.review import ReviewService
+from facedb.config import Settings
+from facedb.index.face_index import FaceIndex
+from facedb.pipeline.base import Analyzer
+from facedb.services.audit import AuditService
+from facedb.services.background import Background
+from facedb.services.enrollment import EnrollmentService
+from facedb.services.health import HealthService
+from facedb.services.jobs import JobRegistry
+from facedb.services.keys import KeyService
+from facedb.services.persons import PersonService
+from facedb.services.reindex import ReindexService
+from facedb.services.search import SearchService
+from facedb.store.unit import Store
+
+
+@dataclass
+class Services:
+    """Everything one FaceDB process runs on. Start it before use; close it after."""
+
+    settings: Settings
+    store: Store
+    analyzer: Analyzer
+    index: FaceIndex
+    audit: AuditService
+    keys: KeyService
+    persons: PersonService
+    enrollment: EnrollmentService
+    search: SearchService
+    crossmatch: CrossMatcher
+    review: ReviewService
+    reindex: ReindexService
+    importer: Importer
+    exporter: Exporter
+    health: HealthService
+    jobs: JobRegistry
+    background: Background
+
+    def start(self, load_models: bool = True, background: bool = False) -> None:
+        """Refuse an un-migrated database, load the models (optionally), serve the index,
+        and (``background``) follow other processes and sweep cross-matching."""
+        self.store.require_migrated()
+        if load_models:
+            self.analyzer.load()
+        self.index.start()
+        if background:
+            self.background.start()
+
+    def close(self) -> None:
+        """Stop the background work, save the index (FAISS) or let go of Milvus, and
+        release the database."""
+        self.background.stop()
+        self.index.close()
+        self.store.close()
+
+
+def build(settings: Settings, analyzer: Analyzer | None = None) -> Services:
+    """Return the services of one process (nothing is started or loaded yet)."""
+    store = Store(settings.database_url)
+    if analyzer is None:
+        from facedb.pipeline.analyzer import FaceAnalyzer
+
+        analyzer = FaceAnalyzer(settings)
+    index = FaceIndex(settings, store, analyzer)
+    audit = AuditService(store)
+    crossmatch = CrossMatcher(settings, store, index)
+    persons = PersonService(store, index, crossmatch.sweep)
+    enrollment = EnrollmentService(settings, store, index, analyzer, crossmatch.sweep)
+    keys = KeyService(store)
+    return Services(
+        settings=settings,
+        store=store,
+        analyzer=analyzer,
+        index=index,
+        audit=audit,
+        keys=keys,
+        persons=persons,
+        enrollment=enrollment,
+        search=SearchService(settings, store, index, analyzer, audit),
+        crossmatch=crossmatch,
+        review=ReviewService(store, audit),
+        reindex=ReindexService(store, index, analyzer),
+        importer=Importer(settings, store, persons, enrollment, audit),
+        exporter=Exporter(store, audit),
+        health=HealthService(store, index, analyzer, crossmatch),
+        jobs=JobRegistry(),
+        background=Background(index, crossmatch.sweep),
+    )
