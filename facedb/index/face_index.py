@@ -4,15 +4,14 @@
 database by one ``ChangeFollower`` (its home: a FAISS index in this process, or a Milvus
 collection every process shares). It owns the search lane (concurrent searches share one
 index call), exact float32 re-scoring where the index keeps half-precision copies, and
-``top_persons``: the one widening loop that search and cross-matching both call.
+``top_persons`` over it (the widening loop of ``persons.py``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,6 +24,7 @@ from facedb.index.faiss_index import FaissIndex
 from facedb.index.follower import ChangeFollower, Home, Progress, Serving
 from facedb.index.lane import SearchLane
 from facedb.index.local_home import LocalHome
+from facedb.index.persons import Lookup, OwnerT, PersonHit, top_persons
 from facedb.pipeline.base import Analyzer
 from facedb.pipeline.recipes import CURRENT
 from facedb.store.unit import Store
@@ -32,27 +32,7 @@ from facedb.store.unit import Store
 log = logging.getLogger(__name__)
 
 
-class Owned(Protocol):
-    """What a lookup says of a face: at least whose it is."""
-
-    @property
-    def person_id(self) -> str: ...
-
-
-OwnerT = TypeVar("OwnerT", bound=Owned)
 _T = TypeVar("_T")
-Lookup = Callable[[Sequence[int]], Mapping[int, OwnerT]]
-
-
-@dataclass(frozen=True)
-class PersonHit(Generic[OwnerT]):
-    """A person found for one query vector: their best face, its score, and their place
-    among that query's persons (1 = best)."""
-
-    face_id: int
-    owner: OwnerT
-    score: float
-    rank: int
 
 
 class FaceIndex:
@@ -199,26 +179,15 @@ class FaceIndex:
         re-scores what a half-precision index fetched from the stored float32 embeddings, so
         every score reported is exact.
         """
-        vectors = np.atleast_2d(vectors)
-        results: list[list[PersonHit[OwnerT]]] = [[] for _ in range(len(vectors))]
-        rows = list(range(len(vectors)))
-        fetch = min(max(self.count, 1), max(8 * k, 64))
-        while rows:
-            scores, ids = self.search(vectors[rows], fetch)
-            total = self.count  # read after the search, which may have followed a rebuild
-            if exact and not self._serving.index.exact_scores:
-                scores, ids = self._rescored(vectors[rows], scores, ids)
-            owners = lookup(sorted({int(i) for i in ids.ravel() if i >= 0}))
-            still_open = []
-            for row, row_scores, row_ids in zip(rows, scores, ids, strict=True):
-                hits, closed = _walk(row, row_scores, row_ids, owners, k, admit, floor)
-                if closed or fetch >= total:
-                    results[row] = hits
-                else:
-                    still_open.append(row)
-            rows = still_open
-            fetch = min(total, fetch * 4)
-        return results
+        search = self._exact if exact and not self._serving.index.exact_scores else self.search
+        return top_persons(search, lambda: self.count, vectors, k, lookup, admit, floor)
+
+    def _exact(
+        self, queries: NDArray[np.float32], n: int
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Search, then re-score what came back from the stored float32 embeddings."""
+        scores, ids = self.search(queries, n)
+        return self._rescored(queries, scores, ids)
 
     def _rescored(
         self, queries: NDArray[np.float32], scores: NDArray[np.float32], ids: NDArray[np.int64]
@@ -248,27 +217,3 @@ class FaceIndex:
             if self._serving.index is serving:
                 raise
             return call()
-
-
-def _walk(
-    row: int,
-    scores: NDArray[np.float32],
-    ids: NDArray[np.int64],
-    owners: Mapping[int, OwnerT],
-    k: int,
-    admit: Callable[[int, OwnerT], bool] | None,
-    floor: float | None,
-) -> tuple[list[PersonHit[OwnerT]], bool]:
-    """Return one query's persons from its fetched faces (best first), and whether the list
-    is final (k persons, the floor met, or the index ran out)."""
-    hits: dict[str, PersonHit[OwnerT]] = {}
-    for score, face_id in zip(scores.tolist(), ids.tolist(), strict=True):
-        if face_id < 0 or (floor is not None and score < floor):
-            return list(hits.values()), True
-        owner = owners.get(face_id)
-        if owner is None or owner.person_id in hits or (admit and not admit(row, owner)):
-            continue
-        hits[owner.person_id] = PersonHit(face_id, owner, score, len(hits) + 1)
-        if len(hits) == k:
-            return list(hits.values()), True
-    return list(hits.values()), False

@@ -18,13 +18,12 @@ from facedb.errors import ImageError, UnknownModelVersion
 from facedb.pipeline.attributes import AgeGenderEstimator
 from facedb.pipeline.base import LocatedFace
 from facedb.pipeline.decode import decode_image
-from facedb.pipeline.deepface_env import configure_deepface
 from facedb.pipeline.detect import FaceDetector
 from facedb.pipeline.embed import FaceEmbedder
 from facedb.pipeline.memory import return_large_buffers
 from facedb.pipeline.recipes import CURRENT, RECIPES, Recipe, display_crop
 from facedb.pipeline.types import Detection, Face
-from facedb.provision import age_gender_dir, require_models
+from facedb.provision import age_gender_dir, onnx_dir, require_models
 
 THUMBNAIL_SIDE = 160
 # Stored photos were admitted under the caps in force then; re-embedding decodes them as-is.
@@ -43,8 +42,11 @@ class FaceAnalyzer:
     def __init__(self, settings: Settings) -> None:
         return_large_buffers()  # process-wide and idempotent: decoded photos are large
         self.settings = settings
-        self.detector = FaceDetector(settings.detector, settings.detect_max_side)
-        self.embedder = FaceEmbedder()
+        networks = onnx_dir(settings.models_path)
+        self.detector = FaceDetector(
+            settings.detector, settings.detect_max_side, networks, settings.models_path
+        )
+        self.embedder = FaceEmbedder(networks)
         self.attributes = AgeGenderEstimator(age_gender_dir(settings.models_path))
         self._checked = False
         self._check_lock = threading.Lock()
@@ -66,7 +68,6 @@ class FaceAnalyzer:
         with self._check_lock:
             if not self._checked:
                 require_models(self.settings.models_path, self.settings.detector)
-                configure_deepface(self.settings.models_path)
                 self._checked = True
 
     def load(self) -> None:

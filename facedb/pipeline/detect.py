@@ -6,6 +6,7 @@ the detector sees at most ``max_side`` pixels on the long side whatever the uplo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -13,20 +14,28 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facedb.pipeline.lazy import LazyModel
+from facedb.pipeline.mtcnn import OnnxMtcnn
 from facedb.pipeline.types import Box, Detection
 
 
 class FaceDetector(LazyModel):
-    """A deepface detector backend."""
+    """MTCNN on ONNX Runtime, or another of deepface's detector backends."""
 
-    def __init__(self, backend: str, max_side: int) -> None:
+    def __init__(self, backend: str, max_side: int, networks: Path, model_dir: Path) -> None:
         super().__init__()
         self.backend = backend
         self.max_side = max_side
+        self.networks = networks
+        self.model_dir = model_dir
 
     def _build(self) -> Any:
+        if self.backend == "mtcnn":
+            return OnnxMtcnn(self.networks)
         from deepface.modules import modeling
 
+        from facedb.pipeline.deepface_env import configure_deepface
+
+        configure_deepface(self.model_dir)  # imports TensorFlow: other backends only
         return modeling.build_model(task="face_detector", model_name=self.backend)
 
     def detect(self, bgr: NDArray[np.uint8]) -> list[Detection]:

@@ -1,12 +1,20 @@
-"""FaceNet-128d embeddings through deepface's TensorFlow model, many faces per call."""
+"""FaceNet-128d embeddings on ONNX Runtime, many faces per call.
+
+The network is deepface's Keras FaceNet with the installed weights, converted to ONNX and
+checked against TensorFlow when the models were installed (``convert.py``): the same
+function, so embeddings stored by the TensorFlow runtime stay valid.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from facedb.pipeline import onnx
+from facedb.pipeline.convert import FACENET_FILE
 from facedb.pipeline.lazy import LazyModel
 
 MODEL_NAME = "Facenet"
@@ -14,19 +22,18 @@ DIMENSION = 128
 
 
 class FaceEmbedder(LazyModel):
-    """FaceNet; ``embed`` runs one model call per ``max_batch`` faces."""
+    """FaceNet; ``embed`` runs one model call per ``max_batch`` inputs."""
 
     name = MODEL_NAME
     dimension = DIMENSION
 
-    def __init__(self, max_batch: int = 32) -> None:
+    def __init__(self, networks: Path, max_batch: int = 32) -> None:
         super().__init__()
+        self.path = networks / FACENET_FILE
         self.max_batch = max_batch
 
     def _build(self) -> Any:
-        from deepface.modules import modeling
-
-        return modeling.build_model(task="facial_recognition", model_name=MODEL_NAME)
+        return onnx.session(self.path)
 
     def embed(self, views: list[NDArray[np.float32]]) -> NDArray[np.float32]:
         """Return float32 (n, 128) L2-normalised embeddings, one per face.
@@ -36,12 +43,11 @@ class FaceEmbedder(LazyModel):
         """
         if not views:
             return np.zeros((0, DIMENSION), dtype=np.float32)
-        batch = np.concatenate(views, axis=0)
+        batch = np.concatenate(views, axis=0).astype(np.float32)
         outputs = []
-        with self.using() as client:
+        with self.using() as session:
             for start in range(0, len(batch), self.max_batch):
-                part = batch[start : start + self.max_batch]
-                outputs.append(np.asarray(client.model(part, training=False)))
+                outputs.append(onnx.run(session, batch[start : start + self.max_batch])[0])
         raw = np.concatenate(outputs, axis=0).astype(np.float32)
         raw /= np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
         counts = [len(v) for v in views]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -33,7 +33,7 @@ from facedb.store.models import (
     Photo,
     utcnow,
 )
-from facedb.store.rows import IN_CHUNK, chunks, decode_vectors, get_or_404, person_record
+from facedb.store.rows import chunks, decode_vectors, get_or_404, person_record
 
 _IN_REGISTER = list(REGISTER_OF)  # the statuses that place a person in a register
 
@@ -95,6 +95,33 @@ class RegisterFaces:
         """Return faces with ids above ``after_face_id``, by id, with their vectors."""
         query = _with_vector(generation).where(Face.id > after_face_id)
         return self._read(query.order_by(Face.id).limit(limit), dimension)
+
+    def vectors(
+        self, register: Register, generation: int, dimension: int, batch: int = 20_000
+    ) -> tuple[NDArray[np.int64], list[str], NDArray[np.float32]]:
+        """Return every face of ``register``'s persons: ids, person ids and vectors, by id."""
+        ids: list[int] = []
+        persons: list[str] = []
+        blobs: list[bytes] = []
+        after = -1
+        statuses = list(register.statuses)
+        while True:
+            rows = self._session.execute(
+                select(Face.id, Face.person_id, Embedding.vector)
+                .join(Person, Person.id == Face.person_id)
+                .join(Embedding, (Embedding.face_id == Face.id)
+                      & (Embedding.generation == generation))
+                .where(Person.status.in_(statuses), Face.id > after)
+                .order_by(Face.id)
+                .limit(batch)
+            ).all()  # fmt: skip
+            if not rows:
+                break
+            ids += [int(r[0]) for r in rows]
+            persons += [r[1] for r in rows]
+            blobs += [r[2] for r in rows]
+            after = ids[-1]
+        return np.asarray(ids, dtype=np.int64), persons, decode_vectors(blobs, dimension)
 
     def describe(self, face_ids: Sequence[int]) -> dict[int, RegisterFace]:
         """Return what a pair records of each face that exists and is in a register."""
@@ -167,7 +194,8 @@ def _register_face(row: Any) -> RegisterFace | None:
     register = REGISTER_OF.get(row.status)
     if register is None:
         return None
-    return RegisterFace.model_validate({**row._mapping, "in_register": register})
+    return RegisterFace(row.face_id, row.person_id, row.photo_id, register, row.taken_at,
+                        row.declared_age, row.estimated_age)  # fmt: skip
 
 
 class PairRepository:
@@ -178,16 +206,16 @@ class PairRepository:
 
     def stored(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredPair]:
         """Return the stored pairs among these (missing, found) person pairs."""
+        wanted = set(keys)
+        columns = (MatchCandidate.missing_person_id, MatchCandidate.found_person_id,
+                   MatchCandidate.id, MatchCandidate.state, MatchCandidate.score)  # fmt: skip
         out = {}
-        key = tuple_(MatchCandidate.missing_person_id, MatchCandidate.found_person_id)
-        for chunk in chunks(keys, IN_CHUNK // 2):  # two bound parameters a pair
-            rows = self._session.execute(select(MatchCandidate).where(key.in_(chunk))).scalars()
-            out.update(
-                {
-                    (r.missing_person_id, r.found_person_id): StoredPair(r.id, r.state, r.score)
-                    for r in rows
-                }
-            )
+        connection = self._session.connection()  # plain rows: no ORM loading for a bulk
+        for chunk in chunks(sorted({m for m, _ in wanted})):  # by the indexed missing person
+            query = select(*columns).where(MatchCandidate.missing_person_id.in_(chunk))
+            for m, f, pair_id, state, score in connection.execute(query).tuples():
+                if (m, f) in wanted:
+                    out[(m, f)] = StoredPair(pair_id, state, score)
         return out
 
     def insert(self, pairs: Sequence[PairFields], at: datetime) -> None:
@@ -197,16 +225,21 @@ class PairRepository:
             return
         rows = [_columns(p, at) | {"state": MatchState.PENDING, "created_at": at} for p in pairs]
         dialect = self._session.get_bind().dialect.name
+        table = cast(Table, MatchCandidate.__table__)  # a Core insert: no ORM bookkeeping
         statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(
-            MatchCandidate
+            table
         ).on_conflict_do_nothing(index_elements=["missing_person_id", "found_person_id"])
         self._session.execute(statement, rows)
 
-    def raise_(self, pair_id: int, pair: PairFields, at: datetime) -> None:
-        """Replace what a pair records with a better-scoring face pair's."""
-        self._session.execute(
-            update(MatchCandidate).where(MatchCandidate.id == pair_id).values(**_columns(pair, at))
-        )
+    def raise_(self, raised: Sequence[tuple[int, PairFields]], at: datetime) -> None:
+        """Replace what pairs record with better-scoring face pairs' (one executemany)."""
+        if not raised:
+            return
+        table = cast(Table, MatchCandidate.__table__)
+        rows = [{"pair_id": pair_id, **_columns(pair, at)} for pair_id, pair in raised]
+        values: dict[str, Any] = {name: bindparam(name) for name in rows[0] if name != "pair_id"}
+        statement = update(table).where(table.c.id == bindparam("pair_id")).values(values)
+        self._session.connection().execute(statement, rows)
 
     def page(
         self, where: PairFilter, by_date: bool, limit: int, offset: int

@@ -119,3 +119,23 @@ def test_missing_models_name_the_install_command(tmp_path: Path) -> None:
     empty = FaceAnalyzer(Settings(data_dir=tmp_path, model_dir=tmp_path / "none"))
     with pytest.raises(ModelsMissing, match="facedb models install"):
         empty.analyze(b"irrelevant")
+
+
+def test_the_serving_path_never_imports_tensorflow(celebrity: Path) -> None:
+    """Every network runs on ONNX Runtime: a process that analyses a photo loads no
+    TensorFlow (a second of start-up and a gigabyte of memory it does not need)."""
+    import subprocess
+    import sys
+
+    photo = photos(celebrity / "val")["madonna"][0]
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from facedb.config import Settings\n"
+        "from facedb.pipeline.analyzer import FaceAnalyzer\n"
+        "faces = FaceAnalyzer(Settings()).analyze(Path(sys.argv[1]).read_bytes())\n"
+        "print(len(faces), 'tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(photo)], capture_output=True,
+                            text=True, timeout=300, check=True)  # fmt: skip
+    assert result.stdout.split() == ["1", "False"], result.stderr[-2000:]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from facedb.errors import ModelsMissing
-from facedb.provision import facenet_path, install_models, model_status
+from facedb.provision import facenet_path, install_models, model_status, onnx_dir
 from tests.conftest import installed_model_dir
 
 pytestmark = pytest.mark.models
@@ -45,3 +45,14 @@ def test_deepface_never_downloads(tmp_path: Path) -> None:
     configure_deepface(installed_model_dir())
     with pytest.raises(ModelsMissing, match="facedb models install"):
         modeling.build_model(task="facial_recognition", model_name="OpenFace")
+
+
+def test_a_converted_network_that_no_longer_matches_its_manifest_is_flagged(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "models"
+    shutil.copytree(installed_model_dir(), target)
+    network = onnx_dir(target) / "facenet-128d.onnx"
+    network.write_bytes(network.read_bytes()[:-10] + b"0123456789")
+    status = next(s for s in model_status(target) if s.name == "onnx/facenet-128d.onnx")
+    assert status.present and not status.valid and "sha256" in status.detail

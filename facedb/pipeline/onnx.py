@@ -1,0 +1,53 @@
+"""ONNX Runtime sessions: one per network, on the GPU when ONNX Runtime has one, else the CPU.
+
+Every network FaceDB serves with (MTCNN's three, FaceNet, age and gender) runs here, so the
+serving path never imports TensorFlow. The GPU needs the `onnxruntime-gpu` wheel in place of
+`onnxruntime`; the same code then puts each session on CUDA, the CPU otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+log = logging.getLogger(__name__)
+
+
+def providers() -> list[str]:
+    """Return the execution providers to use, best first."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def session(path: Path, threads: int | None = None) -> Any:
+    """Return an inference session for the model at ``path``.
+
+    ``threads``: intra-op threads (default: the machine's cores); one call then uses every
+    core, and the callers take turns (each network has one lock).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: no warnings about unused initializers
+    # Idle threads sleep instead of spinning: several sessions share the cores, and a
+    # spinning pool of one network slowed the next network's call threefold (measured).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    chosen = providers()
+    created = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
+    log.debug("ONNX session %s on %s", path.name, created.get_providers()[0])
+    return created
+
+
+def run(model: Any, inputs: NDArray[Any]) -> list[NDArray[np.float32]]:
+    """Run a one-input model; return its outputs in declared order."""
+    name = model.get_inputs()[0].name
+    return [np.asarray(out) for out in model.run(None, {name: np.ascontiguousarray(inputs)})]
