@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,11 +32,43 @@ from facedb.wiring import Services
 # Pages and assets hold no data (the console's pages fetch it with the key): no key needed.
 PUBLIC_PATHS = frozenset({"/", "/v1/health", "/metrics", "/openapi.json", "/docs", "/redoc"})
 PUBLIC_PREFIXES = ("/docs/", "/docs-assets/", "/console")
-# The actions whose every attempt, refused or not, is written to the audit trail.
-AUDITED: dict[str, AuditAction] = {
-    "/v1/search": AuditAction.SEARCH,
-    "/v1/verify": AuditAction.VERIFY,
-}
+# The requests whose every attempt, refused or not, is written to the audit trail: the
+# biometric actions and every write. (The services audit what reaches them; a request
+# refused before, for its key, role or form, is audited here.)
+_ID = r"[^/]+"
+AUDITED: tuple[tuple[str, re.Pattern[str], AuditAction], ...] = tuple(
+    (method, re.compile(path), action)
+    for method, path, action in (
+        ("POST", "/v1/search", AuditAction.SEARCH),
+        ("POST", "/v1/verify", AuditAction.VERIFY),
+        ("POST", f"/v1/matches/{_ID}/decision", AuditAction.DECISION),
+        ("POST", "/v1/persons", AuditAction.PERSON_CREATE),
+        ("PATCH", f"/v1/persons/{_ID}", AuditAction.PERSON_UPDATE),
+        ("DELETE", f"/v1/persons/{_ID}", AuditAction.PERSON_DELETE),
+        ("POST", f"/v1/persons/{_ID}/photos", AuditAction.PHOTO_UPLOAD),
+        ("DELETE", f"/v1/photos/{_ID}", AuditAction.PHOTO_DELETE),
+        ("POST", "/v1/admin/reindex", AuditAction.REINDEX),
+        ("POST", "/v1/admin/crossmatch", AuditAction.CROSSMATCH),
+    )
+)
+
+
+def audited_action(method: str, path: str) -> AuditAction | None:
+    """Return the audit action of a request, or None when it is not audited."""
+    for audited_method, pattern, action in AUDITED:
+        if method == audited_method and pattern.fullmatch(path):
+            return action
+    return None
+
+
+def audit_refusal(request: Request, code: str) -> None:
+    """Audit an audited request refused before its service saw it (never raises)."""
+    action = audited_action(request.method, request.url.path)
+    caller = request.scope.get("state", {}).get("caller")
+    if action is not None and caller is not None:
+        request.app.state.services.audit.refused(action, caller, code)
+
+
 _MODE_RECHECK_S = 2.0
 
 bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer fdb_…`")
@@ -139,7 +172,7 @@ class Gatekeeper:
 
     def _authenticate(self, scope: Scope, client: str | None) -> Caller:
         secret = secret_from(scope)
-        action = AUDITED.get(scope["path"])
+        action = audited_action(scope["method"], scope["path"])
         try:
             if secret is None:
                 if self.modes.current() is AuthMode.KEYLESS_LOCAL:
@@ -189,9 +222,7 @@ def require(permission: Permission) -> Callable[..., Caller]:
     ) -> Caller:
         caller = caller_of(request)
         if not may(caller.role, permission):
-            action = AUDITED.get(request.url.path)
-            if action is not None:
-                request.app.state.services.audit.refused(action, caller, Forbidden.code)
+            audit_refusal(request, Forbidden.code)
             raise Forbidden(f"the {caller.role} role may not do this ({permission})")
         return caller
 

@@ -16,10 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import AUDITED
+from api.auth import audit_refusal
 from api.envelope import envelope
 from facedb import errors
-from facedb.domain import AuditAction
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +97,7 @@ def allowed_methods(request: Request) -> list[str]:
 
 
 async def _audit_refusal(request: Request, code: str) -> None:
-    action: AuditAction | None = AUDITED.get(request.url.path)
-    caller = request.scope.get("state", {}).get("caller")
-    if action is not None and caller is not None:
-        await run_in_threadpool(request.app.state.services.audit.refused, action, caller, code)
+    await run_in_threadpool(audit_refusal, request, code)
 
 
 class ErrorBoundary:

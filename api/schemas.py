@@ -15,12 +15,14 @@ from pydantic import (
     computed_field,
 )
 
+from facedb.agecheck import best_fit
 from facedb.ages import age_on
 from facedb.domain import AgeSource, EstimatedGender, Gender, PersonStatus, UploadStatus
 from facedb.pipeline.types import Box
 from facedb.pipeline.types import Face as DetectedFace
 from facedb.records import (
     ESTIMATED_GENDER,
+    AgeCheckRecord,
     AuditRecord,
     FaceRecord,
     PairRecord,
@@ -137,6 +139,15 @@ class PhotoOut(PhotoRecord):
     def image_url(self) -> str:
         return f"/v1/photos/{self.id}/image"
 
+    @computed_field(  # type: ignore[prop-decorator]
+        description="the declared age against the face's estimated age; null without a "
+        "declared age (birth and photo date) or an estimate"
+    )
+    @property
+    def age_check(self) -> AgeCheckRecord | None:
+        check = best_fit(self.age_at_photo, [f.age for f in self.faces])
+        return check.record() if check else None
+
 
 class ErrorOut(FromRecord):
     code: str
@@ -171,6 +182,10 @@ class CandidateOut(BaseModel):
     )
     years_since_photo: float | None = Field(description="when the probe has no taken_at")
     years_between: float | None = Field(description="when the probe has a taken_at")
+    age_check: AgeCheckRecord | None = Field(
+        description="the probe face's estimated age against this person's declared birth at "
+        "the probe's taken_at; null without a birth, a taken_at or an estimate"
+    )
     crop_url: str
     photo_url: str
 
@@ -182,7 +197,10 @@ class CandidateOut(BaseModel):
         links = {"crop_url": f"/v1/faces/{face.id}/crop",
                  "photo_url": f"/v1/photos/{face.photo_id}/image"}  # fmt: skip
         years_of = {"years_since_photo": years[0], "years_between": years[1]}
-        return cls.model_validate({**vars(candidate), **flat, **links, **years_of})
+        check = candidate.age_check.record() if candidate.age_check else None
+        return cls.model_validate(
+            {**vars(candidate), **flat, **links, **years_of, "age_check": check}
+        )
 
 
 class ProbeFaceOut(BaseModel):
@@ -258,7 +276,7 @@ class HealthOut(BaseModel):
 
 
 class MatchSideOut(PairSide):
-    person: PersonOut | None = Field(description="null once the person was deleted")
+    person: PersonOut | None = Field(description="null once the person was erased")
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,24 @@ def p50_p99(search: Search, queries: np.ndarray, k: int = 10) -> tuple[float, fl
         times.append((time.perf_counter() - start) * 1000)
     times.sort()
     return statistics.median(times), times[int(0.99 * (len(times) - 1))]
+
+
+class Stopwatch:
+    """Milliseconds spent per named stage: ``with clock("detect"): ...``."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, list[float]] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spent.setdefault(stage, []).append((time.perf_counter() - start) * 1000)
+
+    def medians(self) -> dict[str, float]:
+        return {stage: statistics.median(ms) for stage, ms in self.spent.items()}
 
 
 def percentiles(seconds: list[float]) -> tuple[float, float]:
@@ -203,15 +222,31 @@ def serving(services: Services) -> Iterator[str]:
         thread.join(timeout=120)
 
 
+FACEDB_SERVE = ["-m", "facedb.cli", "serve"]
+TENSORFLOW_SERVE = ["-m", "bench.tensorflow_path"]
+
+
+@dataclass(frozen=True)
+class Served:
+    """A server process the benchmark started: its pid, URL and seconds to its first answer."""
+
+    pid: int
+    url: str
+    start_s: float
+
+
 @contextmanager
-def serve_process(env: dict[str, str], folder: Path) -> Iterator[tuple[int, str]]:
-    """Run `facedb serve` as its own process (SQLite in ``folder``, keyless local mode);
-    yield (pid, URL) once it answers, and stop it afterwards."""
+def serve_process(
+    env: dict[str, str], folder: Path, server: list[str] = FACEDB_SERVE
+) -> Iterator[Served]:
+    """Run a server (`facedb serve` unless told, SQLite in ``folder``, keyless local mode)
+    as its own process; yield it once /v1/health answers, and stop it afterwards."""
     port = free_port()
     full = {**os.environ, "FACEDB_DATA_DIR": str(folder), "FACEDB_PORT": str(port), **env}
     subprocess.run([sys.executable, "-m", "facedb.cli", "db", "upgrade"], env=full, check=True,
                    capture_output=True)  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-m", "facedb.cli", "serve"], env=full,
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, *server], env=full,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -223,9 +258,9 @@ def serve_process(env: dict[str, str], folder: Path) -> Iterator[tuple[int, str]
             except httpx.HTTPError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("facedb serve did not start")
-            time.sleep(0.2)
-        yield process.pid, url
+                raise RuntimeError(f"{' '.join(server)} did not start")
+            time.sleep(0.1)
+        yield Served(process.pid, url, time.perf_counter() - start)
     finally:
         process.terminate()
         process.wait(60)

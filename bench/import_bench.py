@@ -48,7 +48,7 @@ def distinct_copies(count: int, folder: Path) -> list[tuple[str, Path]]:
 
 def over_http(files: list[tuple[str, Path]], tmp: Path) -> tuple[float, int]:
     stored = 0
-    with serve_process({}, tmp) as (_, url), httpx.Client(base_url=url, timeout=600) as client:
+    with serve_process({}, tmp) as served, httpx.Client(base_url=served.url, timeout=600) as client:
         start = time.perf_counter()
         ids: dict[str, str] = {}
         for case, path in files:

@@ -1,13 +1,16 @@
-"""Peak memory of a real server under the inputs that once grew it without bound.
+"""Start-up time and memory of a real server, and its peak under the inputs that once grew it
+without bound, on the ONNX Runtime path and the TensorFlow path it replaced, in the same run.
 
 Run: .venv/bin/python -m bench.memory_bench [--write]
 
-A `facedb serve` process (SQLite, keyless local mode) receives (1) one upload of ten
-7000x7000 PNGs of zeros (143 KB each, 147 MB each once decoded) and (2) six concurrent
-searches with that PNG. Its resident memory (VmRSS) and peak (VmHWM, reset before each case
-through /proc/PID/clear_refs) are read from /proc. The same script runs the server twice:
-with the default bounds, and with the bounds lifted (inference_threads=6, request pixel and
-file caps raised) as the baseline that shows what the bounds buy.
+A server process (SQLite, keyless local mode) is started and timed to its first answer
+(models loaded); then it receives (1) one upload of ten 7000x7000 PNGs of zeros (143 KB each,
+147 MB each once decoded) and (2) six concurrent searches with that PNG. Its resident memory
+(VmRSS) and peak (VmHWM, reset before each case through /proc/PID/clear_refs) are read from
+/proc, and after each case RSS is polled each second for a minute until it is back within
+32 MiB of idle. Servers: `facedb serve` with the default bounds; the TensorFlow path
+(`bench.tensorflow_path`) with the same bounds; `facedb serve` with the bounds lifted
+(inference_threads=6, request pixel and file caps raised), which shows what the bounds buy.
 """
 
 from __future__ import annotations
@@ -15,15 +18,18 @@ from __future__ import annotations
 import io
 import tempfile
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
 from PIL import Image
 
-from bench.common import arguments, report, serve_process
+from bench.common import FACEDB_SERVE, TENSORFLOW_SERVE, arguments, report, serve_process, table
 
-SECTION = "## Memory: bounded decoding under hostile uploads"
+SECTION = "## Memory: start-up and bounded decoding under hostile uploads"
 UNBOUNDED = {
     "FACEDB_INFERENCE_THREADS": "6",
     "FACEDB_MAX_REQUEST_PIXELS": "1000000000",
@@ -49,38 +55,73 @@ def reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-def measure(
-    label: str, env: dict[str, str], png: bytes
-) -> list[tuple[str, str, float, float, float]]:
+@dataclass(frozen=True)
+class Case:
+    server: str
+    start_s: float
+    case: str
+    idle: float
+    peak: float
+    after: float
+    back_s: float | None  # seconds until RSS was within 32 MiB of idle; None: not in 60 s
+
+    def row(self) -> list[str]:
+        back = f"{self.back_s:.0f}" if self.back_s is not None else "> 60"
+        return [self.server, f"{self.start_s:.1f}", self.case, f"{self.idle:.0f}",
+                f"{self.peak:.0f}", f"{self.peak - self.idle:+.0f}", f"{self.after:.0f}",
+                back]  # fmt: skip
+
+
+def back_to_idle(pid: int, idle: float, within: float = 32, limit: float = 60) -> float | None:
+    """Poll RSS each second; return the seconds until it is within ``within`` MiB of idle."""
+    start = time.perf_counter()
+    while time.perf_counter() - start <= limit:
+        if memory_mb(pid)[0] <= idle + within:
+            return time.perf_counter() - start
+        time.sleep(1)
+    return None
+
+
+def measure(label: str, env: dict[str, str], server: list[str], png: bytes) -> list[Case]:
     rows = []
     with (
         tempfile.TemporaryDirectory() as tmp,
-        serve_process(env, Path(tmp)) as (pid, url),
-        httpx.Client(base_url=url, timeout=600) as client,
+        serve_process(env, Path(tmp), server) as served,
+        httpx.Client(base_url=served.url, timeout=600) as client,
     ):
+        pid = served.pid
+        time.sleep(2)  # let start-up settle
         idle, _ = memory_mb(pid)
         person = client.post("/v1/persons", json={"name": "bench"}).json()["id"]
-        reset_peak(pid)
-        files = [("files", (f"{i}.png", png, "image/png")) for i in range(10)]
-        reply = client.post(f"/v1/persons/{person}/photos", files=files)
-        after, peak = memory_mb(pid)
-        rows.append((label, f"upload of 10 PNGs ({reply.status_code})", idle, peak, after))
 
-        reset_peak(pid)
-        statuses: list[int] = []
+        def case(name: str, load: Callable[[], str]) -> None:
+            reset_peak(pid)
+            status = load()
+            after, peak = memory_mb(pid)
+            rows.append(Case(label, served.start_s, f"{name} ({status})", idle, peak, after,
+                             back_to_idle(pid, idle)))  # fmt: skip
 
-        def one() -> None:
-            with httpx.Client(base_url=url, timeout=600) as c:
-                files = {"file": ("z.png", png, "image/png")}
-                statuses.append(c.post("/v1/search", files=files).status_code)
+        def upload() -> str:
+            files = [("files", (f"{i}.png", png, "image/png")) for i in range(10)]
+            return str(client.post(f"/v1/persons/{person}/photos", files=files).status_code)
 
-        threads = [threading.Thread(target=one) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        after, peak = memory_mb(pid)
-        rows.append((label, f"6 concurrent searches ({sorted(set(statuses))})", idle, peak, after))
+        def searches() -> str:
+            statuses: list[int] = []
+
+            def one() -> None:
+                with httpx.Client(base_url=served.url, timeout=600) as c:
+                    files = {"file": ("z.png", png, "image/png")}
+                    statuses.append(c.post("/v1/search", files=files).status_code)
+
+            threads = [threading.Thread(target=one) for _ in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return str(sorted(set(statuses)))
+
+        case("upload of 10 PNGs", upload)
+        case("6 concurrent searches", searches)
     return rows
 
 
@@ -88,26 +129,37 @@ def main() -> None:
     parser = arguments(__doc__)
     args = parser.parse_args()
     png = zeros_png()
-    rows = measure("default bounds", {}, png) + measure("bounds lifted", UNBOUNDED, png)
+    rows = (
+        measure("ONNX Runtime, default bounds", {}, FACEDB_SERVE, png)
+        + measure("TensorFlow, default bounds", {}, TENSORFLOW_SERVE, png)
+        + measure("ONNX Runtime, bounds lifted", UNBOUNDED, FACEDB_SERVE, png)
+    )
     lines = [
         SECTION,
         "",
-        f"Command: `.venv/bin/python -m bench.memory_bench --write`. PNG: 7000x7000 zeros, "
-        f"{len(png) // 1024} KB. Memory of the server process in MB (VmRSS / VmHWM).",
+        "Command: `.venv/bin/python -m bench.memory_bench --write` (2-core CPU). PNG: 7000x7000 "
+        f"zeros, {len(png) // 1024} KB. Memory of the server process in MiB (VmRSS / VmHWM); "
+        "start-up: seconds from launch to the first answer, models loaded.",
         "",
-        "| server | case | idle RSS | peak RSS | RSS after | peak over idle |",
-        "|---|---|---|---|---|---|",
-    ]
-    for label, case, idle, peak, after in rows:
-        lines.append(
-            f"| {label} | {case} | {idle:.0f} | {peak:.0f} | {after:.0f} | {peak - idle:+.0f} |"
-        )
-    lines += [
+        *table(
+            [
+                "server",
+                "start-up s",
+                "case",
+                "idle RSS",
+                "peak RSS",
+                "peak over idle",
+                "RSS after",
+                "s back to idle",
+            ],
+            [r.row() for r in rows],
+        ),
         "",
         "Default bounds: `FACEDB_INFERENCE_THREADS=2` photos decoded at once in the process, "
         "`FACEDB_MAX_REQUEST_PIXELS=150000000` per upload (later files are refused from their "
         "header, never decoded), `FACEDB_MAX_UPLOAD_FILES=20`. Each photo is decoded straight "
-        "into one BGR buffer and released before the next.",
+        "into one BGR buffer and released before the next. Back to idle: RSS within 32 MiB of "
+        "idle, polled each second for a minute.",
     ]
     text = "\n".join(lines)
     report(text, SECTION, args.write)

@@ -1,14 +1,17 @@
-"""Enrollment throughput and HTTP find latency, each against deepface in the same run.
+"""Enrollment throughput, HTTP search latency and concurrency, and one search's time by
+stage: the ONNX Runtime path against the TensorFlow path it replaced and against deepface,
+in the same run.
 
 Run: .venv/bin/python -m bench.service_bench [--faces 100000] [--write]
 
 1. Enrollment: the 5-celebrity train photos through the whole pipeline into the database
    (decode, detect, align, embed, age/gender, store, index) in batches of 1, 8 and 32
-   photos per call, against DeepFace.register (mtcnn + Facenet, SQLite) on the same photos.
-2. Find: POST /v1/search over HTTP (a real uvicorn server, SQLite) with --faces synthetic
-   embeddings inserted directly plus the real enrolled people, p50/p99 over the val
-   photos; against DeepFace.search on its SQLite backend holding the same vectors and the
-   same real people (exact and ann).
+   photos per call, on both paths, against DeepFace.register (mtcnn + Facenet, SQLite).
+2. Search: POST /v1/search over HTTP (a real uvicorn server, SQLite) with --faces synthetic
+   embeddings inserted directly plus the real enrolled people: p50/p99 of one client over
+   the val photos, then ten concurrent clients (searches/s), on both paths; against
+   DeepFace.search on its SQLite backend holding the same vectors and people.
+3. One search by stage (ONNX path): the server's own objects timed in place.
 """
 
 from __future__ import annotations
@@ -16,12 +19,19 @@ from __future__ import annotations
 import contextlib
 import io
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
+from functools import wraps
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import httpx
 
+from api import schemas
 from bench.common import (
+    Stopwatch,
     arguments,
     face_like,
     insert_synthetic,
@@ -32,7 +42,9 @@ from bench.common import (
     table,
 )
 from bench.index_bench import deepface_db
+from bench.tensorflow_path import tensorflow_analyzer
 from facedb.config import Settings
+from facedb.pipeline import analyzer as analyzer_module
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.sample_data import celebrity_dataset, photos
 from facedb.services.uploads import Upload
@@ -40,6 +52,8 @@ from facedb.wiring import Services
 
 SECTION = "## Service: enrollment throughput and find latency"
 DEEPFACE = {"model_name": "Facenet", "detector_backend": "mtcnn", "normalization": "Facenet"}
+CLIENTS = 10
+PER_CLIENT = 6
 
 
 def fresh(tmp: Path, analyzer: FaceAnalyzer) -> Services:
@@ -68,46 +82,155 @@ def deepface_register(paths: list[Path], db_path: Path) -> float:
     return time.perf_counter() - start
 
 
-def enrollment_rows(analyzer: FaceAnalyzer, train: dict[str, list[Path]]) -> list[list[str]]:
-    """Photos/s enrolling in batches of 1, 8 and 32, against DeepFace.register."""
-    paths = [p for files in train.values() for p in files]
+def enrollment_rows(
+    paths_: dict[str, FaceAnalyzer], train: dict[str, list[Path]]
+) -> list[list[str]]:
+    """Photos/s enrolling in batches of 1, 8 and 32 on each path, against DeepFace.register."""
+    files = [p for group in train.values() for p in group]
     with tempfile.TemporaryDirectory() as tmp:
-        theirs = len(paths) / deepface_register(paths, Path(tmp) / "df.sqlite3")
+        theirs = len(files) / deepface_register(files, Path(tmp) / "df.sqlite3")
     rows = []
     for batch in (1, 8, 32):
-        with tempfile.TemporaryDirectory() as tmp:
-            services = fresh(Path(tmp), analyzer)
-            stored, seconds = enroll_all(services, train, batch)
-            services.close()
-        rate = len(paths) / seconds
-        rows.append([f"FaceDB, batch {batch}", str(stored), f"{seconds:.1f}", f"{rate:.2f}",
-                     f"{rate / theirs:.2f}x"])  # fmt: skip
-    rows.append(["DeepFace.register", "—", f"{len(paths) / theirs:.1f}", f"{theirs:.2f}", "1.00x"])
+        rates = {}
+        for name, analyzer in paths_.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                services = fresh(Path(tmp), analyzer)
+                stored, seconds = enroll_all(services, train, batch)
+                services.close()
+            rates[name] = len(files) / seconds
+            rows.append([f"{name}, batch {batch}", str(stored), f"{seconds:.1f}",
+                         f"{rates[name]:.2f}", f"{rates[name] / theirs:.2f}x"])  # fmt: skip
+        rows.append([f"ONNX / TensorFlow, batch {batch}", "", "",
+                     f"{rates['ONNX Runtime'] / rates['TensorFlow']:.2f}x", ""])  # fmt: skip
+    rows.append(["DeepFace.register", "—", f"{len(files) / theirs:.1f}", f"{theirs:.2f}", "1.00x"])
     return rows
 
 
-def find_over_http(
-    analyzer: FaceAnalyzer, train: dict[str, list[Path]], probes: list[Path], synthetic: int
-) -> tuple[list[float], int]:
-    """Return the seconds of each POST /v1/search (every probe twice) and the index size."""
-    with tempfile.TemporaryDirectory() as tmp:
-        services = fresh(Path(tmp), analyzer)
-        enroll_all(services, train, 32)
-        insert_synthetic(services, face_like(synthetic, seed=42))
-        times = []
-        with serving(services) as url, httpx.Client(base_url=url, timeout=120) as client:
-            first = probes[0].read_bytes()
-            client.post("/v1/search", files={"file": ("w.jpg", first, "image/jpeg")})
-            for path in probes * 2:
-                start = time.perf_counter()
-                reply = client.post(
-                    "/v1/search", files={"file": ("p.jpg", path.read_bytes(), "image/jpeg")}
-                )
-                times.append(time.perf_counter() - start)
-                assert reply.status_code in (200, 422), reply.text
-        faces = services.index.count
-        services.close()
-    return times, faces
+def post_search(client: httpx.Client, path: Path) -> float:
+    start = time.perf_counter()
+    reply = client.post("/v1/search", files={"file": ("p.jpg", path.read_bytes(), "image/jpeg")})
+    assert reply.status_code in (200, 422), reply.text
+    return time.perf_counter() - start
+
+
+def concurrent_rate(url: str, probes: list[Path]) -> tuple[float, float]:
+    """Return (searches/s, p50 ms) with CLIENTS clients each searching PER_CLIENT times."""
+    times: list[float] = []
+
+    def client(c: int) -> None:
+        with httpx.Client(base_url=url, timeout=600) as http:
+            for i in range(PER_CLIENT):
+                times.append(post_search(http, probes[(c * PER_CLIENT + i) % len(probes)]))
+
+    workers = [threading.Thread(target=client, args=(c,)) for c in range(CLIENTS)]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return len(times) / (time.perf_counter() - start), percentiles(times)[0]
+
+
+class StageTimer:
+    """Times one in-process server's search by stage, wrapping its own objects in place."""
+
+    def __init__(self, services: Services) -> None:
+        self.clock = Stopwatch()
+        analyzer = services.analyzer
+        assert isinstance(analyzer, FaceAnalyzer)
+        self.patches: list[tuple[Any, str, Any]] = [
+            (analyzer_module, "decode_image", "decode"),
+            (analyzer.detector, "detect", "detect"),
+            (analyzer.attributes, "estimate", "age/gender"),
+            (analyzer, "locate", "locate"),
+            (analyzer.embedder, "embed", "embed"),
+            (services.index, "catch_up", "database: change log"),
+            (services.index, "top_persons", "top_persons"),
+            (services.search, "_in_context", "database: faces and persons"),
+            (services.search, "search", "service"),
+            (schemas.SearchOut, "of", "serialisation"),
+        ]
+
+    def _wrap(self, call: Callable[..., Any], stage: str) -> Callable[..., Any]:
+        @wraps(call)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            with self.clock(stage):
+                return call(*args, **kwargs)
+
+        return timed
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Stopwatch]:
+        originals = [(owner, name, owner.__dict__.get(name)) for owner, name, _ in self.patches]
+        for owner, name, stage in self.patches:
+            _set(owner, name, self._wrap(getattr(owner, name), stage))
+        try:
+            yield self.clock
+        finally:
+            for owner, name, original in originals:
+                if original is None:
+                    object.__delattr__(owner, name)  # an instance's: the class's shows again
+                else:
+                    _set(owner, name, original)
+
+
+def _set(owner: Any, name: str, value: Any) -> None:
+    """Set an attribute on a module, a class or an instance (frozen dataclasses included)."""
+    if isinstance(owner, type | ModuleType):
+        setattr(owner, name, value)
+    else:
+        object.__setattr__(owner, name, value)
+
+
+def stage_rows(clock: Stopwatch, http_ms: list[float]) -> list[list[str]]:
+    """Median ms of each stage of one search; the remainders are computed per stage."""
+    m = clock.medians()
+    top, context = m["top_persons"], m["database: faces and persons"]
+    analysed = m["locate"] + m["embed"]
+    stages = {
+        "decode": m["decode"],
+        "detect (MTCNN)": m["detect"],
+        "age/gender": m["age/gender"],
+        "align (chip, mirror, thumbnail)": m["locate"] - m["decode"] - m["detect"]
+        - m["age/gender"],
+        "embed (FaceNet, chip + mirror)": m["embed"],
+        "index (exact search, person grouping)": top - context,
+        "database (change log, faces and persons)": m["database: change log"] + context,
+        "audit and rules": m["service"] - analysed - top - m["database: change log"],
+        "serialisation (response model)": m["serialisation"],
+    }  # fmt: skip
+    http = sorted(http_ms)[len(http_ms) // 2]
+    stages["HTTP (multipart, JSON, transport)"] = http - m["service"] - m["serialisation"]
+    rows = [[name, f"{ms:.1f}", f"{100 * ms / http:.0f}%"] for name, ms in stages.items()]
+    return [*rows, ["whole request (client p50)", f"{http:.1f}", "100%"]]
+
+
+def search_rows(
+    paths_: dict[str, FaceAnalyzer],
+    train: dict[str, list[Path]],
+    probes: list[Path],
+    synthetic: int,
+) -> tuple[list[list[str]], list[list[str]], int]:
+    """Return the search table (both paths), the ONNX stage table and the index size."""
+    rows, stages, faces = [], [], 0
+    for name, analyzer in paths_.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            services = fresh(Path(tmp), analyzer)
+            enroll_all(services, train, 32)
+            insert_synthetic(services, face_like(synthetic, seed=42))
+            faces = services.index.count
+            with serving(services) as url, httpx.Client(base_url=url, timeout=120) as client:
+                post_search(client, probes[0])  # warm-up
+                one = [post_search(client, p) for p in probes * 2]
+                rate, busy_p50 = concurrent_rate(url, probes)
+                if name == "ONNX Runtime":
+                    timer = StageTimer(services)
+                    with timer.installed() as clock:
+                        http_ms = [1000 * post_search(client, p) for p in probes * 2]
+                    stages = stage_rows(clock, http_ms)
+            p50, p99 = percentiles(one)
+            rows.append([name, f"{p50:.0f}", f"{p99:.0f}", f"{rate:.2f}", f"{busy_p50:.0f}"])
+    return rows, stages, faces
 
 
 def deepface_find(train: dict[str, list[Path]], probes: list[Path], synthetic: int) -> dict:
@@ -139,30 +262,38 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=100_000)
     args = parser.parse_args()
     settings = Settings()
-    analyzer = FaceAnalyzer(settings)
-    analyzer.load()
+    paths_ = {"ONNX Runtime": FaceAnalyzer(settings), "TensorFlow": tensorflow_analyzer(settings)}
+    for analyzer in paths_.values():
+        analyzer.load()
     data = celebrity_dataset(settings.cache_dir)
     train, val = photos(data / "train"), photos(data / "val")
     probes = [p for files in val.values() for p in files]
-    enrollment = enrollment_rows(analyzer, train)
-    times, faces = find_over_http(analyzer, train, probes, args.faces)
-    ours = percentiles(times)
+    enrollment = enrollment_rows(paths_, train)
+    find, stages, faces = search_rows(paths_, train, probes, args.faces)
+    ours, old = float(find[0][1]), float(find[1][1])
+    find.append(["TensorFlow / ONNX", f"{old / ours:.1f}x", "",
+                 f"{float(find[0][3]) / float(find[1][3]):.1f}x (ONNX / TensorFlow)", ""])  # fmt: skip
     theirs = deepface_find(train, probes, args.faces)
-    find = [["FaceDB POST /v1/search (exact)", f"{ours[0]:.0f}", f"{ours[1]:.0f}", "—"]]
-    find += [[f"DeepFace.search {method}", f"{p50:.0f}", f"{p99:.0f}", f"{p50 / ours[0]:.1f}x"]
+    find += [[f"DeepFace.search {method}", f"{p50:.0f}", f"{p99:.0f}", "—", "—"]
              for method, (p50, p99) in theirs.items()]  # fmt: skip
     lines = [
         SECTION, "",
-        "Command: `.venv/bin/python -m bench.service_bench --write` (2-core CPU, no GPU).", "",
+        "Command: `.venv/bin/python -m bench.service_bench --write` (2-core CPU, no GPU, "
+        "SQLite). Current recipe (chip + mirror) on both paths; the TensorFlow path is MTCNN "
+        "and FaceNet as served before the ONNX port (`bench/tensorflow_path.py`).", "",
         *table(["enrollment", "photos stored", "seconds", "photos/s", "vs DeepFace.register"],
                enrollment),
-        "", f"Find through HTTP with {faces:,} faces in the index ({args.faces:,} synthetic + the "
-        f"enrolled train photos), {len(times)} searches with the val photos; DeepFace.search on "
-        "the same vectors and people, 10 searches.", "",
-        *table(["find", "p50 ms", "p99 ms", "DeepFace p50 / FaceDB p50"], find),
+        "", f"Search through HTTP with {faces:,} faces in the index ({args.faces:,} synthetic + "
+        f"the enrolled train photos): one client, each of the {len(probes)} val photos twice; "
+        f"then {CLIENTS} concurrent clients, {PER_CLIENT} searches each. DeepFace.search on the "
+        "same vectors and people, 10 searches.", "",
+        *table(["search", "p50 ms", "p99 ms", f"{CLIENTS} clients: searches/s",
+                f"{CLIENTS} clients: p50 ms"], find),
+        "", "One search by stage (ONNX path, same server, the val photos twice, median ms; "
+        "each stage timed in place inside the server):", "",
+        *table(["stage", "ms", "share"], stages),
     ]  # fmt: skip
-    text = "\n".join(lines) + "\n"
-    report(text, SECTION, args.write)
+    report("\n".join(lines) + "\n", SECTION, args.write)
 
 
 if __name__ == "__main__":

@@ -56,11 +56,42 @@ def register_of(status: PersonStatus) -> Register | None:
 
 
 class MatchState(StrEnum):
-    """A cross-match candidate pair in the review queue."""
+    """A cross-match candidate pair: waiting in the review queue, decided, or kept out of it."""
 
     PENDING = "pending"
     CONFIRMED = "confirmed"
     REJECTED = "rejected"
+    # One of its persons was linked to someone else by a confirmation; back to pending if
+    # that confirmation is reversed.
+    SUPERSEDED = "superseded"
+    # The age check rules it out (the found photo predates the birth, or the face is far
+    # too old or young); never in the queue, listed under its own filter.
+    IMPOSSIBLE = "impossible"
+
+    @property
+    def decided(self) -> bool:
+        return self in (MatchState.CONFIRMED, MatchState.REJECTED)
+
+    @property
+    def open(self) -> bool:
+        """Undecided: the cross-matcher may still raise it."""
+        return self in (MatchState.PENDING, MatchState.IMPOSSIBLE)
+
+
+class PairOrder(StrEnum):
+    """How the review queue lists pairs."""
+
+    EVIDENCE = "evidence"  # fewest warnings first, then the most evidence (the queue's order)
+    SCORE = "score"  # highest cosine first
+    DATE = "date"  # most recently raised first
+
+
+class AgeVerdict(StrEnum):
+    """The age check of a face against a person's declared birth (``agecheck.py``)."""
+
+    CONSISTENT = "consistent"  # within the age model's usual error at that age
+    UNLIKELY = "unlikely"  # outside it: ranked lower in the queue, flagged at enrollment
+    IMPOSSIBLE = "impossible"  # the photo predates the birth, or far beyond any error seen
 
 
 class AgeSource(StrEnum):
@@ -147,13 +178,23 @@ class JobState(StrEnum):
 
 
 class AuditAction(StrEnum):
-    """A biometric action written to the audit trail, whether it succeeded or was refused."""
+    """An action written to the audit trail, whether it succeeded or was refused: every
+    biometric action and every write. At most 16 characters (the column's width)."""
 
     SEARCH = "search"
     VERIFY = "verify"
     DECISION = "decision"  # a reviewer confirmed or rejected a cross-match candidate
     IMPORT = "import"  # a register manifest was imported (`facedb import`)
     EXPORT = "export"  # persons' records and photos left the service (`facedb export`)
+    PERSON_CREATE = "person_create"
+    PERSON_UPDATE = "person_update"  # the changed fields, before and after
+    PERSON_DELETE = "person_delete"
+    PHOTO_UPLOAD = "photo_upload"
+    PHOTO_DELETE = "photo_delete"
+    KEY_CREATE = "key_create"
+    KEY_REVOKE = "key_revoke"
+    CROSSMATCH = "crossmatch"  # a batch cross-match run
+    REINDEX = "reindex"  # a re-index or re-embed job
 
 
 class RowOutcome(StrEnum):

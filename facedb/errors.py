@@ -89,6 +89,12 @@ class Conflict(FaceDBError):
     code = "conflict"
 
 
+class AlreadyLinked(Conflict):
+    """A confirmation would link a person who is linked to another record already."""
+
+    code = "already_linked"
+
+
 class InvalidInput(FaceDBError):
     """A value breaks a rule; ``field`` names it (dotted, as in the request) when one does."""
 

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from facedb.domain import (
     AgeSource,
+    AgeVerdict,
     AuditAction,
     EstimatedGender,
     Gender,
@@ -56,6 +57,9 @@ class PersonRecord(Record):
     linked_person_id: str | None = Field(
         description="the person a confirmed cross-match linked this one to"
     )
+    linked_erased_at: Moment | None = Field(
+        None, description="when the linked person's record was erased (the link is then null)"
+    )
     created_at: Moment
     updated_at: Moment
 
@@ -89,6 +93,11 @@ class PhotoRecord(Record):
     height: int
     taken_at: date | None
     age_at_photo: float | None
+    age_conflict: bool = Field(
+        False,
+        description="the declared age (birth and photo date) fits none of its faces' "
+        "estimated ages: a misfiled photo, or a wrong date",
+    )
     created_at: Moment
     faces: list[FaceRecord] = []
 
@@ -120,13 +129,33 @@ class RegisterFace:
     taken_at: date | None
     declared_age: float | None
     estimated_age: float | None
+    estimated_gender: EstimatedGender | None
+    gender: Gender | None  # the person's, declared
+    birth_date: date | None
+    birth_year: int | None
+
+
+class AgeCheckRecord(Record):
+    """A face's estimated age against the age its person must have had at the photo."""
+
+    verdict: AgeVerdict
+    reason: str = Field(description="the verdict in a sentence")
+    expected_age: float | None = Field(
+        description="the person's age at the photo's date, from their declared birth"
+    )
+    estimated_age: float | None = Field(description="the age model's reading of the face")
+    band: tuple[float, float] | None = Field(
+        description="the ages the model usually reads for a face of the expected age "
+        "(nine faces in ten, calibrated on utk-dev)"
+    )
 
 
 class PairSide(Record):
-    """One person of a candidate pair: who (None once deleted), which face, and their age
-    at it."""
+    """One person of a candidate pair: who (None once erased), which face, and their age
+    at it. An erased side keeps nothing but what the decision needs."""
 
-    person: PersonRecord | None = Field(description="null once the person was deleted")
+    person: PersonRecord | None = Field(description="null once the person was erased")
+    person_id: str
     face_id: int | None
     photo_id: str | None
     taken_at: date | None
@@ -146,13 +175,32 @@ class PairRecord(Record):
     id: int
     state: MatchState
     score: float
-    rank: int = Field(description="the found person's place among the missing face's candidates")
+    rank: int = Field(
+        description="the found person's place among every candidate raised for the missing "
+        "person, by score (1 = their best)"
+    )
+    evidence: float = Field(
+        description="how far the score stands above each person's next-best candidate (the "
+        "mean of the two margins); the queue reads pairs by warnings, then evidence"
+    )
+    warnings: int = Field(description="checks that speak against the pair (age, gender)")
+    age_check: AgeCheckRecord | None = Field(
+        description="the found face against the missing person's declared birth; null "
+        "without a birth, a found photo date or an age estimate"
+    )
+    gender_conflict: bool = Field(
+        description="a declared gender differs from the other side's declared gender or "
+        "confident estimate (faces read as 13 or older): a flag, never a filter"
+    )
     years_between: float | None
     missing: PairSide
     found: PairSide
     created_at: Moment
     raised_at: Moment = Field(description="when a face pair last raised the score")
     decision: Decision | None
+    superseded_by: int | None = Field(
+        description="the confirmed pair that took this one out of the queue"
+    )
 
 
 class PairFilter(Record):

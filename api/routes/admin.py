@@ -77,7 +77,8 @@ def audit_trail(
     key_id: Annotated[Text | None, Query(min_length=1, max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[AuditOut]:
-    """The newest audit entries first: searches, verifications and decisions."""
+    """The newest audit entries first: every biometric action and every write, answered
+    or refused."""
     return [AuditOut.model_validate(e) for e in audit.recent(limit, action, key_id)]
 
 
@@ -87,11 +88,11 @@ def audit_trail(
 def start_reindex(
     jobs: Jobs,
     reindex: Reindex,
-    _: Admin,
+    caller: Admin,
     re_embed: Annotated[bool, Query(description="recompute every embedding")] = False,
 ) -> JobOut:
     """Start a re-index (or, with re_embed=true, a re-embed) in the background."""
-    job = Job(kind=JobKind.REINDEX, params={"re_embed": re_embed})
+    job = Job(kind=JobKind.REINDEX, params={"re_embed": re_embed}, caller=caller)
     started = jobs.submit(job, lambda j: reindex.run(j, re_embed))
     return JobOut(job=started.as_dict())
 
@@ -102,9 +103,9 @@ def start_reindex(
     response_model=JobOut,
     responses=documented(401, 403, 422),
 )
-def start_crossmatch(jobs: Jobs, crossmatch: Crossmatch, _: Admin) -> JobOut:
+def start_crossmatch(jobs: Jobs, crossmatch: Crossmatch, caller: Admin) -> JobOut:
     """Match every face of each register against the other, in the background (resumable)."""
-    job = Job(kind=JobKind.CROSSMATCH, params={})
+    job = Job(kind=JobKind.CROSSMATCH, params={}, caller=caller)
     return JobOut(job=jobs.submit(job, crossmatch.run_batch).as_dict())
 
 

@@ -8,6 +8,7 @@ from fastapi import Path, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
+from api.auth import audit_refusal
 from facedb.errors import InvalidInput
 
 MAX_ID = 2**63 - 1
@@ -21,6 +22,7 @@ def strict_query(request: Request) -> None:
     known = _query_names(route.dependant)
     unknown = sorted(set(request.query_params) - known)
     if unknown:
+        audit_refusal(request, InvalidInput.code)
         where = f"{request.method} {route.path}"
         raise InvalidInput(
             f"{where} takes no query parameter {', '.join(unknown)}"

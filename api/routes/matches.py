@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
@@ -12,7 +12,7 @@ from api.deps import Review
 from api.envelope import documented
 from api.routes.common import MAX_ID, Limit, Offset, strict_query
 from api.schemas import DecisionIn, MatchOut, MatchPage, Text
-from facedb.domain import MatchState, Permission
+from facedb.domain import MatchState, PairOrder, Permission
 from facedb.records import Caller, PairFilter
 
 router = APIRouter(prefix="/v1", tags=["review"], dependencies=[Depends(strict_query)])
@@ -30,13 +30,20 @@ def list_matches(
     min_score: Annotated[float | None, Query(ge=-1, le=1)] = None,
     person_id: Annotated[Text | None, Query(min_length=1, max_length=100)] = None,
     sort: Annotated[
-        Literal["score", "date"], Query(description="best score first, or newest first")
-    ] = "score",
+        PairOrder,
+        Query(
+            description="`evidence`: the queue's order (pairs without warnings first, then "
+            "by how far each stands above its persons' other candidates); `score`: highest "
+            "cosine first; `date`: most recently raised first"
+        ),
+    ] = PairOrder.EVIDENCE,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> MatchPage:
+    """Candidate pairs. `state=pending` is the review queue; `impossible` lists the pairs the
+    age check keeps out of it, `superseded` those a confirmation took out."""
     where = PairFilter(state=state, min_score=min_score, person_id=person_id)
-    items, total = review.page(where, sort == "date", limit, offset)
+    items, total = review.page(where, sort, limit, offset)
     return MatchPage.of(items, total, limit, offset)
 
 

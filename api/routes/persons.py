@@ -30,8 +30,8 @@ IMAGES: dict[str, object] = {"image/jpeg": {}, "image/png": {}, "image/webp": {}
 @router.post(
     "/persons", status_code=201, response_model=PersonOut, responses=documented(*COMMON, 400, 409)
 )
-def create_person(body: PersonIn, persons: Persons, _: Enroller) -> PersonOut:
-    return PersonOut.model_validate(persons.create(body.model_dump()))
+def create_person(body: PersonIn, persons: Persons, caller: Enroller) -> PersonOut:
+    return PersonOut.model_validate(persons.create(body.model_dump(), caller))
 
 
 @router.get("/persons", response_model=PersonPage, responses=documented(*COMMON))
@@ -60,15 +60,15 @@ def get_person(person_id: PersonId, persons: Persons, _: Reader) -> PersonOut:
     responses=documented(*COMMON, 400, 404, 409),
 )
 def patch_person(
-    person_id: PersonId, body: PersonPatch, persons: Persons, _: Enroller
+    person_id: PersonId, body: PersonPatch, persons: Persons, caller: Enroller
 ) -> PersonOut:
     fields = body.model_dump(exclude_unset=True)
-    return PersonOut.model_validate(persons.update(person_id, fields))
+    return PersonOut.model_validate(persons.update(person_id, fields, caller))
 
 
 @router.delete("/persons/{person_id}", status_code=204, responses=documented(*COMMON, 404))
-def delete_person(person_id: PersonId, persons: Persons, _: Enroller) -> Response:
-    persons.delete(person_id)
+def delete_person(person_id: PersonId, persons: Persons, caller: Enroller) -> Response:
+    persons.delete(person_id, caller)
     return Response(status_code=204)
 
 
@@ -84,7 +84,7 @@ def delete_person(person_id: PersonId, persons: Persons, _: Enroller) -> Respons
 async def upload_photos(
     person_id: PersonId,
     enrollment: Enrollment,
-    _: Enroller,
+    caller: Enroller,
     files: Annotated[list[UploadFile], File(description="one or more photos")],
     taken_at: Annotated[
         list[date],
@@ -101,7 +101,7 @@ async def upload_photos(
         Upload(f.filename or f"file{i}", f.file, day)
         for i, (f, day) in enumerate(zip(files, dates, strict=True))
     ]
-    report = await run_in_threadpool(enrollment.enroll, person_id, uploads)
+    report = await run_in_threadpool(enrollment.enroll, person_id, uploads, caller)
     body = UploadReport.model_validate(report)
     if report.outcome is UploadOutcome.REFUSED and (first := report.first_error) is not None:
         results = [r.model_dump(mode="json") for r in body.results]
@@ -129,8 +129,8 @@ def list_photos(person_id: PersonId, enrollment: Enrollment, _: Reader) -> list[
 
 
 @router.delete("/photos/{photo_id}", status_code=204, responses=documented(*COMMON, 404))
-def delete_photo(photo_id: PhotoId, enrollment: Enrollment, _: Enroller) -> Response:
-    enrollment.delete_photo(photo_id)
+def delete_photo(photo_id: PhotoId, enrollment: Enrollment, caller: Enroller) -> Response:
+    enrollment.delete_photo(photo_id, caller)
     return Response(status_code=204)
 
 

@@ -4,7 +4,10 @@ Every face of a person in a register is searched against the faces of the other 
 up to ``candidates_per_face`` persons scoring at least ``candidate_threshold`` become
 candidate pairs for people to review. A pair of persons is one row whatever the number of
 their faces: a later, better-scoring face pair raises it; a decided pair is never touched.
-Scores are exact float32 cosines, whichever path found them.
+Scores are exact float32 cosines, whichever path found them. Each pair carries the checks
+of ``checks.py`` (an impossible age keeps it out of the queue) and its evidence, worked out
+again for every person whose pairs a run wrote (``settle``): on enrollment with the pairs, in
+batch once the run has matched every face.
 
 Two paths, one loop (``facedb.index.persons.top_persons``):
 
@@ -13,11 +16,10 @@ Two paths, one loop (``facedb.index.persons.top_persons``):
   same transaction as the pairs it writes. A process that dies between the two leaves the
   faces unset, and the next sweep (after any enrollment, and every few seconds in each
   service) matches them. Matching never fails an enrollment.
-- In batch (``run_batch``, `facedb crossmatch`): each register's vectors are read into a
-  float32 flat index of their own, and every face of both registers is searched against
-  the other's, ``BATCH_QUERIES`` at a time (matrix products over the stored vectors). Each
-  block's pairs, the faces' marks and the run's progress commit together, so a crash
-  resumes after the last block written.
+- In batch (``run_batch``, `facedb crossmatch`): every face of both registers is searched
+  against the other's, blocks at a time, as matrix products over vectors read once
+  (``batch.py``). Each block's pairs, the faces' marks and the run's progress commit
+  together, so a crash resumes after the last block written.
 """
 
 from __future__ import annotations
@@ -31,41 +33,24 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facedb.ages import age_at_photo, years_apart
+from facedb.casework import batch
+from facedb.casework.checks import check_pair
 from facedb.config import Settings
-from facedb.domain import IndexKind, MatchState, Register
+from facedb.domain import AuditAction, Register
 from facedb.errors import FaceDBError
 from facedb.index.face_index import FaceIndex
-from facedb.index.faiss_index import FaissIndex
-from facedb.index.persons import PersonHit, top_persons
+from facedb.index.persons import PersonHit
 from facedb.records import RegisterFace
+from facedb.services.audit import AuditService
 from facedb.services.jobs import Job
 from facedb.store.pairs import PairFields, PairSideColumns
 from facedb.store.unit import Store
 
 log = logging.getLogger(__name__)
 QUERY_BATCH = 1024  # faces a sweep matches per round
-BATCH_QUERIES = 4096  # faces the batch job searches per matrix product
 # A pair is raised only by a score this much better than the one it records: the two paths
 # compute one cosine with different summation orders (a few units in the 7th decimal).
 RAISE_BY = 1e-4
-
-
-@dataclass(frozen=True)
-class _Owner:
-    """Whose a face of a register is (the batch keeps one per face, nothing more)."""
-
-    person_id: str
-
-
-@dataclass(frozen=True)
-class _RegisterIndex:
-    """One register's faces for a batch run: a flat float32 index and whose each face is."""
-
-    index: FaissIndex
-    owners: dict[int, _Owner]
-
-    def lookup(self, face_ids: Sequence[int]) -> dict[int, _Owner]:
-        return {i: owner for i in face_ids if (owner := self.owners.get(i)) is not None}
 
 
 @dataclass(frozen=True)
@@ -76,6 +61,7 @@ class CrossMatcher:
     settings: Settings
     store: Store
     index: FaceIndex
+    audit: AuditService
 
     def match(self, faces: list[RegisterFace], vectors: NDArray[np.float32]) -> list[PairFields]:
         """Return each face's candidate pairs from the live index, ranked from 1."""
@@ -95,30 +81,48 @@ class CrossMatcher:
             return unit.registers.describe(face_ids)
 
     def record(
-        self, pairs: list[PairFields], matched: list[RegisterFace], after: int | None = None
+        self,
+        pairs: list[PairFields],
+        matched: list[RegisterFace],
+        after: tuple[Register, int] | None = None,
     ) -> int:
         """Write the pairs (inserted, or raised when a face pair scores better) and mark the
         faces matched, in one transaction (with the batch run's progress, ``after``);
-        return the pairs written. A decided pair is never touched."""
+        return the pairs written. A decided or superseded pair is never touched.
+
+        On enrollment (no ``after``) the evidence of the persons written is settled in the
+        same transaction; the batch run settles every pair once, at its end.
+        """
         best: dict[tuple[str, str], PairFields] = {}
         for pair in pairs:
             if pair.key not in best or pair.score > best[pair.key].score:
                 best[pair.key] = pair
         now = datetime.now(UTC)
         with self.store.unit() as unit:
-            stored = unit.pairs.stored(list(best))
-            new = [pair for key, pair in best.items() if key not in stored]
-            raised = [
-                (row.id, best[key])
-                for key, row in stored.items()
-                if row.state == MatchState.PENDING and best[key].score > row.score + RAISE_BY
-            ]
-            unit.pairs.insert(new, now)
-            unit.pairs.raise_(raised, now)
+            # A person erased since their faces were read makes no pair.
+            alive = unit.persons.existing(sorted({p for key in best for p in key}))
+            kept = [pair for key, pair in best.items() if key[0] in alive and key[1] in alive]
+            written = unit.pairs.upsert(kept, now, RAISE_BY)
             unit.registers.mark_matched([f.face_id for f in matched], now)
-            if after is not None:
-                unit.pairs.run_advance(after)
-        return len(new) + len(raised)
+            if after is None:
+                persons = sorted({p for pair in kept for p in pair.key})
+                unit.pairs.settle(persons, self.settings.candidate_threshold)
+            else:
+                unit.pairs.run_advance(*after)
+        return written
+
+    def recheck(self, person_id: str) -> None:
+        """Check a person's undecided pairs again (their birth or gender changed): the age
+        check, the gender flag, and so whether each is pending or impossible."""
+        with self.store.unit() as unit:
+            open_pairs = unit.pairs.open_involving(person_id)
+            faces = unit.registers.describe(sorted({f for _, m, g in open_pairs for f in (m, g)}))
+            rows = []
+            for pair_id, missing_face, found_face in open_pairs:
+                if missing_face in faces and found_face in faces:
+                    checks = check_pair(faces[missing_face], faces[found_face])
+                    rows.append({"pair_id": pair_id, **checks.columns()})
+            unit.pairs.rewrite(rows)
 
     def sweep(self) -> int:
         """Cross-match every face waiting for it; return how many faces were matched.
@@ -149,66 +153,61 @@ class CrossMatcher:
             return unit.registers.count(waiting_only=True)
 
     def run_batch(self, job: Job, progress: Callable[[int], None] | None = None) -> None:
-        """Match every face of both registers against the other, resuming a crashed run.
+        """Match every face of both registers against the other, resuming a crashed run
+        (audited with its counts).
 
-        Idempotent: pairs are upserted, so a second run adds nothing. Progress is committed
+        Idempotent: a second run on unchanged registers writes nothing. Progress is committed
         with each block of query faces, so a crash resumes after the last block written.
         """
+        with self.audit.audited(AuditAction.CROSSMATCH, job.caller) as trail:
+            self._run_batch(job, progress)
+            trail.results = [{"job_id": job.id, **job.counts}]
+
+    def _run_batch(self, job: Job, progress: Callable[[int], None] | None) -> None:
         self.index.catch_up()
         with self.store.unit() as unit:
-            after = unit.pairs.run_start()
+            phase, after = unit.pairs.run_start()
             job.total = unit.registers.count()
-        registers = {r: self._register_index(r) for r in Register}
+        numbers: dict[str, int] = {}
+        matrices = {r: self._matrix(r, numbers) for r in Register}
+        k, floor = self.settings.candidates_per_face, self.settings.candidate_threshold
         job.counts.update({"faces": 0, "pairs_written": 0})
-        while True:
-            with self.store.unit() as unit:
-                faces, vectors = unit.registers.after(
-                    self.index.generation, self.index.dimension, after, BATCH_QUERIES
-                )
-            if not faces:
-                break
-            pairs = [p for r in Register for p in self._block(faces, vectors, r, registers)]
-            after = faces[-1].face_id
-            job.counts["pairs_written"] += self.record(pairs, faces, after)
-            job.counts["faces"] += len(faces)
-            job.advance(len(faces))
-            if progress:
-                progress(len(faces))
-        with self.store.unit() as unit:
+        missing, found = matrices[Register.MISSING], matrices[Register.FOUND]
+        sent: NDArray[np.int64] | None = None  # the missing faces' persons, when run here
+        for register in (Register.MISSING, Register.FOUND):
+            if register is Register.MISSING and phase is Register.FOUND:
+                continue  # resumed after the missing register was done
+            mine, other = matrices[register], matrices[register.other]
+            start = mine.start_after(after if register is phase else 0)
+            if register is Register.MISSING and start == 0:
+                sent = np.full((len(mine.faces), k), -1, dtype=np.int64)
+            for begin in range(start, len(mine.faces), batch.BATCH_QUERIES):
+                block = slice(begin, min(begin + batch.BATCH_QUERIES, len(mine.faces)))
+                hits = batch.block_hits(mine, other, block, k, floor)
+                if register is Register.MISSING and sent is not None:
+                    batch.note_sent(sent, hits, other.persons)
+                elif register is Register.FOUND and sent is not None:
+                    hits = hits.without(batch.already_sent(hits, mine.persons, sent, 0))
+                pairs = batch.pair_fields(missing, found, hits, register is Register.MISSING)
+                matched = mine.faces[block]
+                written = self.record(pairs, matched, (register, matched[-1].face_id))
+                job.counts["pairs_written"] += written
+                job.counts["faces"] += len(matched)
+                job.advance(len(matched))
+                if progress:
+                    progress(len(matched))
+        with self.store.unit() as unit:  # every pair's evidence, in one set-based pass
+            unit.pairs.settle(None, floor)
             unit.pairs.run_finish()
 
-    def _register_index(self, register: Register) -> _RegisterIndex:
-        """Read one register's vectors into a flat float32 index of their own."""
+    def _matrix(self, register: Register, numbers: dict[str, int]) -> batch.RegisterMatrix:
+        """Read one register's faces and vectors for the run."""
         with self.store.unit() as unit:
-            ids, persons, vectors = unit.registers.vectors(
+            _, faces, vectors = unit.registers.vectors(
                 register, self.index.generation, self.index.dimension
             )
-        index = FaissIndex.build(self.index.dimension, ids, vectors, kind=IndexKind.FLAT,
-                                 device=self.settings.index_device)  # fmt: skip
-        owners = {int(i): _Owner(p) for i, p in zip(ids.tolist(), persons, strict=True)}
-        return _RegisterIndex(index, owners)
-
-    def _block(
-        self,
-        faces: list[RegisterFace],
-        vectors: NDArray[np.float32],
-        register: Register,
-        registers: dict[Register, _RegisterIndex],
-    ) -> list[PairFields]:
-        """Return the pairs of a block's faces of ``register`` against the other one."""
-        rows = [i for i, face in enumerate(faces) if face.in_register is register]
-        if not rows:
-            return []
-        other = registers[register.other]
-        found = top_persons(other.index.search, lambda: other.index.count, vectors[rows],
-                            self.settings.candidates_per_face, other.lookup,
-                            floor=self.settings.candidate_threshold)  # fmt: skip
-        described = self._describe(sorted({h.face_id for hits in found for h in hits}))
-        return _pairs(faces, rows, [
-            [PersonHit(h.face_id, described[h.face_id], h.score, h.rank)
-             for h in hits if h.face_id in described]  # deleted since the run read them
-            for hits in found
-        ])  # fmt: skip
+        return batch.RegisterMatrix.of(register, faces, vectors, numbers,
+                                       self.settings.index_device)  # fmt: skip
 
 
 def _pairs(
@@ -228,9 +227,10 @@ def _pairs(
     for row, hits in zip(rows, found, strict=True):
         query = faces[row]
         for hit in hits:
-            missing, found_side = (side(query), side(hit.owner))
+            missing, found_face = query, hit.owner
             if query.in_register is not Register.MISSING:
-                missing, found_side = found_side, missing
-            years = years_apart(missing.taken_at, found_side.taken_at, missing.age, found_side.age)
-            pairs.append(PairFields(hit.score, hit.rank, missing, found_side, years))
+                missing, found_face = found_face, missing
+            m, f = side(missing), side(found_face)
+            years = years_apart(m.taken_at, f.taken_at, m.age, f.age)
+            pairs.append(PairFields(hit.score, m, f, years, check_pair(missing, found_face)))
     return pairs

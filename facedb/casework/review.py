@@ -2,9 +2,12 @@
 
 Confirming a pair says the missing person and the found person are one: both records are
 closed (their case is resolved; closed persons take part in no cross-matching) and each
-names the other in ``linked_person_id``. Reversing a confirmation (a second decision,
-``rejected``) restores the statuses the confirmation changed and clears the links. Every
-decision is written to the audit trail; cross-matching never changes a decided pair.
+names the other in ``linked_person_id``. A person is linked to at most one other record:
+confirming when either is linked elsewhere is refused (``AlreadyLinked``), and a
+confirmation takes both persons' other pending pairs out of the queue (``superseded``).
+Reversing a confirmation (a second decision, ``rejected``) restores the statuses it
+changed, clears the links and puts the superseded pairs back. Every decision attempt is
+written to the audit trail; cross-matching never changes a decided pair.
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from facedb.domain import AuditAction, MatchState, PersonStatus
-from facedb.errors import InvalidInput
+from facedb.domain import AgeVerdict, AuditAction, MatchState, PairOrder, PersonStatus
+from facedb.errors import AlreadyLinked, InvalidInput
 from facedb.records import Caller, PairFilter, PairRecord
 from facedb.services.audit import AuditService
-from facedb.store.unit import Store
+from facedb.store.unit import Store, Unit
 
 MAX_NOTE = 2000
 
@@ -29,13 +32,14 @@ class ReviewService:
     def page(
         self,
         where: PairFilter | None = None,
-        by_date: bool = False,
+        order: PairOrder = PairOrder.EVIDENCE,
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[PairRecord], int]:
-        """Return one page of candidate pairs (best first, or newest first) and the total."""
+        """Return one page of candidate pairs and the total; by default in the queue's
+        order: pairs without warnings first, then by evidence."""
         with self.store.unit() as unit:
-            return unit.pairs.page(where or PairFilter(), by_date, limit, offset)
+            return unit.pairs.page(where or PairFilter(), order, limit, offset)
 
     def get(self, pair_id: int) -> PairRecord:
         with self.store.unit() as unit:
@@ -45,18 +49,22 @@ class ReviewService:
         self, caller: Caller, pair_id: int, decision: MatchState, note: str | None
     ) -> PairRecord:
         """Confirm or reject a pair (audited); a change of decision undoes the earlier one."""
-        if decision is MatchState.PENDING:
-            raise InvalidInput("a decision is `confirmed` or `rejected`", field="decision")
-        if note is not None and len(note) > MAX_NOTE:
-            raise InvalidInput(f"the note is longer than {MAX_NOTE} characters", field="note")
         with self.audit.audited(AuditAction.DECISION, caller) as trail:
+            if not decision.decided:
+                raise InvalidInput("a decision is `confirmed` or `rejected`", field="decision")
+            if note is not None and len(note) > MAX_NOTE:
+                raise InvalidInput(f"the note is longer than {MAX_NOTE} characters", field="note")
             with self.store.unit() as unit:
                 pair = unit.pairs.lock(pair_id)
-                statuses = None
+                linked = unit.persons.lock_links(pair.persons)
+                statuses, moved = None, 0
                 if decision is MatchState.CONFIRMED and pair.state is not MatchState.CONFIRMED:
+                    _refuse_relink(unit, pair.persons, linked)
                     statuses = unit.persons.link(pair.persons, PersonStatus.CLOSED)
+                    moved = unit.pairs.supersede(pair.persons, pair_id)
                 elif pair.state is MatchState.CONFIRMED and decision is MatchState.REJECTED:
                     unit.persons.unlink(pair.persons, pair.statuses_before)
+                    moved = _reopen(unit, pair_id)
                 unit.pairs.decide(
                     pair_id, decision, caller.key_name, datetime.now(UTC), note, statuses
                 )
@@ -68,6 +76,40 @@ class ReviewService:
                     "missing_person_id": pair.missing_person_id,
                     "found_person_id": pair.found_person_id,
                     "note": note,
+                    "pairs_superseded" if statuses else "pairs_reopened": moved,
                 }
             ]
         return self.get(pair_id)
+
+
+def _refuse_relink(unit: Unit, persons: tuple[str, str], linked: dict[str, str | None]) -> None:
+    """Raise AlreadyLinked when either person is linked to someone other than the other."""
+    for person_id, other_id in (persons, persons[::-1]):
+        elsewhere = linked.get(person_id)
+        if elsewhere is not None and elsewhere != other_id:
+            confirmed = unit.pairs.confirmed_of(person_id)
+            through = f" by pair {confirmed}" if confirmed is not None else ""
+            raise AlreadyLinked(
+                f"person {person_id} is already linked to person {elsewhere}{through}; "
+                "reject that pair first if it was wrong"
+            )
+
+
+def _reopen(unit: Unit, pair_id: int) -> int:
+    """Put back the pairs a reversed confirmation superseded: pending (or impossible, by their
+    age check), unless a person of theirs is still linked by another confirmation, which
+    then holds them. Return how many went back to the queue."""
+    reopened = 0
+    for other_id, missing_id, found_id, verdict in unit.pairs.superseded_by(pair_id):
+        holder = next(
+            (c for p in (missing_id, found_id) if (c := unit.pairs.confirmed_of(p)) is not None),
+            None,
+        )
+        if holder is not None and holder != pair_id:
+            unit.pairs.reopen(other_id, MatchState.SUPERSEDED, holder)
+            continue
+        impossible = verdict is AgeVerdict.IMPOSSIBLE
+        unit.pairs.reopen(other_id, MatchState.IMPOSSIBLE if impossible else MatchState.PENDING,
+                          None)  # fmt: skip
+        reopened += not impossible
+    return reopened

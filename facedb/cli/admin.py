@@ -51,7 +51,9 @@ def add_commands(commands: Any) -> None:
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=_keys_revoke)
 
-    audit = commands.add_parser("audit", help="list recent searches and verifications")
+    audit = commands.add_parser(
+        "audit", help="list recent audit entries: biometric actions and every write"
+    )
     audit.add_argument("--limit", type=int, default=50)
     audit.add_argument("--action", choices=[a.value for a in AuditAction], default=None)
     audit.add_argument("--json", action="store_true")
@@ -107,7 +109,14 @@ def _crossmatch(args: argparse.Namespace) -> int:
     built.close()
     for error in job.errors:
         print(f"error: {error}")
-    print(f"crossmatch {job.state}: {job.counts}; {pending} pairs wait for review")
+    written = job.counts.get("pairs_written", 0)
+    summary = (
+        f"{written} pairs written"
+        if written
+        else "0 pairs written: nothing changed since the last run"
+    )
+    print(f"crossmatch {job.state}: {job.counts.get('faces', 0)} faces matched, {summary}; "
+          f"{pending} pairs wait for review")  # fmt: skip
     return 0 if job.state == JobState.SUCCEEDED else 1
 
 
@@ -139,7 +148,7 @@ def _audit(args: argparse.Namespace) -> int:
         return 0
     for e in entries:
         print(
-            f"{e.at:%Y-%m-%d %H:%M:%S} {e.action:6} key={e.key_name or '-'} "
+            f"{e.at:%Y-%m-%d %H:%M:%S} {e.action:13} key={e.key_name or '-'} "
             f"client={e.client or '-'} faces={e.faces_found} {_outcome(e.results)}"
         )
     return 0
@@ -161,6 +170,21 @@ def _outcome(results: list[Any]) -> str:
                 f"exported {len(item['persons'])} persons, {item['photos']} photos "
                 f"to {item['target']}"
             )
+        elif "changed" in item:
+            parts.append(
+                f"{item['person_id']}: {', '.join(sorted(item['changed'])) or 'no change'}"
+            )
+        elif "files" in item:
+            stored = sum(f["status"] == "stored" for f in item["files"])
+            parts.append(f"{item['person_id']}: {stored} of {len(item['files'])} photos stored")
+        elif "job_id" in item:
+            parts.append(", ".join(f"{k} {v}" for k, v in item.items() if k != "job_id"))
+        elif "key_id" in item:
+            parts.append(f"key {item['key_id']} ({item.get('name')})")
+        elif "photo_id" in item:
+            parts.append(f"photo {item['photo_id']} of {item['person_id']}")
+        elif "person_id" in item and "score" not in item:
+            parts.append(f"person {item['person_id']}")
         elif "candidates" in item:
             best = item["candidates"][0] if item["candidates"] else None
             parts.append(f"top {best['person_id']} {best['score']:.3f}" if best else "no candidate")

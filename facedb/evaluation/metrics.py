@@ -142,3 +142,13 @@ def interval_of(
     ]
     low, high = np.percentile(values, [2.5, 97.5])
     return {"low": round(float(low), 6), "high": round(float(high), 6)}
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Return the Wilson score 95% interval of a proportion (sound at small counts)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))

@@ -77,6 +77,36 @@ def top_persons(
     return results
 
 
+def top_persons_matrix(
+    scores: NDArray[np.float32],
+    positions: NDArray[np.int64],
+    persons: NDArray[np.int64],
+    k: int,
+    floor: float | None,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """``top_persons`` for a block of queries at once, in numpy: from each query's fetched
+    faces (``scores`` and ``positions`` best first, -1 pads; ``persons[position]`` is whose
+    a face is), keep each person's first (best) face and the first k persons at or above the
+    floor. Return the kept entries' rows and columns, and which rows are still open (fewer
+    than k persons while every fetched face passed the floor: more faces may hold more)."""
+    m, n = scores.shape
+    valid = positions >= 0
+    if floor is not None:
+        valid &= scores >= floor
+    owner = persons[np.where(valid, positions, 0)]
+    flat = np.flatnonzero(valid)
+    keys = (flat // n) * (int(persons.max(initial=0)) + 1) + owner.ravel()[flat]
+    _, first = np.unique(keys, return_index=True)
+    chosen = np.sort(flat[first])  # row by row, best first
+    rows, cols = chosen // n, chosen % n
+    place = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+    kept = place < k
+    rows, cols = rows[kept], cols[kept]
+    found = np.bincount(rows, minlength=m)
+    still_open = (found < k) & valid.all(axis=1)
+    return rows.astype(np.int64), cols.astype(np.int64), still_open
+
+
 def _walk(
     row: int,
     scores: NDArray[np.float32],

@@ -20,7 +20,7 @@ from PIL import Image
 
 from facedb.ages import age_on
 from facedb.config import Settings
-from facedb.domain import UploadOutcome, UploadStatus
+from facedb.domain import AuditAction, UploadOutcome, UploadStatus
 from facedb.errors import (
     Conflict,
     FaceDBError,
@@ -36,8 +36,9 @@ from facedb.index.face_index import FaceIndex
 from facedb.pipeline.base import Analyzer, LocatedFace
 from facedb.pipeline.decode import ImageHeader, read_header
 from facedb.pipeline.types import Face as DetectedFace
-from facedb.records import PhotoRecord
-from facedb.services.persons import check_taken_at
+from facedb.records import Caller, PhotoRecord
+from facedb.services.audit import LOCAL, AuditService
+from facedb.services.persons import age_conflict, check_taken_at
 from facedb.services.uploads import Upload
 from facedb.store.embeddings import Embedded
 from facedb.store.photos import NewFace, NewPhoto
@@ -127,24 +128,33 @@ class EnrollmentService:
     store: Store
     index: FaceIndex
     analyzer: Analyzer
+    audit: AuditService
     sweep: Callable[[], int]
 
-    def enroll(self, person_id: str, uploads: list[Upload]) -> EnrollmentReport:
-        """Store each photo that shows exactly one face; report every file on its own.
+    def enroll(
+        self, person_id: str, uploads: list[Upload], caller: Caller = LOCAL
+    ) -> EnrollmentReport:
+        """Store each photo that shows exactly one face; report every file on its own
+        (audited). A photo whose declared age contradicts its face's estimated age is
+        stored, flagged ``age_conflict``.
 
         Raises InvalidInput / RequestTooLarge for the request as a whole (nothing is
         stored), NotFound when the person does not exist or is deleted meanwhile.
         """
-        limit = self.settings.max_upload_files
-        if len(uploads) > limit:
-            raise RequestTooLarge(
-                f"{len(uploads)} files in one upload; the limit is {limit}. "
-                "Send the rest in further requests."
-            )
-        report = self.commit([self.prepare(person_id, uploads)])[0]
-        gone = next((r.error for r in report.results if isinstance(r.error, NotFound)), None)
-        if gone is not None:
-            raise gone
+        with self.audit.audited(AuditAction.PHOTO_UPLOAD, caller) as trail:
+            limit = self.settings.max_upload_files
+            if len(uploads) > limit:
+                raise RequestTooLarge(
+                    f"{len(uploads)} files in one upload; the limit is {limit}. "
+                    "Send the rest in further requests."
+                )
+            report = self.commit([self.prepare(person_id, uploads)])[0]
+            gone = next((r.error for r in report.results if isinstance(r.error, NotFound)), None)
+            if gone is not None:
+                raise gone
+            trail.faces_found = sum(r.photo is not None for r in report.results)
+            files = [_audited(r) for r in report.results]
+            trail.results = [{"person_id": person_id, "files": files}]
         return report
 
     def prepare(self, person_id: str, uploads: list[Upload]) -> Prepared:
@@ -241,6 +251,7 @@ class EnrollmentService:
                 header.height,
                 upload.taken_at,
                 age_at_photo,
+                age_conflict(age_at_photo, [face.age]),
             )
             embedded = Embedded(generation, self.analyzer.model_name, face.model_version)
             record = unit.photos.add(photo, [new_face(face)], embedded)
@@ -262,12 +273,27 @@ class EnrollmentService:
         with self.store.unit() as unit:
             return unit.photos.crop(face_id)
 
-    def delete_photo(self, photo_id: str) -> int:
-        """Delete a photo and its faces; the index drops them before this returns."""
-        with self.store.unit() as unit:
-            removed = unit.photos.delete(photo_id)
+    def delete_photo(self, photo_id: str, caller: Caller = LOCAL) -> int:
+        """Delete a photo and its faces (audited); the index drops them before this returns."""
+        with self.audit.audited(AuditAction.PHOTO_DELETE, caller) as trail:
+            with self.store.unit() as unit:
+                photo = unit.photos.get(photo_id)
+                removed = unit.photos.delete(photo_id)
+            trail.results = [{"photo_id": photo_id, "person_id": photo.person_id,
+                              "faces": len(removed)}]  # fmt: skip
         self.index.catch_up()
         return len(removed)
+
+
+def _audited(result: PhotoResult) -> dict[str, object]:
+    """What the audit keeps of one file of an upload."""
+    return {
+        "file": result.filename,
+        "status": result.status.value,
+        "photo_id": result.photo.id if result.photo else None,
+        "age_conflict": result.photo.age_conflict if result.photo else None,
+        "error": result.error.code if result.error else None,
+    }
 
 
 def _single_face(faces: list[LocatedFace]) -> LocatedFace:

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from facedb.domain import JobKind, JobState
+from facedb.records import Caller
+from facedb.services.audit import LOCAL
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +23,7 @@ class Job:
 
     kind: JobKind
     params: dict[str, Any]
+    caller: Caller = LOCAL  # who started it: its audit entry names them
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     state: JobState = JobState.QUEUED
     total: int = 0

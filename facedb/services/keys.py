@@ -12,9 +12,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from facedb.domain import AuthMode, Role
+from facedb.domain import AuditAction, AuthMode, Role
 from facedb.errors import Unauthenticated
-from facedb.records import KeyRecord
+from facedb.records import Caller, KeyRecord
+from facedb.services.audit import LOCAL, AuditService
 from facedb.store.unit import Store
 
 KEY_PREFIX = "fdb_"
@@ -27,21 +28,28 @@ def hash_secret(secret: str) -> str:
 @dataclass(frozen=True)
 class KeyService:
     store: Store
+    audit: AuditService
 
-    def create(self, role: Role, name: str) -> tuple[KeyRecord, str]:
-        """Return the stored key and its secret (which is not stored)."""
-        secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        with self.store.unit() as unit:
-            key = unit.keys.add(name, Role(role), hash_secret(secret), secret[:10])
+    def create(self, role: Role, name: str, caller: Caller = LOCAL) -> tuple[KeyRecord, str]:
+        """Return the stored key and its secret (which is not stored); audited."""
+        with self.audit.audited(AuditAction.KEY_CREATE, caller) as trail:
+            secret = KEY_PREFIX + secrets.token_urlsafe(32)
+            with self.store.unit() as unit:
+                key = unit.keys.add(name, Role(role), hash_secret(secret), secret[:10])
+            trail.results = [{"key_id": key.id, "name": name, "role": key.role.value}]
         return key, secret
 
     def all(self) -> list[KeyRecord]:
         with self.store.unit() as unit:
             return unit.keys.all()
 
-    def revoke(self, key_id: str) -> KeyRecord:
-        with self.store.unit() as unit:
-            return unit.keys.revoke(key_id, datetime.now(UTC))
+    def revoke(self, key_id: str, caller: Caller = LOCAL) -> KeyRecord:
+        """Revoke a key for good (audited)."""
+        with self.audit.audited(AuditAction.KEY_REVOKE, caller) as trail:
+            with self.store.unit() as unit:
+                key = unit.keys.revoke(key_id, datetime.now(UTC))
+            trail.results = [{"key_id": key.id, "name": key.name}]
+        return key
 
     def authenticate(self, secret: str) -> KeyRecord:
         """Return the active key for a secret, or raise Unauthenticated."""

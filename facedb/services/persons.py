@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from facedb.domain import register_of
+from facedb.agecheck import best_fit
+from facedb.ages import age_on
+from facedb.domain import AgeVerdict, AuditAction, register_of
 from facedb.errors import InvalidInput
 from facedb.index.face_index import FaceIndex
-from facedb.records import PersonFilter, PersonRecord
-from facedb.store.unit import Store
+from facedb.records import Caller, PersonFilter, PersonRecord
+from facedb.services.audit import LOCAL, AuditService
+from facedb.store.unit import Store, Unit
 
 EARLIEST_BIRTH = date(1900, 1, 1)
 MAX_ATTRIBUTES_BYTES = 16 * 1024
@@ -62,18 +65,24 @@ def check_taken_at(taken_at: date, birth_date: date | None, birth_year: int | No
 
 @dataclass(frozen=True)
 class PersonService:
-    """Create, read, update and erase person records. A change of register makes the
-    person's faces wait for cross-matching in the new one, and ``sweep`` (the cross-matcher's)
-    matches them at once."""
+    """Create, read, update and erase person records, each write audited. A change of
+    register makes the person's faces wait for cross-matching in the new one (``sweep``
+    matches them at once); a change of birth or gender checks their photos' declared ages
+    and their undecided pairs again (``recheck``)."""
 
     store: Store
     index: FaceIndex
+    audit: AuditService
     sweep: Callable[[], int]
+    recheck: Callable[[str], None]
 
-    def create(self, fields: dict[str, Any]) -> PersonRecord:
-        check_person(fields)
-        with self.store.unit() as unit:
-            return unit.persons.add(**fields)
+    def create(self, fields: dict[str, Any], caller: Caller = LOCAL) -> PersonRecord:
+        with self.audit.audited(AuditAction.PERSON_CREATE, caller) as trail:
+            check_person(fields)
+            with self.store.unit() as unit:
+                person = unit.persons.add(**fields)
+            trail.results = [{"person_id": person.id}]
+        return person
 
     def get(self, person_id: str) -> PersonRecord:
         with self.store.unit() as unit:
@@ -86,8 +95,26 @@ class PersonService:
         with self.store.unit() as unit:
             return unit.persons.page(where or PersonFilter(), limit, offset)
 
-    def update(self, person_id: str, fields: dict[str, Any]) -> PersonRecord:
-        """Change some fields; the merged record must obey the same rules as a new one."""
+    def update(
+        self, person_id: str, fields: dict[str, Any], caller: Caller = LOCAL
+    ) -> PersonRecord:
+        """Change some fields; the merged record must obey the same rules as a new one. The
+        audit keeps each changed field before and after."""
+        with self.audit.audited(AuditAction.PERSON_UPDATE, caller) as trail:
+            updated, before = self._update(person_id, fields)
+            changed = {k: v for k, v in fields.items() if getattr(before, k) != getattr(updated, k)}
+            trail.results = [{
+                "person_id": person_id,
+                "changed": {k: {"before": _plain(getattr(before, k)), "after": _plain(v)}
+                            for k, v in changed.items()},
+            }]  # fmt: skip
+        if register_of(updated.status) != register_of(before.status):
+            self.sweep()
+        if changed.keys() & REDATING:
+            self.recheck(person_id)
+        return updated
+
+    def _update(self, person_id: str, fields: dict[str, Any]) -> tuple[PersonRecord, PersonRecord]:
         if "name" in fields and fields["name"] is None:
             raise InvalidInput("name cannot be null", field="name")
         if "attributes" in fields and fields["attributes"] is None:
@@ -110,17 +137,53 @@ class PersonService:
                         field="birth_date" if "birth_date" in fields else "birth_year",
                     ) from exc
             updated = unit.persons.update(person_id, fields)
-            moved = register_of(updated.status) != register_of(person.status)
-            if moved:
+            if register_of(updated.status) != register_of(person.status):
                 unit.registers.reset(person_id)  # match in the new register
-        if moved:
-            self.sweep()
-        return updated
+            if "birth_date" in fields or "birth_year" in fields:
+                redate_photos(unit, updated)
+        return updated, person
 
-    def delete(self, person_id: str) -> int:
-        """Erase a person, their photos, faces and pending candidate pairs (decided ones
-        stay, as history); the index drops the faces before this returns."""
-        with self.store.unit() as unit:
-            removed = unit.persons.delete(person_id)
+    def delete(self, person_id: str, caller: Caller = LOCAL) -> int:
+        """Erase a person with their photos, faces and undecided candidate pairs. Decided
+        pairs stay, as history, keeping of this side only the person id; a person linked to
+        this one is told the link's record was erased. The index drops the faces before
+        this returns."""
+        with self.audit.audited(AuditAction.PERSON_DELETE, caller) as trail:
+            with self.store.unit() as unit:
+                person = unit.persons.get(person_id)
+                if person.linked_person_id is not None:
+                    unit.persons.link_erased(person.linked_person_id, person_id)
+                unit.pairs.erase_side(person_id)
+                removed = unit.persons.delete(person_id)
+            trail.results = [{"person_id": person_id, "faces": len(removed),
+                              "linked_person_id": person.linked_person_id}]  # fmt: skip
         self.index.catch_up()
         return len(removed)
+
+
+# Fields whose change alters the age check or the gender flag of a person's pairs.
+REDATING = frozenset({"birth_date", "birth_year", "gender"})
+
+
+def redate_photos(unit: Unit, person: PersonRecord) -> None:
+    """Work out each dated photo's declared age from the person's birth again, and whether it
+    contradicts its faces' estimated ages."""
+    for photo in unit.photos.of_person(person.id):
+        if photo.taken_at is None:
+            continue
+        declared = age_on(photo.taken_at, person.birth_date, person.birth_year)
+        unit.photos.set_declared_age(
+            photo.id, declared, age_conflict(declared, [f.age for f in photo.faces])
+        )
+
+
+def age_conflict(declared: float | None, estimated: Sequence[float | None]) -> bool:
+    """Whether a declared age fits none of a photo's faces' estimated ages (no declared age,
+    or no estimate: no conflict)."""
+    best = best_fit(declared, estimated)
+    return best is not None and best.verdict is not AgeVerdict.CONSISTENT
+
+
+def _plain(value: Any) -> Any:
+    """Return a value as the audit's JSON keeps it."""
+    return value.isoformat() if isinstance(value, date) else value

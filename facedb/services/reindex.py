@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from facedb.domain import ChangeOp
+from facedb.domain import AuditAction, ChangeOp
 from facedb.errors import ImageError
 from facedb.index.face_index import FaceIndex
 from facedb.pipeline.base import Analyzer
 from facedb.pipeline.recipes import CURRENT
 from facedb.pipeline.types import Detection
 from facedb.records import FaceRecord
+from facedb.services.audit import AuditService
 from facedb.services.jobs import Job
 from facedb.store.embeddings import Embedded
 from facedb.store.unit import Store
@@ -31,16 +32,19 @@ class ReindexService:
     store: Store
     index: FaceIndex
     analyzer: Analyzer
+    audit: AuditService
 
     def run(self, job: Job, re_embed: bool = False) -> None:
-        """Run the job in this thread, updating ``job`` as it goes."""
-        with self.store.unit() as unit:
-            job.total = unit.photos.count_faces()
-        if re_embed:
-            self._re_embed(job)
-            job.done = 0
-        self.index.rebuild(progress=job.advance)
-        job.counts["indexed"] = self.index.count
+        """Run the job in this thread, updating ``job`` as it goes (audited with its counts)."""
+        with self.audit.audited(AuditAction.REINDEX, job.caller) as trail:
+            with self.store.unit() as unit:
+                job.total = unit.photos.count_faces()
+            if re_embed:
+                self._re_embed(job)
+                job.done = 0
+            self.index.rebuild(progress=job.advance)
+            job.counts["indexed"] = self.index.count
+            trail.results = [{"job_id": job.id, "re_embed": re_embed, **job.counts}]
 
     def _re_embed(self, job: Job) -> None:
         """Embed every face with the current recipe into a new generation, then switch."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
 from numpy.typing import NDArray
 
+from facedb.agecheck import AgeCheck, check_face
 from facedb.ages import age_at_photo, age_on, years_apart, years_since
 from facedb.config import Settings
 from facedb.domain import AgeSource, AuditAction, Gender, PersonStatus
@@ -74,6 +75,9 @@ class Candidate:
     taken_at: date | None = None
     age_at_photo: float | None = None
     age_source: AgeSource | None = None
+    # The probe face's estimated age against this person's declared birth at the probe's
+    # date (``agecheck.py``); None without a birth, a probe date or an estimate.
+    age_check: AgeCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,10 @@ class SearchService:
             self.index.catch_up()
             cut = self.settings.match_threshold if threshold is None else threshold
             ranked = self.rank([f.embedding for f in faces], k, cut, filters)
-            matches = [FaceMatches(f, c) for f, c in zip(faces, ranked, strict=True)]
+            matches = [
+                FaceMatches(f, [_age_checked(c, photo.taken_at, f.age) for c in found])
+                for f, found in zip(faces, ranked, strict=True)
+            ]
             trail.faces_found = len(matches)
             trail.results = [
                 {
@@ -218,6 +225,12 @@ class SearchService:
         if faces and faces[0].model_version != self.index.model_version:
             faces = self.analyzer.analyze(data)
         return faces
+
+
+def _age_checked(candidate: Candidate, probe_date: date | None, age: float | None) -> Candidate:
+    person = candidate.person
+    check = check_face(probe_date, person.birth_date, person.birth_year, age)
+    return replace(candidate, age_check=check) if check is not None else candidate
 
 
 def _candidate(found: FaceInContext, score: float, threshold: float) -> Candidate:

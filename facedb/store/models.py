@@ -11,11 +11,13 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     Enum,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -26,12 +28,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, composite, mapped_column, re
 
 from facedb.domain import (
     AgeSource,
+    AgeVerdict,
     AuditAction,
     ChangeOp,
     EstimatedGender,
     Gender,
     MatchState,
     PersonStatus,
+    Register,
     Role,
 )
 from facedb.pipeline.types import Box
@@ -90,6 +94,8 @@ class Person(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The person a confirmed cross-match linked this one to (missing <-> found).
     linked_person_id: Mapped[str | None] = mapped_column(String(36))
+    # When the linked person's record was erased (the link is then cleared, not left dead).
+    linked_erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -113,6 +119,8 @@ class Photo(Base):
     height: Mapped[int] = mapped_column(Integer)
     taken_at: Mapped[date | None] = mapped_column(Date)
     age_at_photo: Mapped[float | None] = mapped_column(Float)
+    # The declared age (birth and photo date) fits none of the photo's faces' estimated ages.
+    age_conflict: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     person: Mapped[Person] = relationship(back_populates="photos", lazy="raise")
@@ -252,14 +260,19 @@ class AuditEntry(Base):
 
 @dataclass(frozen=True)
 class PairSideColumns:
-    """What a candidate pair records of one side: the columns ``<side>_<field>``."""
+    """What a candidate pair records of one side: the columns ``<side>_<field>``. Once the
+    side's person is erased, a decided pair keeps only the person id."""
 
     person_id: str
-    face_id: int
-    photo_id: str
+    face_id: int | None
+    photo_id: str | None
     taken_at: date | None
     age: float | None
     age_source: AgeSource | None
+
+    def values(self) -> tuple[Any, ...]:
+        return (self.person_id, self.face_id, self.photo_id, self.taken_at, self.age,
+                self.age_source)  # fmt: skip
 
     def columns(self, side: str) -> dict[str, Any]:
         """Return this side as the pair's column values (``missing_face_id``, …)."""
@@ -271,26 +284,35 @@ class MatchCandidate(Base):
 
     No foreign keys: a decided pair outlives the deletion of either person, as audit
     history. What each side looked like when the pair was last raised is kept in the row.
+    The queue reads pending pairs by ``warnings`` then ``evidence`` (``casework/evidence.py``).
     """
 
     __tablename__ = "match_candidates"
     __table_args__ = (
         UniqueConstraint("missing_person_id", "found_person_id", name="uq_match_candidates_pair"),
+        Index("ix_match_candidates_queue", "state", "warnings", "evidence"),
         {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     state: Mapped[MatchState] = mapped_column(
-        closed_set(MatchState, "state"), default=MatchState.PENDING, index=True
+        closed_set(MatchState, "state"), default=MatchState.PENDING
     )
-    score: Mapped[float] = mapped_column(Float, index=True)
-    rank: Mapped[int] = mapped_column(Integer)
-    missing_person_id: Mapped[str] = mapped_column(String(36), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    # The score's margin over each person's next-best candidate (mean of the two).
+    evidence: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # How many checks speak against the pair: an unlikely age, a gender that differs.
+    warnings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    age_verdict: Mapped[AgeVerdict | None] = mapped_column(closed_set(AgeVerdict, "age_verdict"))
+    expected_age: Mapped[float | None] = mapped_column(Float)  # missing person, at found photo
+    estimated_age: Mapped[float | None] = mapped_column(Float)  # the found face's reading
+    gender_conflict: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    missing_person_id: Mapped[str] = mapped_column(String(36))
     found_person_id: Mapped[str] = mapped_column(String(36), index=True)
-    missing_face_id: Mapped[int] = mapped_column(BigInteger)
-    found_face_id: Mapped[int] = mapped_column(BigInteger)
-    missing_photo_id: Mapped[str] = mapped_column(String(36))
-    found_photo_id: Mapped[str] = mapped_column(String(36))
+    missing_face_id: Mapped[int | None] = mapped_column(BigInteger)
+    found_face_id: Mapped[int | None] = mapped_column(BigInteger)
+    missing_photo_id: Mapped[str | None] = mapped_column(String(36))
+    found_photo_id: Mapped[str | None] = mapped_column(String(36))
     missing_taken_at: Mapped[date | None] = mapped_column(Date)
     found_taken_at: Mapped[date | None] = mapped_column(Date)
     missing_age: Mapped[float | None] = mapped_column(Float)
@@ -311,15 +333,15 @@ class MatchCandidate(Base):
         found_age_source,
     )  # fmt: skip
     years_between: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, index=True
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     decided_by: Mapped[str | None] = mapped_column(String(200))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     note: Mapped[str | None] = mapped_column(String(2000))
     # Statuses before a confirmation changed them, restored if the decision is reversed.
     statuses_before: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The confirmed pair that took this one out of the queue (state superseded).
+    superseded_by: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class CrossmatchRun(Base):
@@ -329,5 +351,9 @@ class CrossmatchRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    after_face_id: Mapped[int] = mapped_column(BigInteger, default=0)  # done up to here
+    # The register whose faces are being matched (missing first), done up to the face id.
+    register: Mapped[Register] = mapped_column(
+        closed_set(Register, "register"), default=Register.MISSING, server_default="missing"
+    )
+    after_face_id: Mapped[int] = mapped_column(BigInteger, default=0)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

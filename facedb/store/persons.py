@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -9,11 +10,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from facedb.domain import ChangeOp, MatchState, PersonStatus
+from facedb.domain import ChangeOp, PersonStatus
 from facedb.errors import Conflict, NotFound
 from facedb.records import PersonFilter, PersonRecord
-from facedb.store.models import Change, Face, MatchCandidate, Person, Photo
-from facedb.store.rows import get_or_404, person_record
+from facedb.store.models import Change, Face, Person, Photo, utcnow
+from facedb.store.rows import chunks, get_or_404, person_record
 
 
 class PersonRepository:
@@ -39,6 +40,15 @@ class PersonRepository:
             select(Person).where(Person.external_ref == external_ref)
         ).scalar_one_or_none()
         return person_record(row) if row is not None else None
+
+    def existing(self, person_ids: Sequence[str]) -> set[str]:
+        """Return which of these person ids exist."""
+        found: set[str] = set()
+        for chunk in chunks(person_ids):
+            found |= set(
+                self._session.execute(select(Person.id).where(Person.id.in_(chunk))).scalars()
+            )
+        return found
 
     def many(self, person_ids: list[str]) -> dict[str, PersonRecord]:
         if not person_ids:
@@ -97,9 +107,17 @@ class PersonRepository:
             select(func.min(Photo.taken_at)).where(Photo.person_id == person_id)
         ).scalar_one_or_none()
 
+    def link_erased(self, person_id: str, erased_id: str) -> None:
+        """The person linked to this one is being erased: clear the link, note when."""
+        person = self._session.get(Person, person_id)
+        if person is not None and person.linked_person_id == erased_id:
+            person.linked_person_id = None
+            person.linked_erased_at = utcnow()
+
     def delete(self, person_id: str) -> list[int]:
-        """Delete a person with their photos, faces, embeddings and pending candidate pairs
-        (decided ones stay, as history), logging the index removals; return the face ids."""
+        """Delete a person with their photos, faces and embeddings, logging the index
+        removals (their pairs are the pair repository's: ``erase_side``); return the face
+        ids."""
         get_or_404(self._session, Person, person_id, "person")
         face_ids = [
             int(i)
@@ -108,15 +126,20 @@ class PersonRepository:
             ).scalars()
         ]
         self._session.add_all([Change(op=ChangeOp.REMOVE, face_id=f) for f in face_ids])
-        self._session.execute(
-            delete(MatchCandidate).where(
-                MatchCandidate.state == MatchState.PENDING,
-                (MatchCandidate.missing_person_id == person_id)
-                | (MatchCandidate.found_person_id == person_id),
-            )
-        )
         self._session.execute(delete(Person).where(Person.id == person_id))
         return face_ids
+
+    def lock_links(self, person_ids: tuple[str, str]) -> dict[str, str | None]:
+        """Return whom each of these persons is linked to, their rows locked until commit
+        (two confirmations of one person cannot both pass the check). Erased persons are
+        absent."""
+        rows = self._session.execute(
+            select(Person.id, Person.linked_person_id)
+            .where(Person.id.in_(person_ids))
+            .order_by(Person.id)
+            .with_for_update()
+        ).tuples()
+        return dict(rows.all())
 
     def link(self, pair: tuple[str, str], status: PersonStatus) -> dict[str, PersonStatus]:
         """Link two persons to each other and give both ``status``; return their statuses
@@ -128,6 +151,7 @@ class PersonRepository:
         for person, other in ((first, second), (second, first)):
             person.status = status
             person.linked_person_id = other.id
+            person.linked_erased_at = None
         return before
 
     def unlink(self, pair: tuple[str, str], statuses: dict[str, PersonStatus]) -> None:

@@ -38,6 +38,7 @@ class NewPhoto:
     height: int
     taken_at: date | None
     age_at_photo: float | None
+    age_conflict: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,11 @@ class PhotoRepository:
         )
         faces = self._faces_of([p.id for p in rows])
         return [photo_record(p, faces[p.id]) for p in rows]
+
+    def set_declared_age(self, photo_id: str, age: float | None, conflict: bool) -> None:
+        """Set a photo's declared age (its person's birth changed) and whether it conflicts."""
+        photo = get_or_404(self._session, Photo, photo_id, "photo")
+        photo.age_at_photo, photo.age_conflict = age, conflict
 
     def delete(self, photo_id: str) -> list[int]:
         """Delete a photo with its faces, logging the index removals; return the face ids."""

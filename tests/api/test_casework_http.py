@@ -75,8 +75,15 @@ def test_the_queue_shows_the_pair_with_ages_and_reviewers_decide(
         assert body["missing"]["person"]["linked_person_id"] == case["found"]
         bad = client.post(f"/v1/matches/{item['id']}/decision", json={"decision": "pending"})
         assert bad.status_code == 422
-    entry = server.services.audit.recent(limit=1, action=AuditAction.DECISION)[0]
-    assert entry.key_name == "test-reviewer" and entry.results[0]["decision"] == "confirmed"
+    # Every attempt is audited, the refused ones with who tried and why.
+    entries = server.services.audit.recent(limit=4, action=AuditAction.DECISION)
+    assert [(e.key_name, e.results[0].get("decision") or e.results[0]["error"])
+            for e in entries] == [
+        ("test-reviewer", "invalid_input"),
+        ("test-reviewer", "confirmed"),
+        ("test-searcher", "forbidden"),
+        ("test-enroller", "forbidden"),
+    ]  # fmt: skip
 
 
 def test_search_candidates_carry_the_age_context(server: Server, case: dict[str, Any]) -> None:
@@ -100,7 +107,61 @@ def test_search_candidates_carry_the_age_context(server: Server, case: dict[str,
             mine["years_between"] == pytest.approx(20.0, abs=0.05)
             and mine["years_since_photo"] is None
         )
+        # Born 1979, searched with a 2015 photo whose face reads 42: the age fits.
+        check = mine["age_check"]
+        assert check["verdict"] == "consistent" and check["expected_age"] == pytest.approx(35.9)
+        assert "looks about 42" in check["reason"] and check["band"][0] < 42 < check["band"][1]
+        undated = next(
+            c for c in plain["faces"][0]["candidates"] if c["person"]["id"] == case["missing"]
+        )
+        assert undated["age_check"] is None  # no probe date: no check, never a guess
     with server.client(None) as anonymous:
         health = anonymous.get("/v1/health").json()
         assert health["crossmatch"]["pending"] == 0
         assert "facedb_crossmatch_pending 0" in anonymous.get("/metrics").text
+
+
+LINKED = 82  # the identity of the one-link test
+
+
+def test_a_second_confirmation_is_refused_and_every_attempt_is_audited(server: Server) -> None:
+    with server.client("enroller") as client:
+        ids = {}
+        for n, (name, status) in enumerate(
+            [("Kai (missing)", "missing"), ("Found 1", "found"), ("Found 2", "unidentified")]
+        ):
+            ids[name] = client.post("/v1/persons", json={"name": name, "status": status}).json()[
+                "id"
+            ]
+            files = [("files", (f"{n}.png", fake_photo(LINKED, n), "image/png"))]
+            assert client.post(f"/v1/persons/{ids[name]}/photos", files=files).status_code == 201
+    missing, first, second = ids.values()
+    with server.client("reviewer") as client:
+        queue = client.get("/v1/matches", params={"person_id": missing}).json()["items"]
+        by_found = {m["found"]["person_id"]: m["id"] for m in queue}
+        assert client.post(f"/v1/matches/{by_found[first]}/decision",
+                           json={"decision": "confirmed"}).status_code == 200  # fmt: skip
+        superseded = client.get("/v1/matches", params={"state": "superseded"}).json()["items"]
+        assert by_found[second] in [m["id"] for m in superseded]
+        refused = client.post(f"/v1/matches/{by_found[second]}/decision",
+                              json={"decision": "confirmed"})  # fmt: skip
+        assert refused.status_code == 409
+        error = refused.json()["error"]
+        assert error["code"] == "already_linked" and first in error["message"]
+        assert client.get(f"/v1/persons/{second}").json()["linked_person_id"] is None
+    with server.client(None) as anonymous:
+        decision = anonymous.post(f"/v1/matches/{by_found[second]}/decision",
+                                  json={"decision": "rejected"})  # fmt: skip
+        assert decision.status_code == 401
+    with server.client("searcher") as client:
+        upload = {"file": ("p.png", fake_photo(LINKED, 9), "image/png")}
+        query_filter = client.post("/v1/search", params={"gender": "female"}, files=upload)
+        assert query_filter.status_code == 422
+    attempts = server.services.audit.recent(limit=3, action=AuditAction.DECISION)
+    assert [(e.key_name, e.results[0].get("error")) for e in attempts] == [
+        (None, "unauthenticated"),
+        ("test-reviewer", "already_linked"),
+        ("test-reviewer", None),
+    ]
+    search = server.services.audit.recent(limit=1, action=AuditAction.SEARCH)[0]
+    assert search.key_name == "test-searcher" and search.results == [{"error": "invalid_input"}]

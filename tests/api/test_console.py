@@ -71,7 +71,7 @@ def test_a_caseworker_enrolls_searches_and_reviews(
     server: Server, page: Any, tmp_path: Path
 ) -> None:
     train = [photo_file(tmp_path, f"jerry-{v}.png", JERRY, v, age=36) for v in range(2)]
-    val = [photo_file(tmp_path, f"now-{v}.png", JERRY, 10 + v, age=68) for v in range(2)]
+    val = [photo_file(tmp_path, f"now-{v}.png", JERRY, 10 + v, age=68) for v in range(3)]
     page.goto(f"{server.url}/console/signin")
     shot(page, "signin")
     sign_in(page, server, "admin")
@@ -90,6 +90,16 @@ def test_a_caseworker_enrolls_searches_and_reviews(
     page.locator(".gallery figure").nth(1).wait_for()
     assert page.locator(".gallery .box").count() == 2  # each photo with its face boxed
     shot(page, "person")
+
+    misfiled = photo_file(tmp_path, "misfiled.png", JERRY, 3, age=5)  # a child, "at 36"
+    page.get_by_label("Photos (one face each)").set_input_files(str(misfiled))
+    page.get_by_label(f"Date of {misfiled.name}").fill("1991-01-01")
+    page.get_by_role("button", name="Upload").click()
+    warned = page.locator(".report li.warning")
+    warned.wait_for()
+    assert "the age does not fit" in warned.inner_text() and "looks about 5" in warned.inner_text()
+    page.locator(".gallery figure.conflict").wait_for()
+    shot(page, "person-age-conflict")
 
     page.get_by_label("Photos (one face each)").set_input_files(
         files=[{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"this is not a photo"}]
@@ -110,17 +120,29 @@ def test_a_caseworker_enrolls_searches_and_reviews(
     assert page.locator(".photo .box").count() >= 1
     shot(page, "search")
 
-    found = _found_person(server, val[1])
+    found = _found_person(server, val[1], "Unidentified man 12")
+    other = _found_person(server, val[2], "Unidentified man 13")
     page.goto(f"{server.url}/console/review")
     pair = page.locator(".pair", has=page.get_by_role("link", name=found["name"])).first
     pair.wait_for()
-    assert "years between" in pair.inner_text() or "Years between" in pair.inner_text()
+    text = pair.inner_text()
+    assert "years between the photos" in text and "Age fits" in text
     shot(page, "review")
     pair.get_by_label("Note").fill("same ears")
     pair.get_by_role("button", name="Confirm: same person").click()
     page.get_by_text("confirmed.").wait_for()
     page.goto(f"{server.url}/console/review?state=confirmed")
     page.get_by_text("same ears").first.wait_for()
+
+    page.goto(f"{server.url}/console/review?state=superseded")
+    taken = page.locator(".pair", has=page.get_by_role("link", name=other["name"])).first
+    taken.wait_for()
+    assert "Out of the queue since pair" in taken.inner_text()
+    taken.get_by_role("button", name="Confirm: same person").click()
+    refusal = page.get_by_role("alert")
+    refusal.get_by_text("already linked to another record").wait_for()
+    assert "{" not in refusal.inner_text()
+    shot(page, "review-already-linked")
 
     page.goto(f"{server.url}/console/audit")
     page.locator("tbody tr").first.wait_for()
@@ -148,9 +170,9 @@ def test_a_searcher_is_not_offered_enrollment(server: Server, page: Any) -> None
     shot(page, "person-as-searcher")
 
 
-def _found_person(server: Server, photo: Path) -> dict[str, Any]:
+def _found_person(server: Server, photo: Path, name: str) -> dict[str, Any]:
     with server.client("enroller") as client:
-        body = {"name": "Unidentified man 12", "status": "unidentified"}
+        body = {"name": name, "status": "unidentified"}
         person = client.post("/v1/persons", json=body).json()
         files = [("files", (photo.name, photo.read_bytes(), "image/png"))]
         reply = client.post(

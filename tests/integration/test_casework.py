@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from facedb.casework import crossmatch
+from facedb.casework import batch
 from facedb.casework.crossmatch import CrossMatcher
 from facedb.domain import AgeSource, JobKind, MatchState, PersonStatus
 from facedb.pipeline.analyzer import FaceAnalyzer
@@ -178,12 +179,12 @@ def test_deleting_a_person_drops_pending_pairs_and_keeps_decided_ones(
 def test_a_crashed_batch_resumes_after_the_last_batch_written(
     db: Services, registers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(crossmatch, "BATCH_QUERIES", 2)
+    monkeypatch.setattr(batch, "BATCH_QUERIES", 2)
     real_record = CrossMatcher.record
     queried: list[list[int]] = []
     die_on_call = [2]
 
-    def recording(self: CrossMatcher, found: list, matched: list, after: int | None = None) -> int:  # type: ignore[type-arg]
+    def recording(self: CrossMatcher, found: list, matched: list, after: Any = None) -> int:  # type: ignore[type-arg]
         queried.append([f.face_id for f in matched])
         if len(queried) in die_on_call:
             raise RuntimeError("killed mid-run")

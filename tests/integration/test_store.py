@@ -48,6 +48,22 @@ def test_migrations_up_down_up(url: str) -> None:
     assert "faces" in tables(url)
 
 
+def test_the_migrations_build_exactly_the_schema_the_models_declare(url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from facedb.store.models import Base
+
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
 def test_service_refuses_an_unmigrated_database(url: str, tmp_path: Path) -> None:
     with pytest.raises(DatabaseNotMigrated, match="facedb db upgrade"):
         started(make_settings(tmp_path, url), migrate=False)
@@ -116,8 +132,8 @@ def test_faces_round_trip_and_cascading_delete(db: Services) -> None:
 
 
 def test_upgrading_a_populated_database_keeps_every_row(url: str, tmp_path: Path) -> None:
-    """0004 rebuilds tables on SQLite to add its CHECKs: nothing may cascade away, and face
-    ids must never be reused afterwards."""
+    """0004 and 0005 rebuild tables on SQLite: nothing may cascade away, face ids must never
+    be reused afterwards, and existing pairs get their evidence."""
     upgrade(url, "0003")
     engine = make_engine(url)
     with engine.begin() as connection:
@@ -134,6 +150,13 @@ def test_upgrading_a_populated_database_keeps_every_row(url: str, tmp_path: Path
             "confidence, crop_jpeg, created_at) "
             "VALUES ('ph1', 'p1', 0, 0, 1, 1, '{}', 1.0, 'x', '2020-01-01')"
         ))  # fmt: skip
+        for found, score in (("f1", 0.5), ("f2", 0.3)):
+            connection.execute(sa.text(
+                "INSERT INTO match_candidates (state, score, rank, missing_person_id, "
+                "found_person_id, missing_face_id, found_face_id, missing_photo_id, "
+                "found_photo_id, created_at, raised_at, statuses_before) VALUES ('pending', "
+                f":score, 1, 'p1', '{found}', 1, 2, 'ph1', 'x', '2020-01-01', '2020-01-01', '{{}}')"
+            ), {"score": score})  # fmt: skip
     engine.dispose()
     upgrade(url)
     engine = make_engine(url)
@@ -143,6 +166,13 @@ def test_upgrading_a_populated_database_keeps_every_row(url: str, tmp_path: Path
             for t in ("persons", "photos", "faces")
         ]
         assert counts == [1, 1, 1]
+        # 0005 works out the evidence of existing pairs: the margin over each person's
+        # next-best candidate (the floor of 0.22 when there is none), averaged.
+        evidence = dict(connection.execute(sa.text(
+            "SELECT found_person_id, evidence FROM match_candidates")).tuples().all())  # fmt: skip
+        assert evidence == pytest.approx(
+            {"f1": 0.5 - (0.3 + 0.22) / 2, "f2": 0.3 - (0.5 + 0.22) / 2}
+        )
         (first,) = connection.execute(sa.text("SELECT id FROM faces")).scalars()
         connection.execute(sa.text("DELETE FROM faces"))
         connection.execute(sa.text(

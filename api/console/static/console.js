@@ -29,6 +29,7 @@ const FRIENDLY = {
   database_unavailable: "The database cannot be reached. Nothing was saved; try again in a minute.",
   unauthenticated: "Your key was not accepted. Sign in again.",
   forbidden: "Your role may not do this.",
+  already_linked: "One of these two records is already linked to another record by an earlier confirmation. Open that pair and reject it first if it was wrong.",
   network: "The FaceDB service did not answer. Check that it is running and try again.",
 };
 
@@ -123,6 +124,13 @@ const dateText = (value) => value || "date unknown";
 function ageText(age, source) {
   if (age === null || age === undefined) return "age unknown";
   return `${fmt(age)} years (${source === "declared" ? "from birth date" : "estimated"})`;
+}
+
+// The age check of a face against a declared birth: a line saying what it found.
+function ageCheckLine(check) {
+  if (!check) return null;
+  const label = { consistent: "Age fits", unlikely: "Age unlikely", impossible: "Age impossible" }[check.verdict];
+  return el("div", { class: `age-check ${check.verdict}` }, `${label}: ${check.reason}.`);
 }
 
 function verdict(score) {
@@ -275,6 +283,7 @@ async function renderResults(target, photo, answer) {
           el("a", { href: `/console/persons/${c.person.id}` }, c.person.name),
           el("div", { class: "muted" }, `${c.person.status} · case ${c.person.external_ref || "—"}`),
           el("div", {}, `Age at that photo: ${ageText(c.age_at_photo, c.age_source)} · ${dateText(c.taken_at)} · ${years}`),
+          ageCheckLine(c.age_check),
           scoreBar(c.score))));
     }
     nodes.push(el("article", { class: "card face" },
@@ -379,6 +388,8 @@ async function renderPerson() {
     ["Gender", person.gender || "not recorded"],
     ["Born", person.birth_date || person.birth_year || "unknown"], ["Age today", fmt(person.age)],
     person.linked_person_id ? ["Linked to", el("a", { href: `/console/persons/${person.linked_person_id}` }, "the matched record")] : null,
+    !person.linked_person_id && person.linked_erased_at
+      ? ["Linked to", `a record erased on ${new Date(person.linked_erased_at).toLocaleDateString()}`] : null,
   ].filter(Boolean).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
   const gallery = el("section", { class: "gallery", "aria-label": "Photos" });
   const nodes = [el("p", {}, el("a", { href: "/console/persons" }, "← All persons")), facts];
@@ -421,8 +432,10 @@ function uploadForm(person, gallery) {
     try {
       const answer = await api(`/v1/persons/${person.id}/photos`, { method: "POST", body: data });
       for (const r of answer.results) {
-        report.append(el("li", { class: r.status === "refused" ? "error" : "" },
-          `${r.filename}: ${r.status}${r.error ? ` — ${describe(new ApiError(0, r.error.code, r.error.message))}` : ""}`));
+        const conflict = r.photo && r.photo.age_conflict
+          ? ` — but the age does not fit: ${r.photo.age_check.reason}. Check the photo's date and the birth date.` : "";
+        report.append(el("li", { class: r.status === "refused" ? "error" : (conflict ? "warning" : "") },
+          `${r.filename}: ${r.status}${r.error ? ` — ${describe(new ApiError(0, r.error.code, r.error.message))}` : ""}${conflict}`));
       }
       showNotice(`${answer.stored} stored, ${answer.duplicates} already stored, ${answer.refused} refused.`);
       form.reset();
@@ -448,9 +461,10 @@ async function renderGallery(person, gallery) {
     for (const p of photos) {
       const src = await imageUrl(p.image_url);
       const face = p.faces[0];
-      figures.push(el("figure", {},
+      figures.push(el("figure", { class: p.age_conflict ? "conflict" : null },
         boxedPhoto(src, p.width, p.height, p.faces.map((f) => f.box), `photo of ${person.name}`),
-        el("figcaption", {}, `${dateText(p.taken_at)} · age ${p.age_at_photo !== null ? `${fmt(p.age_at_photo)} (from birth date)` : `${fmt(face?.age)} (estimated)`}`)));
+        el("figcaption", {}, `${dateText(p.taken_at)} · age ${p.age_at_photo !== null ? `${fmt(p.age_at_photo)} (from birth date)` : `${fmt(face?.age)} (estimated)`}`,
+          p.age_conflict ? el("span", { class: "warning" }, ` · Age conflict: ${p.age_check.reason}. Misfiled photo or wrong date?`) : null)));
     }
     gallery.replaceChildren(...figures);
   } catch (err) {
@@ -468,8 +482,9 @@ function deleteForm(person) {
       el("h2", { id: "confirm-title" }, `Erase ${person.name}?`),
       el("p", {}, `This erases the record of ${person.name}` +
         (person.external_ref ? ` (case ${person.external_ref})` : "") +
-        `, ${photos.length} photo(s) and ${faces} face(s), and their pending review pairs. ` +
-        "Decided review pairs stay as history, without the photos. This cannot be undone."),
+        `, ${photos.length} photo(s) and ${faces} face(s), and their undecided review pairs. ` +
+        "Decided review pairs stay as history, keeping only who decided, when and why. " +
+        "A record linked to this one will say its linked record was erased. This cannot be undone."),
       el("div", { class: "row" },
         el("button", { type: "button", class: "danger", onclick: async () => {
           try {
@@ -491,13 +506,19 @@ async function renderReview() {
   const params = new URLSearchParams(location.search);
   const wanted = params.get("state") || "pending";
   const tabs = el("nav", { class: "tabs", "aria-label": "Review states" },
-    [["pending", "Waiting"], ["confirmed", "Confirmed"], ["rejected", "Rejected"]].map(([s, text]) =>
+    [["pending", "Waiting"], ["confirmed", "Confirmed"], ["rejected", "Rejected"],
+      ["superseded", "Superseded"], ["impossible", "Impossible by age"]].map(([s, text]) =>
       el("a", { href: `?state=${s}`, "aria-current": s === wanted ? "page" : null }, text)));
   const nodes = [tabs];
   try {
-    const sort = wanted === "pending" ? "score" : "date";
-    const page = await api(`/v1/matches?state=${wanted}&sort=${sort}&limit=50`);
-    nodes.push(el("p", { class: "muted" }, `${page.total} pair(s)` + (wanted === "pending" ? ", best score first" : ", newest first")));
+    const queue = wanted === "pending" || wanted === "impossible";
+    const page = await api(`/v1/matches?state=${wanted}&sort=${queue ? "evidence" : "date"}&limit=50`);
+    const explained = {
+      pending: ", pairs without warnings first, then by how far each stands above the two persons' other candidates",
+      impossible: ": the age check rules these out (a photo before the birth, or a face far too old or young). Kept here so nothing is lost: confirm one if the dates were wrong.",
+      superseded: ": one of their persons was linked to someone else by a confirmation; reversing it brings them back",
+    }[wanted] || ", newest first";
+    nodes.push(el("p", { class: "muted" }, `${page.total} pair(s)${explained}`));
     for (const m of page.items) nodes.push(await pairCard(m));
   } catch (err) {
     showError(err);
@@ -522,7 +543,11 @@ async function pairCard(m) {
   const sides = [sideView(m.missing, "Missing", missingFace), sideView(m.found, "Found", foundFace)];
   const card = el("article", { class: "card pair" },
     el("div", { class: "sides" }, ...sides),
-    el("p", {}, `${m.years_between === null ? "Years between unknown" : `${fmt(m.years_between, 1)} years between the photos`} · rank ${m.rank}`),
+    el("p", {}, `${m.years_between === null ? "Years between unknown" : `${fmt(m.years_between, 1)} years between the photos`}` +
+      ` · the missing person's candidate no. ${m.rank} · stands ${fmt(m.evidence, 3)} above their other candidates`),
+    ageCheckLine(m.age_check),
+    m.gender_conflict ? el("div", { class: "warning" }, "Gender differs: a recorded gender does not match the other side's. Check before confirming.") : null,
+    m.superseded_by ? el("p", { class: "muted" }, `Out of the queue since pair ${m.superseded_by} was confirmed.`) : null,
     scoreBar(m.score));
   if (m.decision) {
     card.append(el("p", { class: "decision" },
@@ -588,6 +613,12 @@ function outcome(results) {
     if (r.error) return `refused: ${r.error}`;
     if (r.candidates) return r.candidates.length ? `top ${r.candidates[0].person_id.slice(0, 8)}… ${Number(r.candidates[0].score).toFixed(3)}` : "no candidate";
     if (r.decision) return `${r.decision} pair ${r.match_id}`;
+    if (r.changed) return `changed ${Object.keys(r.changed).join(", ") || "nothing"} of ${r.person_id.slice(0, 8)}…`;
+    if (r.files) return `${r.files.filter((f) => f.status === "stored").length} of ${r.files.length} photos stored for ${r.person_id.slice(0, 8)}…`;
+    if (r.job_id) return Object.entries(r).filter(([k]) => k !== "job_id").map(([k, v]) => `${k} ${v}`).join(", ");
+    if (r.key_id) return `key ${r.name || r.key_id}`;
+    if (r.photo_id) return `photo ${r.photo_id.slice(0, 8)}… of ${r.person_id.slice(0, 8)}…`;
+    if (r.person_id && r.score === undefined) return `person ${r.person_id.slice(0, 8)}…`;
     if (r.manifest) return `imported ${r.manifest}: ${Object.entries(r.outcomes).map(([k, n]) => `${n} ${k}`).join(", ") || "no rows"}`;
     if (r.target) return `exported ${r.persons.length} persons, ${r.photos} photos to ${r.target}`;
     return `${r.person_id ? r.person_id.slice(0, 8) + "…" : ""} score ${Number(r.score).toFixed(3)}`;

@@ -1,0 +1,160 @@
+"""Reviewer workload: how many pairs a reviewer reads, in the queue's order, to find the
+true links; the order by raw score against the order by evidence, in the same run.
+
+Run: .venv/bin/python -m bench.queue_bench [--devsets ../shared/devsets] [--lag DIR] [--write]
+
+The construction (real photos, the real pipeline and service, SQLite): three folds, each of
+100 identities drawn from `lag-dev-ids.txt` (LAG, fetched outside the repository: see the
+devsets README) and 300 lfw-dev photos of other people. Each identity's childhood photos
+make one missing person; each of its adult photos is a found person of its own, as is each
+stranger photo. Cross-matching runs on enrollment, as in service. A true link is a pair of
+an identity's missing record with a found record of its adult photo; recall is the share of
+those in the queue. LAG gives no birth dates, so no age check applies here (bench/age_bands.py
+measures it); the gender flag is measured a second time after recording each identity's
+gender from the confident estimates of its adult photos (LAG has no gender labels: an
+optimistic proxy for a recorded gender, said as such).
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import arguments, report, sqlite_services, table
+from facedb.config import Settings
+from facedb.domain import EstimatedGender, MatchState, PairOrder, PersonStatus
+from facedb.pipeline.analyzer import FaceAnalyzer
+from facedb.records import PairFilter
+from facedb.services.uploads import Upload
+from facedb.wiring import Services
+
+SECTION = "## Review queue: pairs read to find the true links"
+LAG_PIC = Path("/work/devdata/lag/FaceDetection/FaceDetection/data/Pic")
+FOLDS, IDENTITIES, STRANGERS, SEED = 3, 100, 300, 7
+SHARES = (0.5, 0.8)
+
+
+@dataclass(frozen=True)
+class Fold:
+    identities: list[str]
+    strangers: list[Path]
+
+
+@dataclass(frozen=True)
+class Workload:
+    pairs: int
+    true_links: int
+    possible: int
+    read_to: dict[float, int | None]  # pairs read to reach each share of the possible links
+    first_100: float  # share of true links among the first 100 pairs
+
+    def row(self, label: str) -> list[str]:
+        reads = [str(self.read_to[s]) if self.read_to[s] else "not reached" for s in SHARES]
+        return [label, str(self.pairs), f"{self.true_links / self.possible:.3f}", *reads,
+                f"{self.first_100:.2f}"]  # fmt: skip
+
+
+def folds(devsets: Path) -> list[Fold]:
+    ids = [line.strip() for line in (devsets / "lag-dev-ids.txt").read_text().splitlines()]
+    lfw = devsets / "lfw-dev"
+    others = sorted((lfw / "people").glob("*/*.jpg")) + sorted((lfw / "distractors").glob("*.jpg"))
+    rng = np.random.default_rng(SEED)
+    ids = [ids[i] for i in rng.permutation(len(ids))]
+    others = [others[i] for i in rng.permutation(len(others))]
+    return [Fold(ids[f * IDENTITIES : (f + 1) * IDENTITIES],
+                 others[f * STRANGERS : (f + 1) * STRANGERS]) for f in range(FOLDS)]  # fmt: skip
+
+
+def enroll(services: Services, name: str, status: PersonStatus, photos: list[Path]) -> str | None:
+    """Create a person from their photos; None (and no person) if no photo has one face."""
+    person = services.persons.create({"name": name[:200], "status": status})
+    uploads = [Upload(p.name, io.BytesIO(p.read_bytes())) for p in photos]
+    if services.enrollment.enroll(person.id, uploads).stored == 0:
+        services.persons.delete(person.id)
+        return None
+    return person.id
+
+
+def workload(services: Services, order: PairOrder, truth: set[tuple[str, str]]) -> Workload:
+    items, total = services.review.page(PairFilter(state=MatchState.PENDING), order, 10**6, 0)
+    hits = np.array([(p.missing.person_id, p.found.person_id) in truth for p in items])
+    found = np.cumsum(hits)
+    read_to = {}
+    for share in SHARES:
+        reached = np.nonzero(found >= np.ceil(share * len(truth)))[0]
+        read_to[share] = int(reached[0]) + 1 if len(reached) else None
+    return Workload(total, int(hits.sum()), len(truth), read_to, float(hits[:100].mean()))
+
+
+def run_fold(analyzer: FaceAnalyzer, fold: Fold, lag: Path) -> dict[str, Workload]:
+    with tempfile.TemporaryDirectory() as tmp:
+        services = sqlite_services(Path(tmp), analyzer, model_dir=analyzer.settings.models_path)
+        truth: set[tuple[str, str]] = set()
+        adults: dict[str, list[str]] = {}  # a missing record's id → its found records' ids
+        for name in fold.identities:
+            young = sorted(p for p in (lag / name / "y").glob("*") if p.is_file())
+            missing = enroll(services, f"{name} (missing)", PersonStatus.MISSING, young)
+            for photo in sorted(p for p in (lag / name).glob("*") if p.is_file()):
+                found = enroll(services, f"{name} {photo.name}", PersonStatus.FOUND, [photo])
+                if found is not None and missing is not None:
+                    adults.setdefault(missing, []).append(found)
+                    truth.add((missing, found))
+        for photo in fold.strangers:
+            enroll(services, f"stranger {photo.name}", PersonStatus.FOUND, [photo])
+        out: dict[str, Workload] = {order: workload(services, order, truth) for order in (PairOrder.SCORE,
+                                                                      PairOrder.EVIDENCE)}  # fmt: skip
+        record_genders(services, adults)
+        out["evidence, genders recorded"] = workload(services, PairOrder.EVIDENCE, truth)
+        services.close()
+    return out
+
+
+def record_genders(services: Services, adults: dict[str, list[str]]) -> None:
+    """Give each missing record the gender its adult photos are confidently read as."""
+    for missing, found_ids in adults.items():
+        read = Counter(
+            f.gender
+            for found in found_ids
+            for p in services.enrollment.photos_of(found)
+            for f in p.faces
+            if f.gender in (EstimatedGender.MALE, EstimatedGender.FEMALE)
+        )
+        if read:
+            services.persons.update(missing, {"gender": read.most_common(1)[0][0].value})
+
+
+def main() -> None:
+    parser = arguments(__doc__)
+    parser.add_argument("--devsets", type=Path, default=Path("../shared/devsets"))
+    parser.add_argument("--lag", type=Path, default=LAG_PIC, help="LAG's Pic folder")
+    args = parser.parse_args()
+    analyzer = FaceAnalyzer(Settings())
+    analyzer.load()
+    labels = {PairOrder.SCORE: "by score (before)", PairOrder.EVIDENCE: "by evidence (now)",
+              "evidence, genders recorded": "by evidence, genders recorded"}  # fmt: skip
+    rows = []
+    for n, fold in enumerate(folds(args.devsets)):
+        for key, result in run_fold(analyzer, fold, args.lag).items():
+            rows.append(result.row(f"fold {n + 1}, {labels[key]}"))
+            print(rows[-1], flush=True)
+    lines = [
+        SECTION, "",
+        "Command: `.venv/bin/python -m bench.queue_bench --write` (real photos and models, "
+        "SQLite, default settings: 10 candidates per face, floor 0.22). Each fold: 100 LAG "
+        "identities (childhood photos → one missing record; each adult photo → a found "
+        "record) and 300 lfw-dev strangers (each photo a found record). Pairs read: the "
+        "position in the pending queue at which 50% / 80% of the possible true links have "
+        "been met; 'not reached' when the queue holds fewer.", "",
+        *table(["fold, order", "pending pairs", "recall", "pairs to 50%", "pairs to 80%",
+                "first 100 true"], rows),
+    ]  # fmt: skip
+    report("\n".join(lines) + "\n", SECTION, args.write)
+
+
+if __name__ == "__main__":
+    main()
