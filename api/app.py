@@ -21,6 +21,7 @@ from api.console import pages as console
 from api.errors import ErrorBoundary
 from api.metrics import MeasureRequests, Metrics
 from api.routes import admin, matches, persons, search
+from api.shield import SecurityHeaders, docs_policy
 from facedb import __version__
 from facedb.config import Settings, get_settings
 from facedb.domain import AuthMode
@@ -66,9 +67,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     _offline_docs(app)
     console.install(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    # Outermost first: measure, answer unexpected errors cleanly, authenticate, route.
-    app.add_middleware(Gatekeeper, services=services, modes=modes)
+    # Outermost first: measure, add the security headers, answer unexpected errors cleanly,
+    # decide from the headers, route.
+    app.add_middleware(Gatekeeper, services=services, modes=modes, routes=app.router.routes)
     app.add_middleware(ErrorBoundary)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(MeasureRequests, metrics=app.state.metrics)
     return app
 
@@ -106,14 +109,14 @@ def _offline_docs(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     def swagger() -> HTMLResponse:
         js, css = "/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"
-        return get_swagger_ui_html(**page, swagger_js_url=js, swagger_css_url=css,
-                                   swagger_favicon_url=icon)  # fmt: skip
+        return docs_policy(get_swagger_ui_html(**page, swagger_js_url=js, swagger_css_url=css,
+                                               swagger_favicon_url=icon))  # fmt: skip
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> HTMLResponse:
         js = "/docs-assets/redoc.standalone.js"
-        return get_redoc_html(**page, redoc_js_url=js, redoc_favicon_url=icon,
-                              with_google_fonts=False)  # fmt: skip
+        return docs_policy(get_redoc_html(**page, redoc_js_url=js, redoc_favicon_url=icon,
+                                          with_google_fonts=False))  # fmt: skip
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -1,15 +1,16 @@
 """Who is calling: the API key, checked before a request body is read, and role checks.
 
 Keys come as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. ``Gatekeeper``
-(a plain ASGI middleware) authenticates every request to a non-public path before the
-application reads its body, so an unauthenticated 200 MB upload is refused at its headers.
-The routes then check the caller's role with ``require(permission)``.
+(a plain ASGI middleware) authenticates every request to a non-public path and refuses what
+its headers decide (role, keyless Host and cross-site writes, the person an upload names,
+the body's declared size) before the application reads its body, so a 200 MB upload by a
+key that may not upload is refused at its headers. ``require(permission)`` declares a
+route's permission; the Gatekeeper reads it from the route, and the route checks it again.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import time
 from collections.abc import Callable
@@ -19,12 +20,24 @@ from urllib.parse import unquote
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.envelope import envelope
+from api.envelope import envelope, status_of
+from api.shield import (
+    UNSAFE_METHODS,
+    CappedBody,
+    answer,
+    cross_site_write,
+    declared_length,
+    host_refusal,
+    permission_of,
+    route_of,
+    too_large,
+)
 from facedb.config import Settings
 from facedb.domain import AuditAction, AuthMode, Permission, Role, may
-from facedb.errors import FaceDBError, Forbidden, Unauthenticated
+from facedb.errors import CrossSiteWrite, FaceDBError, Forbidden, HostNotAllowed, Unauthenticated
 from facedb.records import Caller
 from facedb.services.keys import KeyService
 from facedb.wiring import Services
@@ -46,6 +59,7 @@ AUDITED: tuple[tuple[str, re.Pattern[str], AuditAction], ...] = tuple(
         ("PATCH", f"/v1/persons/{_ID}", AuditAction.PERSON_UPDATE),
         ("DELETE", f"/v1/persons/{_ID}", AuditAction.PERSON_DELETE),
         ("POST", f"/v1/persons/{_ID}/photos", AuditAction.PHOTO_UPLOAD),
+        ("POST", f"/v1/persons/{_ID}/notes", AuditAction.NOTE_CREATE),
         ("DELETE", f"/v1/photos/{_ID}", AuditAction.PHOTO_DELETE),
         ("POST", "/v1/admin/reindex", AuditAction.REINDEX),
         ("POST", "/v1/admin/crossmatch", AuditAction.CROSSMATCH),
@@ -143,32 +157,79 @@ def secret_from(scope: Scope) -> str | None:
 
 
 class Gatekeeper:
-    """Authenticates each request before the application reads it; refuses NUL in the URL."""
+    """Decides each request from its headers before the application reads its body: the key
+    (401; a database outage is 503, never 401), in keyless mode the Host and the site a
+    write comes from (403), the role the route asks (403), the person an upload names
+    (404), the declared body size (413); then caps the body as it is read."""
 
-    def __init__(self, app: ASGIApp, services: Services, modes: AuthModeCache) -> None:
+    def __init__(
+        self, app: ASGIApp, services: Services, modes: AuthModeCache, routes: list[BaseRoute]
+    ) -> None:
         self.app = app
         self.services = services
         self.modes = modes
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        client = client_address(scope, self.services.settings)
+        settings = self.services.settings
+        client = client_address(scope, settings)
         scope.setdefault("state", {})
-        if not _public(path):
-            try:
-                caller = await run_in_threadpool(self._authenticate, scope, client)
-            except FaceDBError as exc:
-                await _refuse(send, 401, envelope(exc.code, exc.message), bearer=True)
-                return
-            scope["state"]["caller"] = caller
         if "\x00" in path or "\x00" in unquote(scope.get("query_string", b"").decode("latin-1")):
             body = envelope("invalid_input", "the URL contains a NUL character")
-            await _refuse(send, 422, body)
+            await answer(send, 422, body)
             return
-        await self.app(scope, receive, send)
+        if not _public(path):
+            try:
+                caller = await run_in_threadpool(self._admit, scope, client)
+            except FaceDBError as exc:
+                extra = [(b"www-authenticate", b"Bearer")] if status_of(exc) == 401 else []
+                if status_of(exc) == 503:
+                    extra.append((b"retry-after", b"5"))
+                await answer(send, status_of(exc), envelope(exc.code, exc.message), extra)
+                return
+            scope["state"]["caller"] = caller
+        length = declared_length(scope)
+        if length is not None and length > settings.max_request_bytes:
+            await answer(send, 413, too_large(settings.max_request_bytes))
+            return
+        capped = CappedBody(receive, send, settings.max_request_bytes)
+        try:
+            await self.app(scope, capped.receive, capped.send)
+        except Exception:
+            if not capped.refused:  # the application saw the client "go" after the 413
+                raise
+
+    def _admit(self, scope: Scope, client: str | None) -> Caller:
+        """Authenticate, then refuse what the headers already decide (audited)."""
+        caller = self._authenticate(scope, client)
+        action = audited_action(scope["method"], scope["path"])
+        try:
+            if caller.key_id is None:  # keyless local mode
+                refusal = host_refusal(scope, self.services.settings.extra_hosts)
+                if refusal is not None:
+                    raise HostNotAllowed(refusal)
+                if cross_site_write(scope):
+                    raise CrossSiteWrite(
+                        "a write from another site's page is refused: this service runs "
+                        "without API keys, so only its own console may write"
+                    )
+            found = route_of(self.routes, scope)
+            if found is not None:
+                route, params = found
+                asked = permission_of(route.dependant)
+                if asked is not None and not may(caller.role, asked):
+                    raise Forbidden(f"the {caller.role} role may not do this ({asked})")
+                if scope["method"] in UNSAFE_METHODS and "person_id" in params:
+                    self.services.persons.get(str(params["person_id"]))  # NotFound: 404
+        except FaceDBError as exc:
+            if action is not None:
+                self.services.audit.refused(action, caller, exc.code)
+            raise
+        return caller
 
     def _authenticate(self, scope: Scope, client: str | None) -> Caller:
         secret = secret_from(scope)
@@ -193,18 +254,6 @@ def _public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
-async def _refuse(send: Send, status: int, body: dict[str, Any], bearer: bool = False) -> None:
-    payload = json.dumps(body).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-    ]
-    if bearer:
-        headers.append((b"www-authenticate", b"Bearer"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
-
-
 def caller_of(request: Request) -> Caller:
     caller: Caller | None = request.scope.get("state", {}).get("caller")
     if caller is None:  # Gatekeeper runs on every non-public path; this is a wiring error
@@ -226,4 +275,5 @@ def require(permission: Permission) -> Callable[..., Caller]:
             raise Forbidden(f"the {caller.role} role may not do this ({permission})")
         return caller
 
+    check.permission = permission  # type: ignore[attr-defined]  # read by the Gatekeeper
     return check

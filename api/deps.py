@@ -13,6 +13,7 @@ from facedb.services.audit import AuditService
 from facedb.services.enrollment import EnrollmentService
 from facedb.services.health import HealthService
 from facedb.services.jobs import JobRegistry
+from facedb.services.notes import NoteService
 from facedb.services.persons import PersonService
 from facedb.services.reindex import ReindexService
 from facedb.services.search import SearchService
@@ -33,6 +34,7 @@ def _service(name: str) -> Callable[[Request], Any]:
 
 
 Persons = Annotated[PersonService, Depends(_service("persons"))]
+Notes = Annotated[NoteService, Depends(_service("notes"))]
 Enrollment = Annotated[EnrollmentService, Depends(_service("enrollment"))]
 Search = Annotated[SearchService, Depends(_service("search"))]
 Review = Annotated[ReviewService, Depends(_service("review"))]

@@ -13,44 +13,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import compile_path
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import audit_refusal
-from api.envelope import envelope
+from api.envelope import envelope, status_of
+from api.shield import routes_of
 from facedb import errors
 
 log = logging.getLogger(__name__)
-
-STATUS: dict[type[errors.FaceDBError], int] = {
-    errors.EmptyImage: 400,
-    errors.TruncatedImage: 400,
-    errors.NotAnImage: 400,
-    errors.FileUnreadable: 400,
-    errors.ImageError: 400,
-    errors.ImageTooLarge: 413,
-    errors.RequestTooLarge: 413,
-    errors.UnsupportedImageFormat: 415,
-    errors.NoFaceFound: 422,
-    errors.MultipleFaces: 422,
-    errors.InvalidInput: 422,
-    errors.NotFound: 404,
-    errors.Conflict: 409,
-    errors.Unauthenticated: 401,
-    errors.Forbidden: 403,
-    errors.DatabaseUnavailable: 503,
-    errors.IndexUnavailable: 503,
-    errors.DatabaseNotMigrated: 503,
-    errors.ModelsMissing: 503,
-    errors.UnknownModelVersion: 503,
-}
-
-
-def status_of(error: errors.FaceDBError) -> int:
-    for cls in type(error).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 500
 
 
 def install(app: FastAPI) -> None:
@@ -88,11 +59,13 @@ def install(app: FastAPI) -> None:
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Return every documented method at this path (for a 405's Allow header)."""
+    """Return every method some route answers at this path (for a 405's Allow header)."""
+    scope = {"type": "http", "path": request.url.path, "root_path": "", "method": "\0"}
     methods: set[str] = set()
-    for template, operations in request.app.openapi().get("paths", {}).items():
-        if compile_path(template)[0].match(request.url.path):
-            methods |= {m.upper() for m in operations if m != "parameters"}
+    for matcher, route in routes_of(request.app.router.routes):
+        match, _ = matcher.matches(scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ("GET", "HEAD"))
     return sorted(methods)
 
 

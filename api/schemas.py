@@ -25,6 +25,7 @@ from facedb.records import (
     AgeCheckRecord,
     AuditRecord,
     FaceRecord,
+    NoteRecord,
     PairRecord,
     PairSide,
     PersonRecord,
@@ -96,6 +97,16 @@ class FromRecord(BaseModel):
     """A response read straight from a service's record (its attributes and properties)."""
 
     model_config = ConfigDict(from_attributes=True)
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: Text = Field(description="what happened, in words (1 to 10,000 characters)")
+
+
+class NoteOut(NoteRecord):
+    pass
 
 
 class PersonOut(PersonRecord):

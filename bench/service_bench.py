@@ -57,7 +57,9 @@ PER_CLIENT = 6
 
 
 def fresh(tmp: Path, analyzer: FaceAnalyzer) -> Services:
-    return sqlite_services(tmp, analyzer, model_dir=analyzer.settings.models_path)
+    """Services on a new SQLite file; uploads of up to 32 files (the largest batch here)."""
+    return sqlite_services(tmp, analyzer, model_dir=analyzer.settings.models_path,
+                           max_upload_files=32)  # fmt: skip
 
 
 def enroll_all(services: Services, people: dict[str, list[Path]], batch: int) -> tuple[int, float]:

@@ -127,6 +127,13 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated);
     # from anyone else the audit records the socket peer.
     trusted_proxies: str = ""
+    # Keyless local mode answers only requests addressed to a loopback name (localhost,
+    # 127.0.0.1, [::1]): a web page elsewhere cannot reach it by DNS rebinding. Other names
+    # the service is reached by (comma-separated, e.g. facedb.lan) are added here.
+    allowed_hosts: str = ""
+    # The largest request body accepted, refused from its declared length before a byte of
+    # it is read (and by counting, for a body sent without a length).
+    max_request_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
 
     @field_validator("detector")
     @classmethod
@@ -185,6 +192,11 @@ class Settings(BaseSettings):
     def proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """Return the networks whose X-Forwarded-For header is trusted."""
         return [ipaddress.ip_network(item, strict=False) for item in _split(self.trusted_proxies)]
+
+    @property
+    def extra_hosts(self) -> frozenset[str]:
+        """Return the host names keyless mode accepts besides the loopback ones."""
+        return frozenset(h.lower() for h in _split(self.allowed_hosts))
 
     @property
     def milvus_location(self) -> str:

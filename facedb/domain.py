@@ -114,6 +114,7 @@ class Permission(StrEnum):
     ENROLL = "enroll"
     SEARCH = "search"
     REVIEW = "review"  # decide cross-match candidates
+    NOTE = "note"  # add case notes
     ADMIN = "admin"
 
 
@@ -126,9 +127,11 @@ class Role(StrEnum):
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.ENROLLER: frozenset({Permission.READ, Permission.ENROLL}),
+    Role.ENROLLER: frozenset({Permission.READ, Permission.ENROLL, Permission.NOTE}),
     Role.SEARCHER: frozenset({Permission.READ, Permission.SEARCH}),
-    Role.REVIEWER: frozenset({Permission.READ, Permission.SEARCH, Permission.REVIEW}),
+    Role.REVIEWER: frozenset(
+        {Permission.READ, Permission.SEARCH, Permission.REVIEW, Permission.NOTE}
+    ),
 }
 
 
@@ -195,6 +198,7 @@ class AuditAction(StrEnum):
     KEY_REVOKE = "key_revoke"
     CROSSMATCH = "crossmatch"  # a batch cross-match run
     REINDEX = "reindex"  # a re-index or re-embed job
+    NOTE_CREATE = "note_create"  # a case note was added to a person
 
 
 class RowOutcome(StrEnum):

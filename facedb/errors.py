@@ -132,3 +132,15 @@ class Unauthenticated(FaceDBError):
 
 class Forbidden(FaceDBError):
     code = "forbidden"
+
+
+class HostNotAllowed(Forbidden):
+    """Keyless local mode was reached under a name that is not a loopback one."""
+
+    code = "host_not_allowed"
+
+
+class CrossSiteWrite(Forbidden):
+    """A write without a key came from another site's page."""
+
+    code = "cross_site_write"

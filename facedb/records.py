@@ -45,6 +45,16 @@ class Record(BaseModel):
     model_config = ConfigDict(frozen=True, from_attributes=True)
 
 
+class NoteRecord(Record):
+    """A case note: who wrote it (the key's name), when, and what."""
+
+    id: int
+    person_id: str
+    text: str
+    author: str | None
+    created_at: datetime
+
+
 class PersonRecord(Record):
     id: str
     external_ref: str | None

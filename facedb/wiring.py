@@ -23,6 +23,7 @@ from facedb.services.enrollment import EnrollmentService
 from facedb.services.health import HealthService
 from facedb.services.jobs import JobRegistry
 from facedb.services.keys import KeyService
+from facedb.services.notes import NoteService
 from facedb.services.persons import PersonService
 from facedb.services.reindex import ReindexService
 from facedb.services.search import SearchService
@@ -40,6 +41,7 @@ class Services:
     audit: AuditService
     keys: KeyService
     persons: PersonService
+    notes: NoteService
     enrollment: EnrollmentService
     search: SearchService
     crossmatch: CrossMatcher
@@ -90,6 +92,7 @@ def build(settings: Settings, analyzer: Analyzer | None = None) -> Services:
         audit=audit,
         keys=keys,
         persons=persons,
+        notes=NoteService(store, audit),
         enrollment=enrollment,
         search=SearchService(settings, store, index, analyzer, audit),
         crossmatch=crossmatch,

@@ -10,11 +10,21 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
-from api.deps import Enrollment, Persons
+from api.deps import Enrollment, Notes, Persons
 from api.envelope import documented, envelope
 from api.errors import status_of
 from api.routes.common import FaceId, Limit, Offset, PersonId, PhotoId, strict_query
-from api.schemas import PersonIn, PersonOut, PersonPage, PersonPatch, PhotoOut, Text, UploadReport
+from api.schemas import (
+    NoteIn,
+    NoteOut,
+    PersonIn,
+    PersonOut,
+    PersonPage,
+    PersonPatch,
+    PhotoOut,
+    Text,
+    UploadReport,
+)
 from facedb.domain import Permission, PersonStatus, UploadOutcome
 from facedb.errors import InvalidInput
 from facedb.records import Caller, PersonFilter
@@ -23,6 +33,7 @@ from facedb.services.uploads import Upload
 router = APIRouter(prefix="/v1", tags=["persons"], dependencies=[Depends(strict_query)])
 Reader = Annotated[Caller, Depends(require(Permission.READ))]
 Enroller = Annotated[Caller, Depends(require(Permission.ENROLL))]
+NoteWriter = Annotated[Caller, Depends(require(Permission.NOTE))]
 COMMON = (401, 403, 422, 503)
 IMAGES: dict[str, object] = {"image/jpeg": {}, "image/png": {}, "image/webp": {}}
 
@@ -70,6 +81,26 @@ def patch_person(
 def delete_person(person_id: PersonId, persons: Persons, caller: Enroller) -> Response:
     persons.delete(person_id, caller)
     return Response(status_code=204)
+
+
+@router.post(
+    "/persons/{person_id}/notes",
+    status_code=201,
+    response_model=NoteOut,
+    responses=documented(*COMMON, 404),
+)
+def add_note(person_id: PersonId, body: NoteIn, notes: Notes, caller: NoteWriter) -> NoteOut:
+    """Append a case note (enroller, reviewer); notes are never edited or deleted, and are
+    erased with the person."""
+    return NoteOut.model_validate(notes.add(person_id, body.text, caller))
+
+
+@router.get(
+    "/persons/{person_id}/notes", response_model=list[NoteOut], responses=documented(*COMMON, 404)
+)
+def list_notes(person_id: PersonId, notes: Notes, _: Reader) -> list[NoteOut]:
+    """A person's case notes, oldest first, with author (the key's name) and time."""
+    return [NoteOut.model_validate(n) for n in notes.of_person(person_id)]
 
 
 @router.post(

@@ -36,6 +36,24 @@ SEAL_ROWS = 1_000
 _ID, _VECTOR = "id", "vector"
 
 
+class _QuietUnimplemented(logging.Filter):
+    """Milvus Lite's embedded server does not implement AllocTimestamp, which pymilvus asks
+    for once per client: grpc logs that refusal as an ERROR with a traceback at every start.
+    It is harmless (pymilvus falls back to the server's own timestamps), so it is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, NotImplementedError):
+            return True
+        frames = error.__traceback__
+        while frames is not None:
+            if frames.tb_frame.f_code.co_name == "AllocTimestamp":
+                return False
+            frames = frames.tb_next
+        return True
+
+
+logging.getLogger("grpc._server").addFilter(_QuietUnimplemented())
 _lite_users: dict[str, int] = {}  # Milvus Lite file -> clients open on it in this process
 _lite_lock = threading.Lock()
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, composite, mapped_column, relationship
@@ -104,6 +105,18 @@ class Person(Base):
     photos: Mapped[list[Photo]] = relationship(
         back_populates="person", cascade="all, delete-orphan", passive_deletes=True, lazy="raise"
     )
+
+
+class CaseNote(Base):
+    """A caseworker's note on a person's case: append-only, erased with the person."""
+
+    __tablename__ = "case_notes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(200))  # the key's name
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Photo(Base):

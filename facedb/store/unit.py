@@ -21,6 +21,7 @@ from facedb.store.changes import ChangeLog, Generations, SharedMarks
 from facedb.store.db import make_engine, make_sessionmaker, ping, require_migrated
 from facedb.store.embeddings import EmbeddingRepository
 from facedb.store.keys import KeyRepository
+from facedb.store.notes import NoteRepository
 from facedb.store.pairs import PairRepository, RegisterFaces
 from facedb.store.persons import PersonRepository
 from facedb.store.photos import PhotoRepository
@@ -41,6 +42,7 @@ class Unit:
         self.pairs = PairRepository(session)
         self.audit = AuditRepository(session)
         self.keys = KeyRepository(session)
+        self.notes = NoteRepository(session)
 
     def rollback(self) -> None:
         """Undo what this unit wrote so far (it stays usable)."""

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,23 +64,36 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+MAX_REQUEST_BYTES = 8 * 1024 * 1024  # the test servers' body cap (FACEDB_MAX_REQUEST_BYTES)
+
+
 def serve(
-    backend: str, folder: Path, make_analyzer: type[FakeAnalyzer] | Analyzer
+    backend: str,
+    folder: Path,
+    make_analyzer: type[FakeAnalyzer] | Analyzer,
+    keyed: bool = True,
+    url: str | None = None,
 ) -> Iterator[Server]:
-    """Run a server on ``backend`` until the generator is closed."""
+    """Run a server on ``backend`` (at ``url`` when given) until the generator is closed;
+    ``keyed``: one key per role, else keyless local mode."""
     database, _, index = backend.partition("+")
-    with database_url(database, folder) as url:
+    with database_url(database, folder) if url is None else nullcontext(url) as url:
         settings = make_settings(
             folder,
             url,
             max_image_bytes=2_000_000,
+            max_request_bytes=MAX_REQUEST_BYTES,
             index_backend=index or "faiss",
             model_dir=installed_model_dir(),
         )
         upgrade(url)
         analyzer = make_analyzer(settings) if isinstance(make_analyzer, type) else make_analyzer
         services = build(settings, analyzer)
-        keys = {role.value: services.keys.create(role, f"test-{role.value}")[1] for role in Role}
+        keys = (
+            {role.value: services.keys.create(role, f"test-{role.value}")[1] for role in Role}
+            if keyed
+            else {}
+        )
         port = free_port()
         config = uvicorn_config(create_app(settings, services), settings, port=port,
                                 log_level="warning")  # fmt: skip

@@ -170,6 +170,30 @@ def test_a_searcher_is_not_offered_enrollment(server: Server, page: Any) -> None
     shot(page, "person-as-searcher")
 
 
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+def test_case_notes_on_the_person_page_under_the_security_policy(server: Server, page: Any) -> None:
+    violations: list[str] = []
+    page.on("console", lambda m: "Content Security" in m.text and violations.append(m.text))
+    with server.client("enroller") as client:
+        pid = client.post("/v1/persons", json={"name": "Noted In Console"}).json()["id"]
+    sign_in(page, server, "reviewer")
+    page.goto(f"{server.url}/console/persons/{pid}")
+    page.get_by_text("No note yet.").wait_for()
+    page.get_by_label("New note").fill("Seen at the bus station, 14:00.\nCalled the family.")
+    page.get_by_role("button", name="Add note").click()
+    note = page.locator(".notes li").first
+    note.get_by_text("Seen at the bus station").wait_for()
+    assert "test-reviewer" in note.inner_text()
+    page.get_by_label("New note").fill("   ")
+    page.get_by_role("button", name="Add note").click()
+    problem = page.locator("form [role=alert]")
+    problem.wait_for()
+    assert "empty" in problem.inner_text() and "{" not in problem.inner_text()
+    assert page.locator(".notes li").count() == 1
+    shot(page, "person-notes")
+    assert violations == []
+
+
 def _found_person(server: Server, photo: Path, name: str) -> dict[str, Any]:
     with server.client("enroller") as client:
         body = {"name": name, "status": "unidentified"}

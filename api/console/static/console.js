@@ -401,9 +401,46 @@ async function renderPerson() {
     nodes.push(el("h2", {}, "Add photos"), uploadForm(person, gallery));
   }
   nodes.push(el("h2", {}, "Photos"), gallery);
+  const notes = el("ol", { class: "notes", "aria-label": "Case notes" });
+  nodes.push(el("h2", {}, "Case notes"), notes);
+  if (may("note")) nodes.push(noteForm(person, notes));
   if (may("enroll")) nodes.push(el("h2", {}, "Delete"), deleteForm(person));
   show(...nodes);
-  await renderGallery(person, gallery);
+  await Promise.all([renderGallery(person, gallery), renderNotes(person, notes)]);
+}
+
+async function renderNotes(person, list) {
+  try {
+    const notes = await api(`/v1/persons/${person.id}/notes`);
+    list.replaceChildren(...(notes.length ? notes.map((n) => el("li", {},
+      el("p", { class: "muted" }, `${new Date(n.created_at).toLocaleString()} · ${n.author || "unknown author"}`),
+      el("p", { class: "note-text" }, n.text))) : [el("li", { class: "muted" }, "No note yet.")]));
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function noteForm(person, list) {
+  const text = el("textarea", { name: "text", rows: 4, maxlength: 10000, required: true });
+  const problem = el("p", { class: "error", role: "alert", hidden: true });
+  const form = el("form", { class: "card", onsubmit: async (event) => {
+    event.preventDefault();
+    problem.hidden = true;
+    busy(form, true);
+    try {
+      await api(`/v1/persons/${person.id}/notes`, json("POST", { text: text.value }));
+      form.reset();
+      await renderNotes(person, list);
+    } catch (err) {
+      problem.textContent = describe(err);
+      problem.hidden = false;
+      problem.scrollIntoView({ block: "nearest" });
+    } finally {
+      busy(form, false);
+    }
+  } }, field("New note (kept as written: notes are never edited)", text), problem,
+  el("button", { type: "submit" }, "Add note"));
+  return form;
 }
 
 function uploadForm(person, gallery) {
