@@ -25,6 +25,7 @@ Two paths, one loop (``facedb.index.persons.top_persons``):
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -124,14 +125,15 @@ class CrossMatcher:
                     rows.append({"pair_id": pair_id, **checks.columns()})
             unit.pairs.rewrite(rows)
 
-    def sweep(self) -> int:
-        """Cross-match every face waiting for it; return how many faces were matched.
+    def sweep(self, stop: threading.Event | None = None) -> int:
+        """Cross-match every face waiting for it (until ``stop`` is set: checked between
+        rounds of QUERY_BATCH faces); return how many faces were matched.
 
         Never raises: a failure is logged and the faces wait for the next sweep.
         """
         done = 0
         try:
-            while True:
+            while stop is None or not stop.is_set():
                 with self.store.unit() as unit:
                     faces, vectors = unit.registers.waiting(
                         self.index.generation, self.index.dimension, QUERY_BATCH
@@ -141,6 +143,7 @@ class CrossMatcher:
                 self.index.catch_up()
                 self.record(self.match(faces, vectors), faces)
                 done += len(faces)
+            return done
         except FaceDBError as exc:
             log.warning("cross-match sweep stopped: %s", exc.message)
         except Exception:  # a bug here must not fail the enrollment that triggered the sweep

@@ -23,7 +23,7 @@ SWEEP_INTERVAL_S = 5.0  # cross-match faces another process enrolled and did not
 class Background:
     """One daemon thread: tail every second, sweep every 5 s, snapshot every minute."""
 
-    def __init__(self, index: FaceIndex, sweep: Callable[[], int]) -> None:
+    def __init__(self, index: FaceIndex, sweep: Callable[[threading.Event], int]) -> None:
         self.index = index
         self._sweep = sweep
         self._stop = threading.Event()
@@ -36,7 +36,9 @@ class Background:
         self._thread = threading.Thread(target=self._run, name="facedb-background", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop and wait for the thread: a sweep ends its round of faces first, so nothing
+        touches the database or the index after this returns."""
         if self._thread is None:
             return
         self._stop.set()
@@ -45,14 +47,14 @@ class Background:
 
     def _run(self) -> None:
         since_snapshot = since_sweep = 0.0
-        self._sweep()  # whatever a process that died left waiting
+        self._sweep(self._stop)  # whatever a process that died left waiting
         while not self._stop.wait(TAIL_INTERVAL_S):
             try:
                 self.index.catch_up()
                 since_snapshot += TAIL_INTERVAL_S
                 since_sweep += TAIL_INTERVAL_S
                 if since_sweep >= SWEEP_INTERVAL_S:
-                    self._sweep()
+                    self._sweep(self._stop)
                     since_sweep = 0.0
                 if since_snapshot >= SNAPSHOT_INTERVAL_S:
                     self.index.save()

@@ -36,11 +36,14 @@ const FRIENDLY = {
 function describe(err) {
   if (!(err instanceof ApiError)) return String(err.message || err);
   const friendly = FRIENDLY[err.code];
-  const detail = err.details.map((d) => `${d.field.replace(/^body\./, "")}: ${d.problem}`);
   const parts = [friendly || err.message];
   if (friendly && err.message && !friendly.includes(err.message)) parts.push(`(${err.message})`);
+  const said = parts.join(" ");
+  const detail = err.details.filter((d) => !said.includes(d.problem))  // say a thing once
+    .map((d) => `${d.field.replace(/^body\./, "")}: ${d.problem}`);
   if (detail.length) parts.push(detail.join("; "));
-  return parts.join(" ");
+  const text = parts.join(" ");
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 async function api(path, options = {}) {
