@@ -87,7 +87,7 @@ def delete_person(person_id: PersonId, persons: Persons, caller: Enroller) -> Re
     "/persons/{person_id}/notes",
     status_code=201,
     response_model=NoteOut,
-    responses=documented(*COMMON, 404),
+    responses=documented(*COMMON, 400, 404),
 )
 def add_note(person_id: PersonId, body: NoteIn, notes: Notes, caller: NoteWriter) -> NoteOut:
     """Append a case note (enroller, reviewer); notes are never edited or deleted, and are

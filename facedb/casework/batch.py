@@ -99,6 +99,9 @@ def block_hits(
     queries = mine.vectors[block]
     offset = block.start
     total = other.index.count
+    if total == 0:  # the other register holds no face yet: nothing to pair with
+        nothing = np.zeros(0, dtype=np.int64)
+        return Hits(nothing, nothing, np.zeros(0, dtype=np.float32))
     fetch = min(max(total, 1), max(8 * k, 64))
     scores, positions = other.index.search(queries, fetch)
     rows, cols, still_open = top_persons_matrix(scores, positions, other.persons, k, floor)

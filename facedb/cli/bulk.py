@@ -115,6 +115,9 @@ def _import_rows(args: argparse.Namespace, manifest: Path, report_path: Path) ->
     outcomes = ", ".join(f"{v} {k}" for k, v in sorted(summary.outcomes.items()))
     persons = ", ".join(f"{v} {k}" for k, v in sorted(summary.persons.items()))
     print(f"{summary.rows} rows in {summary.seconds:.0f} s: {outcomes}")
+    if args.dry_run:  # nothing was written: say what an import would do
+        persons = ", ".join(f"{v} would be {k}" for k, v in sorted(summary.persons.items()))
+        print("dry run: nothing was written")
     print(f"persons: {persons or 'none'}")
     if summary.matches:
         print(f"decided cross-match candidates restored: {summary.matches}")

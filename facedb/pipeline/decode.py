@@ -109,7 +109,7 @@ def _open(data: bytes, max_bytes: int, max_pixels: int) -> tuple[Image.Image, Im
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise NotAnImage("the file is not an image in a format FaceDB reads") from None
-    except OSError as exc:
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # a plugin's own complaint
         raise TruncatedImage(f"the image header is damaged: {exc}") from None
     fmt = image.format or "unknown"
     if fmt not in SUPPORTED_FORMATS:

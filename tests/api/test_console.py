@@ -17,7 +17,7 @@ import pytest
 
 from tests.api.conftest import Server
 from tests.conftest import REPO
-from tests.fakes import fake_photo
+from tests.fakes import fake_photo, no_face_photo
 
 JERRY = 101  # the identity this module enrolls (tests/fakes.py)
 ARTIFACTS = REPO / "test-artifacts" / "console"
@@ -102,12 +102,22 @@ def test_a_caseworker_enrolls_searches_and_reviews(
     shot(page, "person-age-conflict")
 
     page.get_by_label("Photos (one face each)").set_input_files(
-        files=[{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"this is not a photo"}]
+        files=[
+            {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"this is not a photo"},
+            {"name": "landscape.png", "mimeType": "image/png", "buffer": no_face_photo()},
+            {"name": "group.png", "mimeType": "image/png", "buffer": fake_photo([JERRY, 7])},
+        ]
     )
     page.get_by_role("button", name="Upload").click()
-    error = page.get_by_role("alert")
-    error.get_by_text("not a photo FaceDB can read").wait_for()
-    assert "{" not in error.inner_text()  # a sentence, never raw JSON
+    page.locator(".report").get_by_role("alert").get_by_text("No photo was stored").wait_for()
+    refused = page.locator(".report li.error").all_inner_texts()
+    for name, why in [("notes.jpg", "not a photo FaceDB can read"), ("landscape.png", "No face"),
+                      ("group.png", "more than one face")]:  # fmt: skip
+        assert any(t.startswith(f"{name}: refused") and why in t for t in refused), refused
+    assert all("{" not in t for t in refused)  # sentences, never raw JSON
+    assert page.locator(".report").is_visible()
+    box = page.locator(".report").bounding_box()
+    assert box is not None and box["y"] < page.viewport_size["height"]  # scrolled into view
     shot(page, "person-upload-error")
 
     page.goto(f"{server.url}/console/search")
@@ -152,11 +162,16 @@ def test_a_caseworker_enrolls_searches_and_reviews(
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{server.url}/console/persons")
     page.locator("tbody tr").first.wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing off-screen
+    gender = page.locator("tbody td[data-label=Gender]").first.bounding_box()
+    assert gender is not None and gender["x"] + gender["width"] <= 390
     shot(page, "persons-phone")
 
 
 @pytest.mark.parametrize("server", ["sqlite"], indirect=True)
 def test_a_searcher_is_not_offered_enrollment(server: Server, page: Any) -> None:
+    with server.client("enroller") as client:  # at least one person to open
+        assert client.post("/v1/persons", json={"name": "Seen By A Searcher"}).status_code == 201
     sign_in(page, server, "searcher")
     page.goto(f"{server.url}/console/persons")
     page.locator("table").wait_for()

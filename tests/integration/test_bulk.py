@@ -207,6 +207,29 @@ def test_kill_9_mid_import_then_rerun_ends_as_one_uninterrupted_run(
         uninterrupted.close()
 
 
+def test_the_command_line_says_what_a_dry_run_and_a_repeat_crossmatch_did(tmp_path: Path) -> None:
+    folder = tmp_path / "register"
+    rows = [{"external_ref": f"DRY-{n}", "name": f"person {n}", "status": "missing",
+             "path": write(fake_photo(n, 0), folder, f"{n}.png")} for n in (1, 2)]  # fmt: skip
+    manifest = write_manifest(folder / "manifest.csv", rows)
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    upgrade(url)
+    env = {**os.environ, "FACEDB_DATABASE_URL": url, "FACEDB_DATA_DIR": str(tmp_path / "d")}
+
+    def facedb(*args: str) -> str:
+        command = [sys.executable, "-m", "tests.integration._fake_cli", *args]
+        done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    dry = facedb("import", str(manifest), "--dry-run")
+    assert "dry run: nothing was written" in dry and "2 would be created" in dry
+    assert f"report: {folder / 'manifest.csv.report.csv'}" in dry
+    facedb("crossmatch")
+    assert "0 pairs written: nothing changed since the last run" in facedb("crossmatch")
+
+
 def test_export_then_import_into_a_fresh_database_round_trips(db: Services, tmp_path: Path) -> None:
     folder = tmp_path / "register"
     rows = [

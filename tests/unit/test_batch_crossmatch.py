@@ -74,3 +74,12 @@ def test_a_found_face_does_not_resend_what_the_missing_side_sent() -> None:
     # Found face 1 hits missing face 0 (which sent found face 1's person) and face 1 (not).
     back = batch.Hits(np.array([1, 1]), np.array([0, 1]), np.array([0.7, 0.6], "f4"))
     assert batch.already_sent(back, found.persons, sent, 0).tolist() == [True, False]
+
+
+def test_an_empty_other_register_gives_no_hits() -> None:
+    # Found by schemathesis: `POST /v1/admin/crossmatch` with no found face at all.
+    numbers: dict[str, int] = {}
+    mine = matrix(Register.MISSING, [0, 1], unit_vectors(2, seed=1), numbers)
+    other = matrix(Register.FOUND, [], np.zeros((0, 128), dtype=np.float32), numbers)
+    hits = batch.block_hits(mine, other, slice(0, 2), k=10, floor=0.2)
+    assert len(hits.query) == len(hits.hit) == len(hits.score) == 0

@@ -75,6 +75,13 @@ def test_truncated_input(fmt: str) -> None:
         decode_image(data[: len(data) // 2], LIMIT_BYTES, LIMIT_PIXELS)
 
 
+@pytest.mark.parametrize("data", [b"P2", b"P2\nM\xf3", b"P6 -1 -1 255\n"])
+def test_a_header_a_reader_chokes_on_is_a_400_not_a_crash(data: bytes) -> None:
+    # Found by schemathesis: Pillow's PPM reader raises ValueError on a bad token.
+    with pytest.raises((TruncatedImage, NotAnImage)):
+        decode_image(data, LIMIT_BYTES, LIMIT_PIXELS)
+
+
 @pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF"])
 def test_unsupported_format(fmt: str) -> None:
     with pytest.raises(UnsupportedImageFormat):

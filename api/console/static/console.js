@@ -9,11 +9,12 @@ const choices = (values) => (values || []).map((v) => [v, v]);
 
 // --- talking to the API ---------------------------------------------------------------
 class ApiError extends Error {
-  constructor(status, code, message, details) {
+  constructor(status, code, message, details, results) {
     super(message);
     this.status = status;
     this.code = code;
     this.details = details || [];
+    this.results = results || null;  // an upload refused whole: each file's result
   }
 }
 
@@ -33,11 +34,15 @@ const FRIENDLY = {
   network: "The FaceDB service did not answer. Check that it is running and try again.",
 };
 
+// Codes whose server message adds the specifics (sizes, counts) to the friendly sentence;
+// for the others the friendly sentence says it all, once.
+const SPECIFIC = new Set(["multiple_faces", "image_too_large", "request_too_large", "already_linked"]);
+
 function describe(err) {
   if (!(err instanceof ApiError)) return String(err.message || err);
   const friendly = FRIENDLY[err.code];
   const parts = [friendly || err.message];
-  if (friendly && err.message && !friendly.includes(err.message)) parts.push(`(${err.message})`);
+  if (friendly && SPECIFIC.has(err.code) && err.message) parts.push(`(${err.message})`);
   const said = parts.join(" ");
   const detail = err.details.filter((d) => !said.includes(d.problem))  // say a thing once
     .map((d) => `${d.field.replace(/^body\./, "")}: ${d.problem}`);
@@ -62,7 +67,7 @@ async function api(path, options = {}) {
     if (type.includes("json")) body = await response.json().catch(() => null);
     const error = (body && body.error) || {};
     throw new ApiError(response.status, error.code || "http_error",
-      error.message || `The service answered ${response.status}.`, error.details);
+      error.message || `The service answered ${response.status}.`, error.details, error.results);
   }
   if (response.status === 204) return null;
   if (type.includes("json")) return response.json();
@@ -122,7 +127,7 @@ function showNotice(text) {
 
 const may = (permission) => !!state.me && state.me.permissions.includes(permission);
 const fmt = (value, digits = 0) => (value === null || value === undefined ? "—" : Number(value).toFixed(digits));
-const dateText = (value) => value || "date unknown";
+const dateText = (value) => value || "undated";
 
 function ageText(age, source) {
   if (age === null || age === undefined) return "age unknown";
@@ -184,7 +189,11 @@ function renderChrome() {
   const links = [["search", "Search"], ["persons", "Persons"], ["review", "Review queue"]];
   if (may("admin")) links.push(["audit", "Audit"]);
   document.getElementById("nav").replaceChildren(...links.map(([name, text]) =>
-    el("a", { href: `/console/${name}`, "aria-current": name === page ? "page" : null }, text)));
+    el("a", { href: `/console/${name}`, "aria-current": name === page ? "page" : null, "data-nav": name }, text)));
+  if (may("read")) {
+    pendingCount();
+    setInterval(pendingCount, 60_000);
+  }
   const who = document.getElementById("who");
   if (state.me.auth === "keyless-local") {
     who.replaceChildren(el("span", {}, "local admin"));
@@ -199,6 +208,18 @@ function renderChrome() {
     document.getElementById("banner").replaceChildren(el("p", { class: "warning" },
       "Keyless local mode: no API key was ever created, so anyone who can reach this address " +
       "acts as admin. Create keys (facedb keys create) before sharing this service."));
+  }
+}
+
+// The review queue's link carries the number of pairs waiting, refreshed every minute.
+async function pendingCount() {
+  const link = document.querySelector('[data-nav="review"]');
+  try {
+    const page = await api("/v1/matches?state=pending&limit=1");
+    link.textContent = `Review queue (${page.total})`;
+    link.setAttribute("aria-label", `Review queue, ${page.total} pairs waiting`);
+  } catch (err) {
+    link.textContent = "Review queue";  // the count is a courtesy: never an error banner
   }
 }
 
@@ -279,12 +300,14 @@ async function renderResults(target, photo, answer) {
     for (const c of face.candidates) {
       const years = c.years_between !== null
         ? `${fmt(c.years_between, 1)} years between the photos`
-        : `photo ${fmt(c.years_since_photo, 1)} years old`;
+        : (c.years_since_photo !== null ? `photo ${fmt(c.years_since_photo, 1)} years old` : "undated photo");
       list.append(el("li", { class: "candidate" },
         await crop(c.crop_url, `enrolled face of ${c.person.name}`),
         el("div", { class: "who" },
           el("a", { href: `/console/persons/${c.person.id}` }, c.person.name),
           el("div", { class: "muted" }, `${c.person.status} · case ${c.person.external_ref || "—"}`),
+          c.person.linked_person_id ? el("div", { class: "warning" }, "Already linked to another record by a confirmed match: ",
+            el("a", { href: `/console/persons/${c.person.linked_person_id}` }, "open the linked record")) : null,
           el("div", {}, `Age at that photo: ${ageText(c.age_at_photo, c.age_source)} · ${dateText(c.taken_at)} · ${years}`),
           ageCheckLine(c.age_check),
           scoreBar(c.score))));
@@ -350,13 +373,14 @@ async function renderPersons() {
   const nodes = [filters];
   try {
     const page = await api(`/v1/persons?${query}`);
+    const columns = ["Name", "Case number", "Status", "Gender", "Age"];
     const rows = page.items.map((p) => el("tr", {},
-      el("td", {}, el("a", { href: `/console/persons/${p.id}` }, p.name)),
-      el("td", {}, p.external_ref || "—"), el("td", {}, p.status),
-      el("td", {}, p.gender || "—"), el("td", {}, fmt(p.age))));
-    nodes.push(el("table", {},
+      [el("a", { href: `/console/persons/${p.id}` }, p.name), p.external_ref || "—", p.status,
+        p.gender || "—", fmt(p.age)].map((value, i) => el("td", { "data-label": columns[i] }, value))));
+    // At phone width each row becomes a small card (labels from data-label): nothing off-screen.
+    nodes.push(el("table", { class: "stack" },
       el("caption", {}, `${page.total} persons`),
-      el("thead", {}, el("tr", {}, ["Name", "Case number", "Status", "Gender", "Age"].map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, columns.map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, rows)));
     const pager = el("nav", { class: "pager", "aria-label": "Pages" });
     const go = (to) => { params.set("offset", to); return `?${params}`; };
@@ -454,6 +478,14 @@ function uploadForm(person, gallery) {
       field(`Date of ${f.name}`, el("input", { type: "date", name: "taken_at", "data-index": i }), "optional")));
   });
   const report = el("ul", { class: "report", "aria-live": "polite" });
+  const list = (results) => {
+    for (const r of results) {
+      const conflict = r.photo && r.photo.age_conflict
+        ? ` — but the age does not fit: ${r.photo.age_check.reason}. Check the photo's date and the birth date.` : "";
+      report.append(el("li", { class: r.status === "refused" ? "error" : (conflict ? "warning" : "") },
+        `${r.filename}: ${r.status}${r.error ? ` — ${describe(new ApiError(0, r.error.code, r.error.message))}` : ""}${conflict}`));
+    }
+  };
   const form = el("form", { class: "card", onsubmit: async (event) => {
     event.preventDefault();
     clearMessages();
@@ -471,18 +503,19 @@ function uploadForm(person, gallery) {
     busy(form, true);
     try {
       const answer = await api(`/v1/persons/${person.id}/photos`, { method: "POST", body: data });
-      for (const r of answer.results) {
-        const conflict = r.photo && r.photo.age_conflict
-          ? ` — but the age does not fit: ${r.photo.age_check.reason}. Check the photo's date and the birth date.` : "";
-        report.append(el("li", { class: r.status === "refused" ? "error" : (conflict ? "warning" : "") },
-          `${r.filename}: ${r.status}${r.error ? ` — ${describe(new ApiError(0, r.error.code, r.error.message))}` : ""}${conflict}`));
-      }
+      list(answer.results);
       showNotice(`${answer.stored} stored, ${answer.duplicates} already stored, ${answer.refused} refused.`);
       form.reset();
       dates.replaceChildren();
       await renderGallery(person, gallery);
     } catch (err) {
-      showError(err);
+      if (err instanceof ApiError && err.results) {
+        list(err.results);  // every file refused: say why for each, where the eye is
+        report.prepend(el("li", { class: "error", role: "alert" }, `No photo was stored: ${err.results.length} refused.`));
+      } else {
+        report.append(el("li", { class: "error", role: "alert" }, describe(err)));
+      }
+      report.scrollIntoView({ block: "nearest" });
     } finally {
       busy(form, false);
     }
@@ -498,7 +531,9 @@ async function renderGallery(person, gallery) {
       return;
     }
     const figures = [];
-    for (const p of photos) {
+    const byDate = [...photos].sort((a, b) =>
+      (a.taken_at || "9999") < (b.taken_at || "9999") ? -1 : (a.taken_at || "9999") > (b.taken_at || "9999") ? 1 : 0);
+    for (const p of byDate) {
       const src = await imageUrl(p.image_url);
       const face = p.faces[0];
       figures.push(el("figure", { class: p.age_conflict ? "conflict" : null },
