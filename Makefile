@@ -4,19 +4,27 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.facedb-installed
+DEV    := $(VENV)/.facedb-dev-installed
 
-.PHONY: install models test test-fast lint serve bench clean postgres
+.PHONY: install install-dev models test test-fast lint serve bench clean postgres
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing FaceDB and its packages into $(VENV) (about 1 GB on the first run)..."
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
+	$(BIN)/python -m pip install --progress-bar on -e .
 	$(BIN)/python -c 'import facedb, fastapi_offline'
 	touch $(STAMP)
 	@echo "Installed. The command line is $(BIN)/facedb (or run: source $(BIN)/activate)."
 
 install: $(STAMP)
+
+# What `make serve` needs is the package; tests, linters and benchmarks add the dev tools.
+$(DEV): $(STAMP)
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
+	touch $(DEV)
+
+install-dev: $(DEV)
 
 models: install
 	$(BIN)/facedb models install
@@ -29,14 +37,14 @@ postgres:
 # Two workers: most of the suite waits on databases, servers and subprocesses.
 PYTEST := $(BIN)/python -m pytest -n 2 --dist worksteal
 
-test: models postgres
+test: install-dev models postgres
 	FACEDB_REQUIRE_POSTGRES=1 $(PYTEST)
 
 # Everything but the real networks and the time-budgeted fuzzing: about a minute.
-test-fast: install
+test-fast: install-dev
 	$(PYTEST) -m "not models and not budget"
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -45,7 +53,7 @@ serve: models
 	$(BIN)/facedb db upgrade
 	$(BIN)/facedb serve
 
-bench: models
+bench: install-dev models
 	$(BIN)/python -m bench.pipeline_bench
 
 clean:

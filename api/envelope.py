@@ -70,6 +70,7 @@ STATUS: dict[type[errors.FaceDBError], int] = {
     errors.Unauthenticated: 401,
     errors.Forbidden: 403,
     errors.DatabaseUnavailable: 503,
+    errors.DataKeyError: 503,
     errors.IndexUnavailable: 503,
     errors.DatabaseNotMigrated: 503,
     errors.ModelsMissing: 503,

@@ -4,7 +4,6 @@ ASGI boundary that turns an unexpected exception into a clean 500 (keeping the c
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -18,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import audit_refusal
 from api.envelope import envelope, status_of
-from api.shield import routes_of
+from api.shield import answer, routes_of
 from facedb import errors
 
 log = logging.getLogger(__name__)
@@ -101,15 +100,4 @@ class ErrorBoundary:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise  # half an answer is out; only closing the connection is honest
-            body = json.dumps(envelope("internal_error", "an internal error occurred")).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await answer(send, 500, envelope("internal_error", "an internal error occurred"))

@@ -108,6 +108,7 @@ class Stopwatch:
 
     def __init__(self) -> None:
         self.spent: dict[str, list[float]] = {}
+        self.started: dict[str, list[float]] = {}  # perf_counter at each entry's start
 
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
@@ -116,6 +117,15 @@ class Stopwatch:
             yield
         finally:
             self.spent.setdefault(stage, []).append((time.perf_counter() - start) * 1000)
+            self.started.setdefault(stage, []).append(start)
+
+    def within(self, begin: float, end: float) -> dict[str, float]:
+        """Return the ms each stage spent in entries that started between begin and end."""
+        out = {}
+        for stage, spent in self.spent.items():
+            starts = self.started[stage]
+            out[stage] = sum(ms for ms, at in zip(spent, starts, strict=True) if begin <= at <= end)
+        return out
 
     def medians(self) -> dict[str, float]:
         return {stage: statistics.median(ms) for stage, ms in self.spent.items()}

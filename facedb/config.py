@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     # 127.0.0.1, [::1]): a web page elsewhere cannot reach it by DNS rebinding. Other names
     # the service is reached by (comma-separated, e.g. facedb.lan) are added here.
     allowed_hosts: str = ""
+    # A file of base64-encoded 256-bit data keys (the first seals; later lines open what
+    # earlier keys sealed): photos, crops and embeddings are sealed at rest with AES-GCM.
+    # Unset: stored in plaintext. `facedb keys new-data-key FILE` writes one.
+    data_key_file: Path | None = None
     # The largest request body accepted, refused from its declared length before a byte of
     # it is read (and by counting, for a body sent without a length).
     max_request_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)

@@ -115,6 +115,12 @@ class DatabaseNotMigrated(FaceDBError):
     code = "database_not_migrated"
 
 
+class DataKeyError(FaceDBError):
+    """Sealed data cannot be opened: no data key, the wrong one, or an altered value."""
+
+    code = "data_key_unavailable"
+
+
 class DatabaseUnavailable(FaceDBError):
     code = "database_unavailable"
 

@@ -27,6 +27,7 @@ from facedb.services.notes import NoteService
 from facedb.services.persons import PersonService
 from facedb.services.reindex import ReindexService
 from facedb.services.search import SearchService
+from facedb.store.seal import read_keyring
 from facedb.store.unit import Store
 
 
@@ -54,9 +55,11 @@ class Services:
     background: Background
 
     def start(self, load_models: bool = True, background: bool = False) -> None:
-        """Refuse an un-migrated database, load the models (optionally), serve the index,
-        and (``background``) follow other processes and sweep cross-matching."""
+        """Refuse an un-migrated database or sealed data without its key, load the models
+        (optionally), serve the index, and (``background``) follow other processes and
+        sweep cross-matching."""
         self.store.require_migrated()
+        self.store.require_keys()
         if load_models:
             self.analyzer.load()
         self.index.start()
@@ -73,7 +76,7 @@ class Services:
 
 def build(settings: Settings, analyzer: Analyzer | None = None) -> Services:
     """Return the services of one process (nothing is started or loaded yet)."""
-    store = Store(settings.database_url)
+    store = Store(settings.database_url, read_keyring(settings))
     if analyzer is None:
         from facedb.pipeline.analyzer import FaceAnalyzer
 

@@ -50,6 +50,19 @@ def add_commands(commands: Any) -> None:
     revoke = key_commands.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=_keys_revoke)
+    new_data_key = key_commands.add_parser(
+        "new-data-key",
+        help="put a new data key (photos, crops, embeddings sealed at rest) first in FILE; "
+        "earlier keys stay on the lines below",
+    )
+    new_data_key.add_argument("file", help="the key file FACEDB_DATA_KEY_FILE names")
+    new_data_key.set_defaults(handler=_new_data_key)
+    rotate = key_commands.add_parser(
+        "rotate-data-key",
+        help="re-seal every photo, crop and embedding (and the index snapshot) under the "
+        "first key of FACEDB_DATA_KEY_FILE; resumable, while the service runs",
+    )
+    rotate.set_defaults(handler=_rotate_data_key)
 
     audit = commands.add_parser(
         "audit", help="list recent audit entries: biometric actions and every write"
@@ -58,6 +71,43 @@ def add_commands(commands: Any) -> None:
     audit.add_argument("--action", choices=[a.value for a in AuditAction], default=None)
     audit.add_argument("--json", action="store_true")
     audit.set_defaults(handler=_audit)
+
+
+def _new_data_key(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from facedb.store.seal import write_new_key
+
+    path = Path(args.file).expanduser()
+    key = write_new_key(path)
+    print(f"data key {key} is now first in {path} (readable by its owner only); set "
+          f"FACEDB_DATA_KEY_FILE={path}, restart the services, then run "
+          "`facedb keys rotate-data-key` to re-seal what earlier keys sealed")  # fmt: skip
+    return 0
+
+
+def _rotate_data_key(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from facedb.index.local_home import reseal_snapshot
+    from facedb.store.reseal import reseal
+    from facedb.store.seal import read_keyring
+    from facedb.store.unit import Store
+
+    settings = get_settings()
+    store = Store(settings.database_url, read_keyring(settings))
+    try:
+        store.require_migrated()
+        with tqdm(unit="row", desc="re-seal") as bar:
+            done = reseal(store, after_batch=lambda _, n: bar.update(n))
+    finally:
+        store.close()
+    snapshot = reseal_snapshot(settings)
+    assert store.keyring is not None
+    print(f"sealed under data key {store.keyring.current_id}: "
+          + ", ".join(f"{n} {column}" for column, n in done.items())
+          + (f"; index snapshot {snapshot}" if snapshot else ""))  # fmt: skip
+    return 0
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:

@@ -148,7 +148,8 @@ def _export(args: argparse.Namespace) -> int:
         built.close()
     print(
         f"exported {summary.persons} persons, {summary.photos} photos, {summary.faces} faces, "
-        f"{summary.matches} decided candidates to {summary.target}",
+        f"{summary.matches} decided candidates to {summary.target} (in plaintext: an export is "
+        "what leaves the building; keep it as you would the photos themselves)",
         file=sys.stderr,
     )
     return 0

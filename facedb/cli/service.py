@@ -70,12 +70,14 @@ def _serve(args: argparse.Namespace) -> int:
     host, port = settings.host, settings.port
     # Fail here, with the command to run, rather than inside uvicorn's start-up traceback.
     from facedb.provision import require_models
+    from facedb.store.seal import read_keyring
     from facedb.store.unit import Store
 
     require_models(settings.models_path, settings.detector)
-    store = Store(settings.database_url)
+    store = Store(settings.database_url, read_keyring(settings))
     try:
         store.require_migrated()
+        store.require_keys()
     finally:
         store.close()
     print(f"FaceDB on http://{host}:{port}  (API docs: http://{host}:{port}/docs)", flush=True)

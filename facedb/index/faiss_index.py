@@ -144,7 +144,14 @@ class FaissIndex:
         cls, path: Path, nprobe: int = 32, device: Literal["auto", "cpu", "gpu"] = "auto"
     ) -> FaissIndex:
         """Return the index written by ``save`` (raises on a corrupt file)."""
-        master = faiss.read_index(str(path))
+        return cls.from_image(path.read_bytes(), nprobe, device)
+
+    @classmethod
+    def from_image(
+        cls, image: bytes, nprobe: int = 32, device: Literal["auto", "cpu", "gpu"] = "auto"
+    ) -> FaissIndex:
+        """Return the index ``snapshot`` serialised (raises on corrupt bytes)."""
+        master = faiss.deserialize_index(np.frombuffer(image, dtype=np.uint8))
         if not isinstance(master, faiss.IndexIDMap2):
             master = faiss.downcast_index(master)
         chosen = "gpu" if device == "gpu" or (device == "auto" and gpu_count() > 0) else "cpu"

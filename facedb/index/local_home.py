@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 
 from facedb.config import Settings
+from facedb.errors import DataKeyError
 from facedb.index.base import VectorIndex
 from facedb.index.cursor import ChangeCursor
 from facedb.index.faiss_index import FaissIndex
 from facedb.index.follower import Coverage, Look, Serving, Sink
 from facedb.store.changes import GenerationState
+from facedb.store.seal import is_sealed, read_keyring
 from facedb.store.unit import Unit
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ class LocalHome:
         self.settings = settings
         self.model_name = model_name
         self.dimension = dimension
+        self.keyring = read_keyring(settings)  # the snapshot is sealed like the rows it holds
         self._save_lock = threading.Lock()
 
     @property
@@ -61,14 +64,20 @@ class LocalHome:
             if manifest["last_change"] > last_change:
                 log.warning("index snapshot is newer than the database (restored backup?)")
                 return None
-            index = FaissIndex.load(
-                snapshot, self.settings.index_ivf_nprobe, self.settings.index_device
+            image = snapshot.read_bytes()
+            if is_sealed(image):
+                if self.keyring is None:
+                    log.warning("index snapshot is sealed and no data key is set; rebuilding")
+                    return None
+                image = self.keyring.open(image, SNAPSHOT_FILE)
+            index = FaissIndex.from_image(
+                image, self.settings.index_ivf_nprobe, self.settings.index_device
             )
             if index.count != manifest["count"] or index.dimension != self.dimension:
                 log.warning("index snapshot discarded: it does not match its manifest")
                 return None
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            log.warning("index snapshot discarded as corrupt (%s); rebuilding", exc)
+        except (OSError, ValueError, KeyError, RuntimeError, DataKeyError) as exc:
+            log.warning("index snapshot discarded as corrupt or unreadable (%s); rebuilding", exc)
             return None
         cursor = ChangeCursor(int(manifest["last_change"]))
         cursor.add_gaps([int(g) for g in manifest.get("gaps", [])])
@@ -127,6 +136,8 @@ class LocalHome:
         assert isinstance(index, FaissIndex)
         with self._save_lock:
             image, count = index.snapshot()
+            if self.keyring is not None:
+                image = self.keyring.seal(image, SNAPSHOT_FILE)
             manifest: dict[str, Any] = {
                 "model_name": self.model_name,
                 "model_version": serving.model_version,
@@ -149,3 +160,17 @@ def _write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def reseal_snapshot(settings: Settings) -> str | None:
+    """Seal the index snapshot under the current data key (in place, atomically); return
+    what was done, or None when there is no snapshot."""
+    path = settings.index_dir / SNAPSHOT_FILE
+    keyring = read_keyring(settings)
+    if keyring is None or not path.is_file():
+        return None
+    image = path.read_bytes()
+    if is_sealed(image):
+        image = keyring.open(image, SNAPSHOT_FILE)
+    _write_atomically(path, keyring.seal(image, SNAPSHOT_FILE))
+    return "re-sealed"

@@ -52,7 +52,9 @@ class OnnxMtcnn:
     """``detect_faces(bgr)`` as deepface's MTCNN wrapper, on ONNX Runtime."""
 
     def __init__(self, folder: Path) -> None:
-        self.pnet, self.rnet, self.onet = (onnx.session(network_path(folder, n)) for n in NETWORKS)
+        self.pnet, self.rnet, self.onet = (
+            onnx.session(network_path(folder, n), arena=False) for n in NETWORKS
+        )
 
     def detect_faces(self, bgr: NDArray[np.uint8]) -> list[Region]:
         """Return every face in a BGR uint8 photo."""

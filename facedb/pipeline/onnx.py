@@ -26,17 +26,22 @@ def providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
-def session(path: Path, threads: int | None = None) -> Any:
+def session(path: Path, threads: int | None = None, arena: bool = True) -> Any:
     """Return an inference session for the model at ``path``.
 
     ``threads``: intra-op threads (default: the machine's cores); one call then uses every
-    core, and the callers take turns (each network has one lock).
+    core, and the callers take turns (each network has one lock). ``arena``: keep freed
+    buffers for reuse, which pays for fixed input shapes; a network fed a new shape per
+    photo (the detector's image pyramid) would grow the arena to the largest photo seen and
+    keep it, so it allocates per call instead (measured: 350 MiB less resident after
+    phone-size photos, bench/RESULTS.md Memory).
     """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.inter_op_num_threads = 1
+    options.enable_cpu_mem_arena = arena
     options.log_severity_level = 3  # errors only: no warnings about unused initializers
     # Idle threads sleep instead of spinning: several sessions share the cores, and a
     # spinning pool of one network slowed the next network's call threefold (measured).

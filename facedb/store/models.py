@@ -19,7 +19,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     MetaData,
     String,
     Text,
@@ -40,6 +39,7 @@ from facedb.domain import (
     Role,
 )
 from facedb.pipeline.types import Box
+from facedb.store.seal import Sealed
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -126,7 +126,7 @@ class Photo(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
     person_id: Mapped[str] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
     sha256: Mapped[str] = mapped_column(String(64))
-    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    content: Mapped[bytes] = mapped_column(Sealed("photos.content"), deferred=True)
     media_type: Mapped[str] = mapped_column(String(32))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
@@ -159,7 +159,7 @@ class Face(Base):
     age: Mapped[float | None] = mapped_column(Float)
     gender: Mapped[EstimatedGender | None] = mapped_column(closed_set(EstimatedGender, "gender"))
     gender_probability: Mapped[float | None] = mapped_column(Float)
-    crop_jpeg: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    crop_jpeg: Mapped[bytes] = mapped_column(Sealed("faces.crop_jpeg"), deferred=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # When this face was last searched against the other register; NULL: still to do.
     crossmatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
@@ -184,7 +184,8 @@ class Embedding(Base):
     generation: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_name: Mapped[str] = mapped_column(String(64))
     model_version: Mapped[str] = mapped_column(String(200))
-    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, L2-normalised
+    # float32 little-endian, L2-normalised; sealed at rest when a data key is set
+    vector: Mapped[bytes] = mapped_column(Sealed("embeddings.vector"))
 
 
 class IndexState(Base):

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from facedb.errors import DatabaseUnavailable
+from facedb.errors import DatabaseUnavailable, DataKeyError
+from facedb.store import seal
 from facedb.store.audit import AuditRepository
 from facedb.store.changes import ChangeLog, Generations, SharedMarks
 from facedb.store.db import make_engine, make_sessionmaker, ping, require_migrated
@@ -25,6 +26,7 @@ from facedb.store.notes import NoteRepository
 from facedb.store.pairs import PairRepository, RegisterFaces
 from facedb.store.persons import PersonRepository
 from facedb.store.photos import PhotoRepository
+from facedb.store.seal import Keyring
 
 
 class Unit:
@@ -53,9 +55,11 @@ class Store:
     """The system of record: persons, photos, faces, embeddings, pairs, keys, the audit
     trail and the change log the indexes follow."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, keyring: Keyring | None = None) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
+        seal.install(self.engine, keyring)  # photos, crops and embeddings sealed at rest
+        self.keyring = keyring
         self._sessions: sessionmaker[Session] = make_sessionmaker(self.engine)
 
     @contextmanager
@@ -81,6 +85,26 @@ class Store:
     def require_migrated(self) -> None:
         """Raise DatabaseNotMigrated (naming `facedb db upgrade`) unless at the head."""
         require_migrated(self.engine, self.url)
+
+    def require_keys(self) -> None:
+        """Raise DataKeyError at start-up, saying what to do, when stored data is sealed
+        under a key this process lacks (or sealed at all and no key is set)."""
+        held = {seal.key_id(k).hex() for k in self.keyring.keys} if self.keyring else set()
+        lack = "no FACEDB_DATA_KEY_FILE is set" if self.keyring is None else "the key file lacks it"
+        with self.engine.connect() as connection:
+            for table, order, column in seal.SEALED_COLUMNS:
+                for end in ("ASC", "DESC"):  # the oldest and the newest value
+                    query = f"SELECT {column} FROM {table} ORDER BY {order} {end} LIMIT 1"
+                    sample = connection.execute(text(query)).scalar()
+                    if sample is None or not seal.is_sealed(bytes(sample)):
+                        continue
+                    sealed_by = seal.sealed_key_id(bytes(sample))
+                    if sealed_by not in held:
+                        raise DataKeyError(
+                            f"the stored {table}.{column} values are sealed under data key "
+                            f"{sealed_by} and {lack}: point FACEDB_DATA_KEY_FILE at the key "
+                            "file they were sealed with"
+                        )
 
     def close(self) -> None:
         self.engine.dispose()
