@@ -140,6 +140,11 @@ def test_a_caseworker_enrolls_searches_and_reviews(
     shot(page, "review")
     pair.get_by_label("Note").fill("same ears")
     pair.get_by_role("button", name="Confirm: same person").click()
+    ask = page.get_by_role("dialog")
+    assert "Jerry Console (case MP-CONSOLE-1)" in ask.inner_text()  # names both records
+    assert found["name"] in ask.inner_text() and "both records closed" in ask.inner_text()
+    shot(page, "review-confirm-dialog")
+    ask.get_by_role("button", name="Yes, confirm").click()
     page.get_by_text("confirmed.").wait_for()
     page.goto(f"{server.url}/console/review?state=confirmed")
     page.get_by_text("same ears").first.wait_for()
@@ -149,10 +154,18 @@ def test_a_caseworker_enrolls_searches_and_reviews(
     taken.wait_for()
     assert "Out of the queue since pair" in taken.inner_text()
     taken.get_by_role("button", name="Confirm: same person").click()
+    page.get_by_role("dialog").get_by_role("button", name="Yes, confirm").click()
     refusal = page.get_by_role("alert")
     refusal.get_by_text("already linked to another record").wait_for()
     assert "{" not in refusal.inner_text()
     shot(page, "review-already-linked")
+
+    page.goto(f"{server.url}/console/persons/{found['id']}")  # the case file of the found side
+    page.get_by_role("link", name="Jerry Console (case MP-CONSOLE-1)").wait_for()  # by name
+    history = page.get_by_role("region", name="Candidate pairs")
+    history.get_by_text("confirmed by test-admin").wait_for()
+    assert "same ears" in history.inner_text()
+    shot(page, "person-case-file")
 
     page.goto(f"{server.url}/console/audit")
     page.locator("tbody tr").first.wait_for()

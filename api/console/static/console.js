@@ -414,7 +414,7 @@ async function renderPerson() {
     ["Case number", person.external_ref || "—"], ["Status", person.status],
     ["Gender", person.gender || "not recorded"],
     ["Born", person.birth_date || person.birth_year || "unknown"], ["Age today", fmt(person.age)],
-    person.linked_person_id ? ["Linked to", el("a", { href: `/console/persons/${person.linked_person_id}` }, "the matched record")] : null,
+    person.linked_person_id ? ["Linked to", el("a", { href: `/console/persons/${person.linked_person_id}`, "data-linked": "" }, "the matched record")] : null,
     !person.linked_person_id && person.linked_erased_at
       ? ["Linked to", `a record erased on ${new Date(person.linked_erased_at).toLocaleDateString()}`] : null,
   ].filter(Boolean).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
@@ -428,12 +428,44 @@ async function renderPerson() {
     nodes.push(el("h2", {}, "Add photos"), uploadForm(person, gallery));
   }
   nodes.push(el("h2", {}, "Photos"), gallery);
+  const pairs = el("section", { "aria-label": "Candidate pairs" });
+  nodes.push(el("h2", {}, "Candidate pairs"), pairs);
   const notes = el("ol", { class: "notes", "aria-label": "Case notes" });
   nodes.push(el("h2", {}, "Case notes"), notes);
   if (may("note")) nodes.push(noteForm(person, notes));
   if (may("enroll")) nodes.push(el("h2", {}, "Delete"), deleteForm(person));
   show(...nodes);
-  await Promise.all([renderGallery(person, gallery), renderNotes(person, notes)]);
+  await Promise.all([renderGallery(person, gallery), renderNotes(person, notes),
+    renderCasePairs(person, pairs), nameLinked(person)]);
+}
+
+// The linked record by its name, not "the matched record".
+async function nameLinked(person) {
+  const link = document.querySelector("[data-linked]");
+  if (!link) return;
+  try {
+    const other = await api(`/v1/persons/${encodeURIComponent(person.linked_person_id)}`);
+    link.textContent = `${other.name}${other.external_ref ? ` (case ${other.external_ref})` : ""}`;
+  } catch (err) {
+    link.textContent = "the matched record";  // still a working link
+  }
+}
+
+// Every pair of this person, in every state, with its decision: the case's history.
+async function renderCasePairs(person, target) {
+  try {
+    const page = await api(`/v1/matches?person_id=${encodeURIComponent(person.id)}&sort=score&limit=50`);
+    if (!page.total) {
+      target.replaceChildren(el("p", { class: "muted" }, "No candidate pair yet."));
+      return;
+    }
+    const cards = [];
+    for (const m of page.items) cards.push(await pairCard(m, () => location.reload()));
+    target.replaceChildren(el("p", { class: "muted" }, `${page.total} pair(s), best score first; state: ` +
+      page.items.map((m) => m.state).filter((v, i, all) => all.indexOf(v) === i).join(", ")), ...cards);
+  } catch (err) {
+    showError(err);
+  }
 }
 
 async function renderNotes(person, list) {
@@ -611,14 +643,15 @@ function sideView(side, label, img) {
     el("div", {}, `${ageText(side.age_at_photo, side.age_source)} · ${dateText(side.taken_at)}`));
 }
 
-async function pairCard(m) {
+async function pairCard(m, afterDecision = renderReview) {
   const [missingFace, foundFace] = await Promise.all([
     crop(m.missing.crop_url, "the missing person's face"),
     crop(m.found.crop_url, "the found person's face")]);
   const sides = [sideView(m.missing, "Missing", missingFace), sideView(m.found, "Found", foundFace)];
   const card = el("article", { class: "card pair" },
     el("div", { class: "sides" }, ...sides),
-    el("p", {}, `${m.years_between === null ? "Years between unknown" : `${fmt(m.years_between, 1)} years between the photos`}` +
+    el("p", {}, `Pair ${m.id} · ${m.state} · ` +
+      `${m.years_between === null ? "years between unknown" : `${fmt(m.years_between, 1)} years between the photos`}` +
       ` · the missing person's candidate no. ${m.rank} · stands ${fmt(m.evidence, 3)} above their other candidates`),
     ageCheckLine(m.age_check),
     m.gender_conflict ? el("div", { class: "warning" }, "Gender differs: a recorded gender does not match the other side's. Check before confirming.") : null,
@@ -636,15 +669,30 @@ async function pairCard(m) {
       try {
         await api(`/v1/matches/${m.id}/decision`, json("POST", { decision, note: note.value || null }));
         showNotice(`Pair ${m.id} ${decision}.`);
-        await renderReview();
+        await afterDecision();
       } catch (err) {
         showError(err);
       }
     };
+    const dialog = el("dialog", { "aria-labelledby": `confirm-${m.id}` });
+    const askFirst = () => {
+      const who = (side) => side.person
+        ? `${side.person.name}${side.person.external_ref ? ` (case ${side.person.external_ref})` : ""}` : "a deleted record";
+      dialog.replaceChildren(
+        el("h2", { id: `confirm-${m.id}` }, "Confirm these are one person?"),
+        el("p", {}, `${who(m.missing)} and ${who(m.found)} will be linked and both records closed: ` +
+          "they leave cross-matching, and their other waiting pairs leave the queue (listed under Superseded). " +
+          "Rejecting this pair later undoes it."),
+        el("div", { class: "row" },
+          el("button", { type: "button", onclick: async () => { dialog.close(); await decide("confirmed")(); } }, "Yes, confirm"),
+          el("button", { type: "button", class: "secondary", onclick: () => dialog.close() }, "Cancel")));
+      dialog.showModal();
+    };
     card.append(el("div", { class: "decide" }, field("Note", note),
       el("div", { class: "row" },
-        m.state !== "confirmed" ? el("button", { type: "button", onclick: decide("confirmed") }, "Confirm: same person") : null,
-        m.state !== "rejected" ? el("button", { type: "button", class: "secondary", onclick: decide("rejected") }, "Reject") : null)));
+        m.state !== "confirmed" ? el("button", { type: "button", onclick: askFirst }, "Confirm: same person") : null,
+        m.state !== "rejected" ? el("button", { type: "button", class: "secondary", onclick: decide("rejected") }, "Reject") : null)),
+      dialog);
   }
   return card;
 }
