@@ -98,6 +98,7 @@ class PhotoRecord(Record):
     id: str
     person_id: str
     sha256: str
+    filename: str | None = Field(None, description="the file's name as uploaded")
     media_type: str
     width: int
     height: int

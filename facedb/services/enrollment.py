@@ -252,6 +252,7 @@ class EnrollmentService:
                 upload.taken_at,
                 age_at_photo,
                 age_conflict(age_at_photo, [face.age]),
+                filename=upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:255] or None,
             )
             embedded = Embedded(generation, self.analyzer.model_name, face.model_version)
             record = unit.photos.add(photo, [new_face(face)], embedded)

@@ -126,6 +126,7 @@ class Photo(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
     person_id: Mapped[str] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
     sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str | None] = mapped_column(String(255))  # as uploaded, path dropped
     content: Mapped[bytes] = mapped_column(Sealed("photos.content"), deferred=True)
     media_type: Mapped[str] = mapped_column(String(32))
     width: Mapped[int] = mapped_column(Integer)

@@ -39,6 +39,7 @@ class NewPhoto:
     taken_at: date | None
     age_at_photo: float | None
     age_conflict: bool = False
+    filename: str | None = None
 
 
 @dataclass(frozen=True)

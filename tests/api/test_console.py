@@ -120,6 +120,15 @@ def test_a_caseworker_enrolls_searches_and_reviews(
     assert box is not None and box["y"] < page.viewport_size["height"]  # scrolled into view
     shot(page, "person-upload-error")
 
+    page.get_by_role("button", name="Delete misfiled.png…").click()  # the misfiled photo goes
+    ask = page.get_by_role("dialog")
+    assert "misfiled.png (1991-01-01)" in ask.inner_text()
+    ask.get_by_role("button", name="Delete the photo").click()
+    page.get_by_text("misfiled.png (1991-01-01) deleted.").wait_for()
+    assert page.locator(".gallery figure").count() == 2
+    captions = page.locator(".gallery figcaption").all_inner_texts()
+    assert captions[0].startswith(f"{train[0].name} · 1990-05-01")  # by date, with file names
+
     page.goto(f"{server.url}/console/search")
     page.get_by_label("Photo", exact=True).set_input_files(str(val[0]))
     page.get_by_role("button", name="Search").click()

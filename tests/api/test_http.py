@@ -268,3 +268,15 @@ def test_openapi_is_served(server: Server) -> None:
     with server.client(None) as client:
         assert client.get("/openapi.json").json()["paths"]["/v1/search"]["post"]
         assert "swagger" in client.get("/docs").text.lower()
+
+
+def test_a_photo_keeps_the_name_it_was_uploaded_as(server: Server) -> None:
+    with server.client("enroller") as client:
+        pid = client.post("/v1/persons", json={"name": "Named Files"}).json()["id"]
+        files = [("files", ("C:\\scans\\Anna-2009.png", fake_photo(71, 0), "image/png"))]
+        reply = client.post(f"/v1/persons/{pid}/photos", files=files)
+        assert reply.status_code == 201, reply.text
+        assert reply.json()["results"][0]["photo"]["filename"] == "Anna-2009.png"  # no path
+        assert [p["filename"] for p in client.get(f"/v1/persons/{pid}/photos").json()] == [
+            "Anna-2009.png"
+        ]

@@ -570,13 +570,39 @@ async function renderGallery(person, gallery) {
       const face = p.faces[0];
       figures.push(el("figure", { class: p.age_conflict ? "conflict" : null },
         boxedPhoto(src, p.width, p.height, p.faces.map((f) => f.box), `photo of ${person.name}`),
-        el("figcaption", {}, `${dateText(p.taken_at)} · age ${p.age_at_photo !== null ? `${fmt(p.age_at_photo)} (from birth date)` : `${fmt(face?.age)} (estimated)`}`,
-          p.age_conflict ? el("span", { class: "warning" }, ` · Age conflict: ${p.age_check.reason}. Misfiled photo or wrong date?`) : null)));
+        el("figcaption", {}, `${p.filename || "photo"} · ${dateText(p.taken_at)} · age ${p.age_at_photo !== null ? `${fmt(p.age_at_photo)} (from birth date)` : `${fmt(face?.age)} (estimated)`}`,
+          p.age_conflict ? el("span", { class: "warning" }, ` · Age conflict: ${p.age_check.reason}. Misfiled photo or wrong date?`) : null),
+        may("enroll") ? deletePhotoButton(person, p, gallery) : null));
     }
     gallery.replaceChildren(...figures);
   } catch (err) {
     showError(err);
   }
+}
+
+function deletePhotoButton(person, photo, gallery) {
+  const name = `${photo.filename || "this photo"} (${dateText(photo.taken_at)})`;
+  const dialog = el("dialog", { "aria-label": `Delete ${name}?` });
+  const open = () => {
+    dialog.replaceChildren(
+      el("h2", {}, `Delete ${name}?`),
+      el("p", {}, `This deletes ${name} of ${person.name} and its face: it leaves the search index ` +
+        "and cross-matching. Other photos of the person stay. This cannot be undone."),
+      el("div", { class: "row" },
+        el("button", { type: "button", class: "danger", onclick: async () => {
+          dialog.close();
+          try {
+            await api(`/v1/photos/${photo.id}`, { method: "DELETE" });
+            await renderGallery(person, gallery);
+            showNotice(`${name} deleted.`);
+          } catch (err) {
+            showError(err);
+          }
+        } }, "Delete the photo"),
+        el("button", { type: "button", onclick: () => dialog.close() }, "Cancel")));
+    dialog.showModal();
+  };
+  return el("div", {}, el("button", { type: "button", class: "secondary", onclick: open }, `Delete ${photo.filename || "photo"}…`), dialog);
 }
 
 function deleteForm(person) {
