@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +28,7 @@ from facedb.store.db import upgrade
 from facedb.store.embeddings import Embedded
 from facedb.store.photos import NewFace, NewPhoto, PhotoRepository
 from facedb.wiring import Services, build
+from tests.conftest import REPO
 from tests.fakes import FakeAnalyzer
 
 POSTGRES_URL = os.environ.get(
@@ -155,3 +158,13 @@ def table_counts(services: Services) -> tuple[int, ...]:
             int(connection.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one())
             for t in ("persons", "photos", "faces", "embeddings")
         )
+
+
+def run_facedb(env: dict[str, str], *args: str) -> str:
+    """Run `facedb ARGS` on the fake analyzer in a subprocess; return its standard output
+    (a failing command fails the test with its error output)."""
+    command = [sys.executable, "-m", "tests.integration._fake_cli", *args]
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout

@@ -28,7 +28,7 @@ from facedb.services.jobs import Job
 from facedb.store.db import upgrade
 from facedb.wiring import Services
 from tests.conftest import REPO
-from tests.factories import make_settings, started
+from tests.factories import make_settings, run_facedb, started
 from tests.fakes import fake_photo, no_face_photo
 
 
@@ -216,18 +216,11 @@ def test_the_command_line_says_what_a_dry_run_and_a_repeat_crossmatch_did(tmp_pa
     upgrade(url)
     env = {**os.environ, "FACEDB_DATABASE_URL": url, "FACEDB_DATA_DIR": str(tmp_path / "d")}
 
-    def facedb(*args: str) -> str:
-        command = [sys.executable, "-m", "tests.integration._fake_cli", *args]
-        done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True,
-                              timeout=300)  # fmt: skip
-        assert done.returncode == 0, done.stderr[-2000:]
-        return done.stdout
-
-    dry = facedb("import", str(manifest), "--dry-run")
+    dry = run_facedb(env, "import", str(manifest), "--dry-run")
     assert "dry run: nothing was written" in dry and "2 would be created" in dry
     assert f"report: {folder / 'manifest.csv.report.csv'}" in dry
-    facedb("crossmatch")
-    assert "0 pairs written: nothing changed since the last run" in facedb("crossmatch")
+    run_facedb(env, "crossmatch")
+    assert "0 pairs written: nothing changed since the last run" in run_facedb(env, "crossmatch")
 
 
 def test_export_then_import_into_a_fresh_database_round_trips(db: Services, tmp_path: Path) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +17,7 @@ from facedb.services.uploads import Upload
 from facedb.store import seal
 from facedb.store.reseal import reseal
 from facedb.wiring import Services
-from tests.conftest import REPO
-from tests.factories import make_settings, started
+from tests.factories import make_settings, run_facedb, started
 from tests.fakes import fake_photo
 
 PEOPLE = range(1, 7)
@@ -153,16 +150,9 @@ def test_the_key_commands_write_a_key_file_and_rotate(tmp_path: Path) -> None:
     env = {**os.environ, "FACEDB_DATABASE_URL": url, "FACEDB_DATA_DIR": str(tmp_path / "d"),
            "FACEDB_DATA_KEY_FILE": str(keys)}  # fmt: skip
 
-    def facedb(*args: str) -> str:
-        command = [sys.executable, "-m", "tests.integration._fake_cli", *args]
-        done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True,
-                              timeout=300)  # fmt: skip
-        assert done.returncode == 0, done.stderr[-2000:]
-        return done.stdout
-
-    assert "is now first in" in facedb("keys", "new-data-key", str(keys))
+    assert "is now first in" in run_facedb(env, "keys", "new-data-key", str(keys))
     assert keys.stat().st_mode & 0o077 == 0  # readable by its owner only
-    rotated = facedb("keys", "rotate-data-key")
+    rotated = run_facedb(env, "keys", "rotate-data-key")
     key = seal.Keyring.read(keys).current_id
     assert f"sealed under data key {key}: 18 photos.content, 18 faces.crop_jpeg" in rotated
-    assert "0 photos.content" in facedb("keys", "rotate-data-key")  # nothing left to do
+    assert "0 photos.content" in run_facedb(env, "keys", "rotate-data-key")  # nothing left to do
