@@ -60,6 +60,7 @@ AUDITED: tuple[tuple[str, re.Pattern[str], AuditAction], ...] = tuple(
         ("DELETE", f"/v1/persons/{_ID}", AuditAction.PERSON_DELETE),
         ("POST", f"/v1/persons/{_ID}/photos", AuditAction.PHOTO_UPLOAD),
         ("POST", f"/v1/persons/{_ID}/notes", AuditAction.NOTE_CREATE),
+        ("GET", f"/v1/persons/{_ID}/report", AuditAction.EXPORT),
         ("DELETE", f"/v1/photos/{_ID}", AuditAction.PHOTO_DELETE),
         ("POST", "/v1/admin/reindex", AuditAction.REINDEX),
         ("POST", "/v1/admin/crossmatch", AuditAction.CROSSMATCH),

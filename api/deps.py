@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from facedb.bulk.exporter import Exporter
 from facedb.casework.crossmatch import CrossMatcher
 from facedb.casework.review import ReviewService
 from facedb.services.audit import AuditService
@@ -35,6 +36,7 @@ def _service(name: str) -> Callable[[Request], Any]:
 
 Persons = Annotated[PersonService, Depends(_service("persons"))]
 Notes = Annotated[NoteService, Depends(_service("notes"))]
+Exports = Annotated[Exporter, Depends(_service("exporter"))]
 Enrollment = Annotated[EnrollmentService, Depends(_service("enrollment"))]
 Search = Annotated[SearchService, Depends(_service("search"))]
 Review = Annotated[ReviewService, Depends(_service("review"))]

@@ -6,11 +6,11 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
-from api.deps import Enrollment, Notes, Persons
+from api.deps import Enrollment, Exports, Notes, Persons
 from api.envelope import documented, envelope
 from api.errors import status_of
 from api.routes.common import FaceId, Limit, Offset, PersonId, PhotoId, strict_query
@@ -101,6 +101,27 @@ def add_note(person_id: PersonId, body: NoteIn, notes: Notes, caller: NoteWriter
 def list_notes(person_id: PersonId, notes: Notes, _: Reader) -> list[NoteOut]:
     """A person's case notes, oldest first, with author (the key's name) and time."""
     return [NoteOut.model_validate(n) for n in notes.of_person(person_id)]
+
+
+@router.get(
+    "/persons/{person_id}/report",
+    response_class=Response,  # errors stay documented as JSON; the page is text/html
+    responses={
+        200: {"content": {"text/html": {}}, "description": "the case report"},
+        **documented(*COMMON, 404),
+    },
+)
+def case_report(person_id: PersonId, exports: Exports, caller: Reader) -> HTMLResponse:
+    """The person's case report: record, photos over time, pairs and decisions, case notes,
+    an audit extract, as one self-contained HTML page that prints on A4 (audited as an
+    export: the photos are inside it)."""
+    page = exports.report_for(person_id, caller)
+    headers = {
+        "Content-Disposition": f'attachment; filename="case-{person_id}.html"',
+        # the page's own styles and embedded photos, nothing else
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+    }
+    return HTMLResponse(page, headers=headers)
 
 
 @router.post(

@@ -7,7 +7,10 @@ Layout:
 - ``photos/<person id>/<photo id>.<ext>``: the photos as they were uploaded;
 - ``faces.jsonl``: each face found (box, landmarks, estimated age and gender);
 - ``matches.jsonl``: the decided cross-match candidates that involve an exported person,
-  the two photos named by their SHA-256 so an import can attach them again.
+  the two photos named by their SHA-256 so an import can attach them again;
+- ``case-<person id>.html`` (an export of named persons): each named person's case report
+  (``facedb.bulk.report``); the persons they are linked to or paired with are exported too,
+  so the archive holds both sides of every pair it lists.
 """
 
 from __future__ import annotations
@@ -21,15 +24,18 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
-from facedb.domain import AuditAction, Register
+from facedb.bulk.report import CaseFile, render
+from facedb.domain import AuditAction, PairOrder, Register
 from facedb.errors import InvalidInput
-from facedb.records import Caller, FaceRecord, PersonRecord, PhotoRecord
+from facedb.records import Caller, FaceRecord, PairFilter, PairRecord, PersonRecord, PhotoRecord
 from facedb.services.audit import LOCAL, AuditService
-from facedb.store.unit import Store
+from facedb.store.unit import Store, Unit
 
 MANIFEST = "manifest.jsonl"
 FACES = "faces.jsonl"
 MATCHES = "matches.jsonl"
+AUDIT_SCAN = 10_000  # the newest audit entries searched for a case report's extract
+CASE_PAIRS = 500  # at most this many of a person's pairs in a case report
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 
@@ -84,18 +90,60 @@ class Exporter:
     audit: AuditService
 
     def select(self, person_ids: list[str], register: Register | None, everyone: bool) -> list[str]:
-        """Return the ids to export: those named, a register's persons, or every person."""
+        """Return the ids to export: those named with the persons they are linked to or
+        paired with, a register's persons, or every person."""
         if sum((bool(person_ids), register is not None, everyone)) != 1:
             raise InvalidInput("export names persons, or one register, or everyone")
         with self.store.unit() as unit:
             if person_ids:
+                chosen = list(dict.fromkeys(person_ids))
                 for person_id in person_ids:
-                    unit.persons.get(person_id)  # NotFound names a wrong id
-                return list(dict.fromkeys(person_ids))
+                    person = unit.persons.get(person_id)  # NotFound names a wrong id
+                    if person.linked_person_id:
+                        chosen.append(person.linked_person_id)
+                    for pair in self._pairs(unit, person_id):
+                        chosen += [s.person_id for s in (pair.missing, pair.found) if s.person]
+                return list(dict.fromkeys(chosen))
             return unit.persons.ids(register.statuses if register is not None else None)
 
-    def export(self, person_ids: list[str], target: Path, caller: Caller = LOCAL) -> ExportSummary:
-        """Write the persons, their photos, faces and decided candidates to a folder or zip."""
+    def report_for(self, person_id: str, caller: Caller) -> str:
+        """Return one person's case report for a caller (audited as an export: the photos
+        leave the service inside it)."""
+        with self.audit.audited(AuditAction.EXPORT, caller) as trail:
+            page = self.case_report(person_id)
+            trail.results = [{"report": person_id, "persons": [person_id]}]
+        return page
+
+    def case_report(self, person_id: str) -> str:
+        """Return one person's case report (HTML, self-contained)."""
+        with self.store.unit() as unit:
+            person = unit.persons.get(person_id)
+            linked = unit.persons.get(person.linked_person_id) if person.linked_person_id else None
+            photos = sorted(unit.photos.of_person(person_id), key=_by_date)
+            case = CaseFile(
+                person,
+                linked,
+                [(photo, unit.photos.content(photo.id)[0]) for photo in photos],
+                self._pairs(unit, person_id),
+                unit.notes.of_person(person_id),
+                [e for e in unit.audit.recent(AUDIT_SCAN) if person_id in json.dumps(e.results)],
+            )
+        return render(case)
+
+    @staticmethod
+    def _pairs(unit: Unit, person_id: str) -> list[PairRecord]:
+        where = PairFilter(person_id=person_id)
+        return unit.pairs.page(where, PairOrder.SCORE, CASE_PAIRS, 0)[0]
+
+    def export(
+        self,
+        person_ids: list[str],
+        target: Path,
+        caller: Caller = LOCAL,
+        reports: list[str] | None = None,
+    ) -> ExportSummary:
+        """Write the persons, their photos, faces and decided candidates to a folder or zip,
+        and a case report for each person in ``reports``."""
         start = time.perf_counter()
         writer: _Writer = _Zip(target) if target.suffix.lower() == ".zip" else _Folder(target)
         manifest: list[str] = []
@@ -123,6 +171,8 @@ class Exporter:
             writer.put(MANIFEST, "".join(manifest).encode())
             writer.put(FACES, "".join(faces_out).encode())
             writer.put(MATCHES, "".join(_line(m) for m in matches).encode())
+            for person_id in reports or []:
+                writer.put(f"case-{person_id}.html", self.case_report(person_id).encode())
         finally:
             writer.close()
         self.audit.record(
@@ -140,6 +190,11 @@ class Exporter:
             time.perf_counter() - start,
         )
         return ExportSummary(len(person_ids), photos, faces, len(matches), target)
+
+
+def _by_date(photo: PhotoRecord) -> tuple[bool, date]:
+    """Dated photos by date, then the undated ones by upload."""
+    return photo.taken_at is None, photo.taken_at or photo.created_at.date()
 
 
 def _person_row(person: PersonRecord) -> dict[str, Any]:

@@ -143,7 +143,7 @@ def _export(args: argparse.Namespace) -> int:
     try:
         register = Register(args.register) if args.register else None
         ids = built.exporter.select(args.person, register, args.all)
-        summary = built.exporter.export(ids, args.target)
+        summary = built.exporter.export(ids, args.target, reports=args.person or None)
     finally:
         built.close()
     print(

@@ -9,6 +9,7 @@ A screenshot of every page is saved under test-artifacts/console/.
 from __future__ import annotations
 
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from tests.api.conftest import Server
 from tests.conftest import REPO
 from tests.fakes import fake_photo, no_face_photo
 
-JERRY = 101  # the identity this module enrolls (tests/fakes.py)
+JERRY = 101  # the identities this module enrolls (tests/fakes.py)
+REPORTED = 102
 ARTIFACTS = REPO / "test-artifacts" / "console"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -242,3 +244,61 @@ def _found_person(server: Server, photo: Path, name: str) -> dict[str, Any]:
         )
         assert reply.status_code == 201, reply.text
     return dict(person)
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+def test_an_exported_case_report_opens_offline_and_prints(
+    server: Server, page: Any, tmp_path: Path
+) -> None:
+    with server.client("admin") as client:
+        body = {"name": "Report Child", "status": "missing", "birth_date": "2001-03-04",
+                "external_ref": "MP-REPORT-1"}  # fmt: skip
+        missing = client.post("/v1/persons", json=body).json()["id"]
+        files = [("files", (f"school-{v}.png", fake_photo(REPORTED, v, age=8), "image/png"))
+                 for v in range(2)]  # fmt: skip
+        client.post(f"/v1/persons/{missing}/photos", files=files, data={"taken_at": "2009-06-01"})
+        found = client.post("/v1/persons", json={"name": "Resident 7", "status": "found"}).json()
+        now = [("files", ("intake.png", fake_photo(REPORTED, 5, age=24), "image/png"))]
+        client.post(f"/v1/persons/{found['id']}/photos", files=now, data={"taken_at": "2025-02-01"})
+        pair = client.get("/v1/matches", params={"person_id": missing}).json()["items"][0]
+        client.post(f"/v1/matches/{pair['id']}/decision",
+                    json={"decision": "confirmed", "note": "scar on the left hand"})  # fmt: skip
+        client.post(f"/v1/persons/{missing}/notes", json={"text": "Mother confirmed by phone."})
+    archive = tmp_path / "case.zip"
+    ids = server.services.exporter.select([missing], None, False)
+    assert found["id"] in ids  # the other side of the pair travels with the case
+    server.services.exporter.export(ids, archive, reports=[missing])
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(tmp_path / "case")
+    report = tmp_path / "case" / f"case-{missing}.html"
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(report.as_uri())
+    text = page.locator("body").inner_text()
+    expected = [
+        "Case file: Report Child (MP-REPORT-1)",
+        "Resident 7",
+        "scar on the left hand",
+        "Mother confirmed by phone.",
+        "school-0.png",
+        "2009-06-01",
+        "confirmed by",
+    ]
+    for words in expected:
+        assert words in text, words
+    assert page.locator("img").count() == 2 and all(
+        page.locator("img").nth(i).evaluate("i => i.naturalWidth > 0") for i in range(2)
+    )
+    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []  # offline
+    shot(page, "case-report")
+    pdf = page.pdf(path=str(ARTIFACTS / "case-report.pdf"), format="A4")
+    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") >= 1
+
+    sign_in(page, server, "searcher")  # the same report from the case page
+    page.goto(f"{server.url}/console/persons/{missing}")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the case report").click()
+    saved = tmp_path / "downloaded.html"
+    download.value.save_as(saved)
+    assert download.value.suggested_filename == "case-MP-REPORT-1.html"
+    assert "Mother confirmed by phone." in saved.read_text()

@@ -410,6 +410,17 @@ async function renderPerson() {
     return;
   }
   document.querySelector("h1").textContent = person.name;
+  const report = el("button", { type: "button", class: "secondary", onclick: async () => {
+    try {
+      const page = await api(`/v1/persons/${person.id}/report`);
+      const link = el("a", { href: URL.createObjectURL(page), download: `case-${person.external_ref || person.id}.html` });
+      document.body.append(link);
+      link.click();
+      link.remove();
+    } catch (err) {
+      showError(err);
+    }
+  } }, "Download the case report");
   const facts = el("dl", { class: "facts" }, [
     ["Case number", person.external_ref || "—"], ["Status", person.status],
     ["Gender", person.gender || "not recorded"],
@@ -419,7 +430,7 @@ async function renderPerson() {
       ? ["Linked to", `a record erased on ${new Date(person.linked_erased_at).toLocaleDateString()}`] : null,
   ].filter(Boolean).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
   const gallery = el("section", { class: "gallery", "aria-label": "Photos" });
-  const nodes = [el("p", {}, el("a", { href: "/console/persons" }, "← All persons")), facts];
+  const nodes = [el("p", {}, el("a", { href: "/console/persons" }, "← All persons")), facts, el("p", {}, report)];
   if (may("enroll")) {
     nodes.push(el("h2", {}, "Edit"), personForm(person, async (body) => {
       await api(`/v1/persons/${person.id}`, json("PATCH", body));
