@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from facedb.config import Settings
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.detect import FaceDetector
-from facedb.pipeline.embed import DIMENSION, FaceEmbedder
+from facedb.pipeline.embed import FaceEmbedder
 
 
 class TensorFlowDetector(FaceDetector):
@@ -48,21 +48,9 @@ class TensorFlowEmbedder(FaceEmbedder):
         configure_deepface(self.model_dir)
         return modeling.build_model(task="facial_recognition", model_name="Facenet")
 
-    def embed(self, views: list[NDArray[np.float32]]) -> NDArray[np.float32]:
-        if not views:
-            return np.zeros((0, DIMENSION), dtype=np.float32)
-        batch = np.concatenate(views, axis=0)
-        outputs = []
-        with self.using() as client:
-            for start in range(0, len(batch), self.max_batch):
-                part = batch[start : start + self.max_batch]
-                outputs.append(np.asarray(client.model(part, training=False)))
-        raw = np.concatenate(outputs, axis=0).astype(np.float32)
-        raw /= np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
-        counts = [len(v) for v in views]
-        vectors = np.add.reduceat(raw, np.cumsum([0, *counts[:-1]]), axis=0)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+    def _call(self, model: Any, inputs: NDArray[np.float32]) -> NDArray[np.float32]:
+        """The Keras model called eagerly (batching and view averaging are FaceEmbedder's)."""
+        return np.asarray(model.model(inputs, training=False))
 
 
 def tensorflow_analyzer(settings: Settings) -> FaceAnalyzer:

@@ -49,7 +49,7 @@ class FaceIndex:
 
             home = SharedHome(settings, store, self.model_name, self.dimension)
         else:
-            home = LocalHome(settings, self.model_name, self.dimension)
+            home = LocalHome(settings, self.model_name, self.dimension, store.keyring)
         nothing = np.zeros((0, self.dimension), np.float32)
         empty = FaissIndex.build(self.dimension, np.zeros(0, np.int64), nothing, device="cpu")
         serving = Serving(empty, 0, analyzer.model_version, ChangeCursor())

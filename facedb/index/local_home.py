@@ -26,7 +26,7 @@ from facedb.index.cursor import ChangeCursor
 from facedb.index.faiss_index import FaissIndex
 from facedb.index.follower import Coverage, Look, Serving, Sink
 from facedb.store.changes import GenerationState
-from facedb.store.seal import is_sealed, read_keyring
+from facedb.store.seal import Keyring, is_sealed, read_keyring
 from facedb.store.unit import Unit
 
 log = logging.getLogger(__name__)
@@ -35,11 +35,13 @@ MANIFEST_FILE = "manifest.json"
 
 
 class LocalHome:
-    def __init__(self, settings: Settings, model_name: str, dimension: int) -> None:
+    def __init__(
+        self, settings: Settings, model_name: str, dimension: int, keyring: Keyring | None
+    ) -> None:
         self.settings = settings
         self.model_name = model_name
         self.dimension = dimension
-        self.keyring = read_keyring(settings)  # the snapshot is sealed like the rows it holds
+        self.keyring = keyring  # the snapshot is sealed like the rows it holds
         self._save_lock = threading.Lock()
 
     @property

@@ -35,6 +35,10 @@ class FaceEmbedder(LazyModel):
     def _build(self) -> Any:
         return onnx.session(self.path)
 
+    def _call(self, model: Any, inputs: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Run the network on one batch of inputs; return its raw embeddings."""
+        return onnx.run(model, inputs)[0]
+
     def embed(self, views: list[NDArray[np.float32]]) -> NDArray[np.float32]:
         """Return float32 (n, 128) L2-normalised embeddings, one per face.
 
@@ -47,7 +51,7 @@ class FaceEmbedder(LazyModel):
         outputs = []
         with self.using() as session:
             for start in range(0, len(batch), self.max_batch):
-                outputs.append(onnx.run(session, batch[start : start + self.max_batch])[0])
+                outputs.append(self._call(session, batch[start : start + self.max_batch]))
         raw = np.concatenate(outputs, axis=0).astype(np.float32)
         raw /= np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
         counts = [len(v) for v in views]

@@ -14,7 +14,7 @@ from sqlalchemy import LargeBinary, Table, select, tuple_, type_coerce, update
 
 from facedb.errors import DataKeyError
 from facedb.store.models import Base
-from facedb.store.seal import SEALED_COLUMNS, is_sealed, sealed_key_id
+from facedb.store.seal import SEALED_COLUMNS, Sealed, is_sealed, sealed_key_id
 from facedb.store.unit import Store
 
 BATCH_ROWS = 500
@@ -35,7 +35,9 @@ def reseal(
     done: dict[str, int] = {}
     for table_name, _, column in SEALED_COLUMNS:
         table: Table = Base.metadata.tables[table_name]
-        name = f"{table_name}.{column}"
+        sealed = table.c[column].type
+        assert isinstance(sealed, Sealed), f"{table_name}.{column} is not a sealed column"
+        name = sealed.column  # the name the column seals with: its associated data
         keys = list(table.primary_key.columns)
         raw = type_coerce(table.c[column], LargeBinary).label("raw")
         done[name], last = 0, None
