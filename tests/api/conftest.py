@@ -112,6 +112,15 @@ def serve(
             thread.join(timeout=30)
 
 
+def raw(server: Server, head: str, body: bytes = b"", read_after: float = 5.0) -> str:
+    """Send a request's head and the first bytes of its body on a socket; return the start
+    of the answer (a server that reads the whole body first would not answer in time)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=read_after) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        return sock.recv(8192).decode("latin-1")
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -5,7 +5,6 @@ the security headers, and a 405 names what the path allows.
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,20 +17,11 @@ import pytest
 import sqlalchemy as sa
 
 from facedb.domain import AuditAction
-from tests.api.conftest import BACKENDS, MAX_REQUEST_BYTES, Server, serve
+from tests.api.conftest import BACKENDS, MAX_REQUEST_BYTES, Server, raw, serve
 from tests.factories import POSTGRES_URL, table_counts
 from tests.fakes import FakeAnalyzer, fake_photo
 
 PHOTO = fake_photo(61, 0)
-
-
-def raw(server: Server, head: str, body: bytes = b"", read_after: float = 5.0) -> str:
-    """Send a request's head and the first bytes of its body on a socket; return the start
-    of the answer (a server that reads the whole body first would not answer in time)."""
-    host, port = server.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=read_after) as sock:
-        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
-        return sock.recv(8192).decode("latin-1")
 
 
 def person(server: Server) -> str:
