@@ -40,9 +40,11 @@ PYTEST := $(BIN)/python -m pytest -n 2 --dist worksteal
 test: install-dev models postgres
 	FACEDB_REQUIRE_POSTGRES=1 $(PYTEST)
 
-# Everything but the real networks and the time-budgeted fuzzing: about a minute.
+# Everything but the real networks, the time-budgeted fuzzing and the tests on a real Milvus
+# server (they start one): under two minutes.
 test-fast: install-dev
-	$(PYTEST) -m "not models and not budget"
+	@echo "test-fast skips the models, budget and milvus_server tests; make test runs them"
+	$(PYTEST) -m "not models and not budget and not milvus_server"
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -18,6 +18,7 @@ from facedb.services.notes import NoteService
 from facedb.services.persons import PersonService
 from facedb.services.reindex import ReindexService
 from facedb.services.search import SearchService
+from facedb.services.webhooks import WebhookSender
 from facedb.wiring import Services
 
 
@@ -45,3 +46,4 @@ Reindex = Annotated[ReindexService, Depends(_service("reindex"))]
 Audit = Annotated[AuditService, Depends(_service("audit"))]
 Health = Annotated[HealthService, Depends(_service("health"))]
 Jobs = Annotated[JobRegistry, Depends(_service("jobs"))]
+Webhooks = Annotated[WebhookSender, Depends(_service("webhooks"))]

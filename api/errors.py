@@ -21,6 +21,7 @@ from api.shield import answer, routes_of
 from facedb import errors
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_S = 5  # seconds a client waits before sending again a request refused with 503
 
 
 def install(app: FastAPI) -> None:
@@ -28,13 +29,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(errors.FaceDBError)
     async def domain(_: Request, exc: errors.FaceDBError) -> JSONResponse:
-        headers = (
-            {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.Unauthenticated) else None
-        )
+        status = status_of(exc)
+        headers: dict[str, str] = {}
+        if isinstance(exc, errors.Unauthenticated):
+            headers["WWW-Authenticate"] = "Bearer"
+        if status == 503:  # the database or the index is away: worth trying again shortly
+            headers["Retry-After"] = str(RETRY_AFTER_S)
         extra: dict[str, Any] = {}
         if isinstance(exc, errors.InvalidInput) and exc.field:
             extra["details"] = [{"field": exc.field, "problem": exc.message}]
-        return JSONResponse(envelope(exc.code, exc.message, **extra), status_of(exc), headers)
+        return JSONResponse(envelope(exc.code, exc.message, **extra), status, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -54,7 +55,9 @@ class Metrics:
         with self._lock:
             self.search_latency.observe(seconds)
 
-    def render(self, index_faces: int, crossmatch_pending: int | None) -> str:
+    def render(
+        self, index_faces: int, crossmatch_pending: int | None, notifications: dict[str, Any]
+    ) -> str:
         with self._lock:
             lines = [
                 "# HELP facedb_requests_total HTTP requests by route and status.",
@@ -83,6 +86,18 @@ class Metrics:
                     "# TYPE facedb_crossmatch_pending gauge",
                     f"facedb_crossmatch_pending {crossmatch_pending}",
                 ]
+            if "pending" in notifications:
+                lines += [
+                    "# HELP facedb_webhook_events Webhook events in the outbox by delivery state.",
+                    "# TYPE facedb_webhook_events gauge",
+                    *(f'facedb_webhook_events{{state="{state}"}} {notifications[state]}'
+                      for state in ("pending", "delivered", "parked")),
+                    "# HELP facedb_webhook_oldest_pending_seconds Age of the oldest undelivered "
+                    "event (0: none).",
+                    "# TYPE facedb_webhook_oldest_pending_seconds gauge",
+                    "facedb_webhook_oldest_pending_seconds "
+                    f"{notifications['oldest_pending_s'] or 0}",
+                ]  # fmt: skip
         return "\n".join(lines) + "\n"
 
 

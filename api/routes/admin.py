@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from api.auth import AuthModeCache, require
-from api.deps import Audit, Crossmatch, Health, Jobs, Reindex
+from api.deps import Audit, Crossmatch, Health, Jobs, Reindex, Webhooks
 from api.envelope import documented
 from api.routes.common import strict_query
-from api.schemas import AuditOut, HealthOut, JobOut, MeOut, Text
+from api.schemas import AuditOut, HealthOut, JobOut, MeOut, RequeuedOut, Text
 from facedb.domain import AuditAction, JobKind, Permission, may
 from facedb.errors import NotFound
 from facedb.records import Caller
@@ -40,6 +40,7 @@ def health(request: Request, health: Health) -> JSONResponse:
         index=report.index,
         models=report.models,
         crossmatch={"pending": report.crossmatch_pending},
+        notifications=report.notifications,
     )
     return JSONResponse(body.model_dump(), status_code=200 if report.serving else 503)
 
@@ -50,7 +51,9 @@ def health(request: Request, health: Health) -> JSONResponse:
     responses={200: {"content": {"text/plain": {}}}, **documented(422)},
 )
 def metrics(request: Request, health: Health) -> PlainTextResponse:
-    text = request.app.state.metrics.render(health.index.count, health.pending())
+    text = request.app.state.metrics.render(
+        health.index.count, health.pending(), health.notifications()
+    )
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 
@@ -58,14 +61,14 @@ def metrics(request: Request, health: Health) -> PlainTextResponse:
 def me(request: Request, caller: Annotated[Caller, Depends(require(Permission.READ))]) -> MeOut:
     """The caller's key name and role, what that role may do, and the thresholds in force."""
     modes: AuthModeCache = request.app.state.auth_modes
-    settings = request.app.state.services.settings
+    index = request.app.state.services.index
     return MeOut(
         name=caller.key_name,
         role=caller.role,
         permissions=sorted(p.value for p in Permission if may(caller.role, p)),
         auth=modes.current().value,
-        match_threshold=settings.match_threshold,
-        candidate_threshold=settings.candidate_threshold,
+        match_threshold=index.match_threshold,
+        candidate_threshold=index.candidate_threshold,
     )
 
 
@@ -107,6 +110,17 @@ def start_crossmatch(jobs: Jobs, crossmatch: Crossmatch, caller: Admin) -> JobOu
     """Match every face of each register against the other, in the background (resumable)."""
     job = Job(kind=JobKind.CROSSMATCH, params={}, caller=caller)
     return JobOut(job=jobs.submit(job, crossmatch.run_batch).as_dict())
+
+
+@router.post(
+    "/v1/admin/notifications/retry",
+    response_model=RequeuedOut,
+    responses=documented(401, 403, 422, 503),
+)
+def retry_notifications(webhooks: Webhooks, _: Admin) -> RequeuedOut:
+    """Send the parked webhook events again (after the receiver is fixed): each is due at
+    once, with its attempts counted afresh."""
+    return RequeuedOut(requeued=webhooks.retry_parked())
 
 
 @router.get(

@@ -22,6 +22,7 @@ from api.schemas import (
     PersonPage,
     PersonPatch,
     PhotoOut,
+    PhotoPatch,
     Text,
     UploadReport,
 )
@@ -178,6 +179,17 @@ def _dates_per_file(dates: list[date], files: int) -> list[date | None]:
 )
 def list_photos(person_id: PersonId, enrollment: Enrollment, _: Reader) -> list[PhotoOut]:
     return [PhotoOut.model_validate(p) for p in enrollment.photos_of(person_id)]
+
+
+@router.patch(
+    "/photos/{photo_id}", response_model=PhotoOut, responses=documented(*COMMON, 400, 404)
+)
+def patch_photo(
+    photo_id: PhotoId, body: PhotoPatch, persons: Persons, caller: Enroller
+) -> PhotoOut:
+    """Change the date a photo was taken (``null``: unknown). Its declared age and age check
+    follow, and so do the person's undecided pairs (dates, ages, years between, age check)."""
+    return PhotoOut.model_validate(persons.redate_photo(photo_id, body.taken_at, caller))
 
 
 @router.delete("/photos/{photo_id}", status_code=204, responses=documented(*COMMON, 404))

@@ -44,6 +44,7 @@ from facedb.index.persons import PersonHit
 from facedb.records import RegisterFace
 from facedb.services.audit import AuditService
 from facedb.services.jobs import Job
+from facedb.services.notices import Notices
 from facedb.store.pairs import PairFields, PairSideColumns
 from facedb.store.unit import Store
 
@@ -63,6 +64,7 @@ class CrossMatcher:
     store: Store
     index: FaceIndex
     audit: AuditService
+    notices: Notices
 
     def match(self, faces: list[RegisterFace], vectors: NDArray[np.float32]) -> list[PairFields]:
         """Return each face's candidate pairs from the live index, ranked from 1."""
@@ -73,7 +75,7 @@ class CrossMatcher:
             self.settings.candidates_per_face,
             self._describe,
             admit=lambda row, other: other.in_register is not faces[row].in_register,
-            floor=self.settings.candidate_threshold,
+            floor=self.index.candidate_threshold,
         )
         return _pairs(faces, range(len(faces)), found)
 
@@ -91,8 +93,9 @@ class CrossMatcher:
         faces matched, in one transaction (with the batch run's progress, ``after``);
         return the pairs written. A decided or superseded pair is never touched.
 
-        On enrollment (no ``after``) the evidence of the persons written is settled in the
-        same transaction; the batch run settles every pair once, at its end.
+        On enrollment (no ``after``) the evidence of the persons written is settled, and
+        their new pending pairs announced (``notices``), in the same transaction; the batch
+        run does both for every pair once, at its end.
         """
         best: dict[tuple[str, str], PairFields] = {}
         for pair in pairs:
@@ -107,23 +110,32 @@ class CrossMatcher:
             unit.registers.mark_matched([f.face_id for f in matched], now)
             if after is None:
                 persons = sorted({p for pair in kept for p in pair.key})
-                unit.pairs.settle(persons, self.settings.candidate_threshold)
+                unit.pairs.settle(persons, self.index.candidate_threshold)
+                self.notices.pending(unit, persons)
             else:
                 unit.pairs.run_advance(*after)
         return written
 
     def recheck(self, person_id: str) -> None:
-        """Check a person's undecided pairs again (their birth or gender changed): the age
-        check, the gender flag, and so whether each is pending or impossible."""
+        """Work out a person's undecided pairs again after their birth, gender or a photo's
+        date changed: each side's date and age, the years between, the age check and the
+        gender flag, and so whether each is pending or impossible (a pair that turns
+        pending is announced)."""
         with self.store.unit() as unit:
             open_pairs = unit.pairs.open_involving(person_id)
             faces = unit.registers.describe(sorted({f for _, m, g in open_pairs for f in (m, g)}))
             rows = []
             for pair_id, missing_face, found_face in open_pairs:
                 if missing_face in faces and found_face in faces:
-                    checks = check_pair(faces[missing_face], faces[found_face])
-                    rows.append({"pair_id": pair_id, **checks.columns()})
+                    missing, found = faces[missing_face], faces[found_face]
+                    m, f = pair_side(missing), pair_side(found)
+                    rows.append({
+                        "pair_id": pair_id, **m.columns("missing"), **f.columns("found"),
+                        "years_between": years_apart(m.taken_at, f.taken_at, m.age, f.age),
+                        **check_pair(missing, found).columns(),
+                    })  # fmt: skip
             unit.pairs.rewrite(rows)
+            self.notices.pending(unit, [person_id])
 
     def sweep(self, stop: threading.Event | None = None) -> int:
         """Cross-match every face waiting for it (until ``stop`` is set: checked between
@@ -173,7 +185,7 @@ class CrossMatcher:
             job.total = unit.registers.count()
         numbers: dict[str, int] = {}
         matrices = {r: self._matrix(r, numbers) for r in Register}
-        k, floor = self.settings.candidates_per_face, self.settings.candidate_threshold
+        k, floor = self.settings.candidates_per_face, self.index.candidate_threshold
         job.counts.update({"faces": 0, "pairs_written": 0})
         missing, found = matrices[Register.MISSING], matrices[Register.FOUND]
         sent: NDArray[np.int64] | None = None  # the missing faces' persons, when run here
@@ -201,6 +213,7 @@ class CrossMatcher:
                     progress(len(matched))
         with self.store.unit() as unit:  # every pair's evidence, in one set-based pass
             unit.pairs.settle(None, floor)
+            self.notices.pending(unit, None)  # the run's new pairs, and any a crash left
             unit.pairs.run_finish()
 
     def _matrix(self, register: Register, numbers: dict[str, int]) -> batch.RegisterMatrix:
@@ -221,9 +234,7 @@ def _pairs(
 
     def side(face: RegisterFace) -> PairSideColumns:
         if face.face_id not in sides:
-            age, source = age_at_photo(face.declared_age, face.estimated_age)
-            sides[face.face_id] = PairSideColumns(face.person_id, face.face_id, face.photo_id,
-                                                  face.taken_at, age, source)  # fmt: skip
+            sides[face.face_id] = pair_side(face)
         return sides[face.face_id]
 
     pairs = []
@@ -237,3 +248,10 @@ def _pairs(
             years = years_apart(m.taken_at, f.taken_at, m.age, f.age)
             pairs.append(PairFields(hit.score, m, f, years, check_pair(missing, found_face)))
     return pairs
+
+
+def pair_side(face: RegisterFace) -> PairSideColumns:
+    """Return what a pair records of one face: its person, photo, date and age there."""
+    age, source = age_at_photo(face.declared_age, face.estimated_age)
+    return PairSideColumns(face.person_id, face.face_id, face.photo_id, face.taken_at, age,
+                           source)  # fmt: skip

@@ -7,7 +7,8 @@ confirming when either is linked elsewhere is refused (``AlreadyLinked``), and a
 confirmation takes both persons' other pending pairs out of the queue (``superseded``).
 Reversing a confirmation (a second decision, ``rejected``) restores the statuses it
 changed, clears the links and puts the superseded pairs back. Every decision attempt is
-written to the audit trail; cross-matching never changes a decided pair.
+written to the audit trail, and each decision is announced (``notices``); cross-matching
+never changes a decided pair.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from facedb.domain import AgeVerdict, AuditAction, MatchState, PairOrder, Person
 from facedb.errors import AlreadyLinked, InvalidInput
 from facedb.records import Caller, PairFilter, PairRecord
 from facedb.services.audit import AuditService
+from facedb.services.notices import Decided, Notices
 from facedb.store.unit import Store, Unit
 
 MAX_NOTE = 2000
@@ -28,6 +30,7 @@ MAX_NOTE = 2000
 class ReviewService:
     store: Store
     audit: AuditService
+    notices: Notices
 
     def page(
         self,
@@ -68,6 +71,8 @@ class ReviewService:
                 unit.pairs.decide(
                     pair_id, decision, caller.key_name, datetime.now(UTC), note, statuses
                 )
+                self.notices.decided(unit, Decided(pair_id, decision, pair.state,
+                                                   *pair.persons, caller.key_name))  # fmt: skip
             trail.results = [
                 {
                     "match_id": pair_id,

@@ -10,6 +10,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from facedb.cli.common import Handler
 from facedb.errors import FaceDBError
 
@@ -28,6 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FaceDBError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+    except ValidationError as exc:  # the settings (environment or TOML file) are wrong
+        for problem in exc.errors():
+            setting = "FACEDB_" + "_".join(str(part) for part in problem["loc"]).upper()
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            print(f"error: {setting}: {message}", file=sys.stderr)
+        return 2
 
 
 # Libraries that log their start-up at INFO (TensorFlow, faiss, Alembic): quiet by default.

@@ -49,6 +49,19 @@ def add_commands(commands: Any) -> None:
             help="cross-age, with ages from the file names (name_12.jpg, FG-NET 001A12.JPG)",
         )
         command.add_argument(
+            "--young",
+            metavar="SUBFOLDER",
+            default=None,
+            help="cross-age, Large Age-Gap layout: PERSON/* adult photos, PERSON/SUBFOLDER/* "
+            "childhood photos; every childhood photo enrolled, every adult photo searched",
+        )
+        command.add_argument(
+            "--only",
+            type=Path,
+            default=None,
+            help="with --young: a file naming the person folders to read, one per line",
+        )
+        command.add_argument(
             "--bootstrap", type=int, default=1000, help="resamples for the 95%% intervals"
         )
         command.add_argument(
@@ -72,6 +85,8 @@ def _run_eval(args: argparse.Namespace) -> dict[str, Any]:
         raise InvalidInput(f"--distractors {args.distractors} is not a folder of photos")
     if args.ages is not None and not args.ages.is_file():
         raise InvalidInput(f"--ages {args.ages} is not a CSV file")
+    if args.only is not None and (args.young is None or not args.only.is_file()):
+        raise InvalidInput("--only names a file of person folders, and goes with --young")
     open_set = args.distractors is not None
     config = protocol.EvalConfig(
         # Open-set: one photo per person enrolled, nobody held out (the distractors and
@@ -86,6 +101,8 @@ def _run_eval(args: argparse.Namespace) -> dict[str, Any]:
         ages_in_names=args.ages_in_names,
         bootstrap=args.bootstrap,
         model_version=args.model_version,
+        young=args.young,
+        only=args.only,
     )
     report = protocol.run(args.directory, get_settings(), config)
     if args.plot:

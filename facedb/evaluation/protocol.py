@@ -13,6 +13,10 @@ database) and returns the same report.
   ``path,taken_at,birth_date``) or from its file name (``..._12.jpg``, FG-NET's
   ``001A12.JPG``); each person's earliest photo is enrolled and their latest searched, and
   ranks are reported by the years between the two.
+- Young/adult (``young``): the Large Age-Gap layout, ``DIR/<person>/*`` adult photos and
+  ``DIR/<person>/<young>/*`` childhood photos of the same person. Every childhood photo is
+  enrolled (a person is scored by their best photo) and every adult photo searched; no ages
+  are known. ``only`` names the persons to read (one folder name per line).
 
 Non-mated searches: the searches of held-out persons, and every mated search scored
 without its mate (its best non-mate), as if the person had not been enrolled.
@@ -37,7 +41,7 @@ from facedb.domain import IndexBackend, UploadStatus
 from facedb.errors import FaceDBError, InvalidInput
 from facedb.evaluation import metrics
 from facedb.pipeline.base import Analyzer
-from facedb.pipeline.recipes import CURRENT
+from facedb.pipeline.recipes import chosen_recipe
 from facedb.sample_data import photos
 from facedb.services.search import SearchFilters
 from facedb.services.uploads import Upload
@@ -65,6 +69,8 @@ class EvalConfig:
     ages_in_names: bool = False  # cross-age: ages from the file names
     bootstrap: int = 1000
     model_version: str | None = None  # measure another recipe (default: the current one)
+    young: str | None = None  # young/adult: the subfolder of each person's childhood photos
+    only: Path | None = None  # young/adult: a file naming the persons to read
 
     @property
     def cross_age(self) -> bool:
@@ -114,7 +120,9 @@ def split(
 
 def plan(root: Path, config: EvalConfig) -> Plan:
     """Return who is enrolled with which photos, and the searches."""
-    if config.cross_age:
+    if config.young is not None:
+        result = young_adult_plan(root, config.young, read_names(config.only))
+    elif config.cross_age:
         result = cross_age_plan(root, photo_ages(root, config.ages))
     else:
         gallery, mated, nonmated = split(root, config)
@@ -171,6 +179,37 @@ def cross_age_plan(root: Path, ages: dict[Path, float]) -> Plan:
     return Plan(gallery, probes)
 
 
+def read_names(source: Path | None) -> set[str] | None:
+    """Return the folder names listed in ``source`` (one per line), or None for all."""
+    if source is None:
+        return None
+    return {line.strip() for line in source.read_text().splitlines() if line.strip()}
+
+
+def young_adult_plan(root: Path, young: str, only: set[str] | None) -> Plan:
+    """Enroll every childhood photo (``<person>/<young>/``), search with every adult one."""
+    gallery: dict[str, list[Path]] = {}
+    probes: list[Probe] = []
+    for person, adult in photos(root).items():
+        if only is not None and person not in only:
+            continue
+        childhood = photos(root / person).get(young, [])
+        if childhood:
+            gallery[person] = childhood
+            probes.extend(Probe(person, f) for f in adult)
+    if not probes:
+        raise InvalidInput(
+            f"no person in {root} has both adult photos and childhood photos in a "
+            f"'{young}' subfolder" + (" among the names given" if only is not None else "")
+        )
+    if only is not None and (missing := only - set(gallery)):
+        raise InvalidInput(
+            f"{len(missing)} of the persons named are not in {root} with photos of both "
+            f"ages (e.g. {sorted(missing)[0]}); check the folder and the list"
+        )
+    return Plan(gallery, probes)
+
+
 def run(
     root: Path, base: Settings, config: EvalConfig, analyzer: Analyzer | None = None
 ) -> dict[str, Any]:
@@ -189,9 +228,10 @@ def run(
         )
         upgrade(settings.database_url)
         services = build(settings, analyzer)
+        before = services.analyzer.model_version
         services.start(load_models=True)
         if config.model_version is not None:
-            _pin(services, config.model_version)
+            _pin(services, chosen_recipe(config.model_version).version)
         try:
             enrolled, stored = _enroll(services, layout.gallery, skipped, config)
             # A person none of whose gallery photos could be enrolled has no mate: their
@@ -202,11 +242,15 @@ def run(
             ]
             scores = _search(services, probes, enrolled, skipped, config)
             version = services.index.model_version
+            configured = {
+                "match_threshold": services.index.match_threshold,
+                "candidate_threshold": services.index.candidate_threshold,
+            }
         finally:
-            services.analyzer.use(CURRENT.version)
+            services.analyzer.use(before)
             services.close()
     counts = (len(enrolled), stored, len(probes))
-    return report(root, config, base, version, scores, counts, skipped)
+    return report(root, config, configured, version, scores, counts, skipped)
 
 
 def _pin(services: Services, model_version: str) -> None:
@@ -292,7 +336,7 @@ def _mated(scores: Scores, probe: Probe, rank: int, mate: float, best_other: flo
 def report(
     root: Path,
     config: EvalConfig,
-    settings: Settings,
+    thresholds: dict[str, float],
     model_version: str,
     scores: Scores,
     counts: tuple[int, int, int],
@@ -363,10 +407,7 @@ def report(
         },
         "configured": {
             name: _at_threshold(value, mated, nonmated, ranks, mate_scores, nonmated_top)
-            for name, value in (
-                ("match_threshold", settings.match_threshold),
-                ("candidate_threshold", settings.candidate_threshold),
-            )
+            for name, value in thresholds.items()
         },
         "scores": {
             "mated_pairs": len(mated),
@@ -415,6 +456,8 @@ def _at_threshold(
 
 
 def _protocol_name(config: EvalConfig) -> str:
+    if config.young is not None:
+        return "young-adult"
     if config.cross_age:
         return "cross-age"
     return "open-set" if config.distractors is not None else "hold-out"

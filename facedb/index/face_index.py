@@ -26,7 +26,7 @@ from facedb.index.lane import SearchLane
 from facedb.index.local_home import LocalHome
 from facedb.index.persons import Lookup, OwnerT, PersonHit, top_persons
 from facedb.pipeline.base import Analyzer
-from facedb.pipeline.recipes import CURRENT
+from facedb.pipeline.recipes import recipe_of
 from facedb.store.unit import Store
 
 log = logging.getLogger(__name__)
@@ -41,17 +41,19 @@ class FaceIndex:
 
     def __init__(self, settings: Settings, store: Store, analyzer: Analyzer) -> None:
         self.store = store
+        self.settings = settings
         self.model_name = analyzer.model_name
-        self.dimension = analyzer.dimension
+        self.target = analyzer.target_version  # the chosen recipe (FACEDB_RECIPE)
         home: Home
         if settings.index_backend == IndexBackend.MILVUS:
             from facedb.index.shared_home import SharedHome  # imports pymilvus: only if chosen
 
-            home = SharedHome(settings, store, self.model_name, self.dimension)
+            home = SharedHome(settings, store, self.model_name)
         else:
-            home = LocalHome(settings, self.model_name, self.dimension, store.keyring)
-        nothing = np.zeros((0, self.dimension), np.float32)
-        empty = FaissIndex.build(self.dimension, np.zeros(0, np.int64), nothing, device="cpu")
+            home = LocalHome(settings, self.model_name, store.keyring)
+        dimension = analyzer.dimension
+        nothing = np.zeros((0, dimension), np.float32)
+        empty = FaissIndex.build(dimension, np.zeros(0, np.int64), nothing, device="cpu")
         serving = Serving(empty, 0, analyzer.model_version, ChangeCursor())
         self._follower = ChangeFollower(store, home, serving, analyzer)
         self.lane = SearchLane(lambda queries, k: self._serving.index.search(queries, k))
@@ -75,24 +77,39 @@ class FaceIndex:
     def _take_current_recipe_if_empty(self) -> None:
         """Embeddings of two recipes are never compared: until `facedb reindex --re-embed`
         migrates a database, the index serves (and tells the analyzer to embed with) the
-        recipe that made its faces. An empty database simply takes the current one."""
+        recipe that made its faces. An empty database simply takes the chosen one."""
         with self.store.unit() as unit:
-            state = unit.generations.active(self.model_name, CURRENT.version)
+            state = unit.generations.active(self.model_name, self.target)
             version = state.model_version
-            if version != CURRENT.version and unit.photos.count_faces() == 0:
-                unit.generations.switch(state.generation, self.model_name, CURRENT.version)
-                version = CURRENT.version
-        if version != CURRENT.version:
+            if version != self.target and unit.photos.count_faces() == 0:
+                unit.generations.switch(state.generation, self.model_name, self.target)
+                version = self.target
+        if version != self.target:
             log.warning(
                 "this database's embeddings were made by %s; searches and enrollments use it "
                 "until `facedb reindex --re-embed` moves them to %s",
                 version,
-                CURRENT.version,
+                self.target,
             )
 
     def catch_up(self) -> int:
         """Apply every committed change not applied yet; return how many were applied."""
         return self._follower.catch_up()
+
+    def apply_own_writes(self) -> None:
+        """Apply what a write just committed before its caller hears back, so their next
+        search sees it. While the index is unreachable (a Milvus outage) the write stands:
+        the database is the system of record, searches answer 503 until the index is back,
+        and the first look after that applies it, a deletion included."""
+        try:
+            self.catch_up()
+        except IndexUnavailable as exc:
+            log.warning("the index will apply this write when it is back: %s", exc.message)
+
+    def check(self) -> None:
+        """Raise IndexUnavailable unless the index answers searches now (and start bringing
+        it back: a restarted Milvus server gets its collection loaded)."""
+        self._follower.home.check(self._serving)
 
     def rebuild(self, progress: Progress | None = None) -> None:
         """Rebuild from the database beside the serving index, then swap it in."""
@@ -125,6 +142,23 @@ class FaceIndex:
         return self._serving.generation
 
     @property
+    def dimension(self) -> int:
+        """The length of the embeddings served."""
+        return self._serving.index.dimension
+
+    @property
+    def match_threshold(self) -> float:
+        """FACEDB_MATCH_THRESHOLD, else the served recipe's own."""
+        chosen = self.settings.match_threshold
+        return recipe_of(self.model_version).match_threshold if chosen is None else chosen
+
+    @property
+    def candidate_threshold(self) -> float:
+        """FACEDB_CANDIDATE_THRESHOLD, else the served recipe's own."""
+        chosen = self.settings.candidate_threshold
+        return recipe_of(self.model_version).candidate_threshold if chosen is None else chosen
+
+    @property
     def model_version(self) -> str:
         """The recipe that made the embeddings served."""
         return self._serving.model_version
@@ -139,6 +173,7 @@ class FaceIndex:
         when the backend cannot be reached)."""
         described = self._serving.index.describe()
         try:
+            self.check()
             faces = self.count
         except IndexUnavailable as exc:
             return {"available": False, "error": str(exc), **described}
@@ -150,7 +185,7 @@ class FaceIndex:
             "last_change": self.last_change,
             "model_version": self.model_version,
             # Stored embeddings made by an older recipe: `facedb reindex --re-embed`.
-            "re_embed_required": self.model_version != CURRENT.version,
+            "re_embed_required": self.model_version != self.target,
         }
 
     # --- searching -------------------------------------------------------------------------
@@ -215,5 +250,6 @@ class FaceIndex:
         except IndexUnavailable:
             self.catch_up()
             if self._serving.index is serving:
+                self.check()  # says why, and starts a reload when a restarted server needs one
                 raise
             return call()

@@ -32,6 +32,7 @@ from facedb.domain import ChangeOp
 from facedb.index.base import VectorIndex
 from facedb.index.cursor import ChangeCursor
 from facedb.pipeline.base import Analyzer
+from facedb.pipeline.recipes import recipe_of
 from facedb.store.changes import ChangeEntry, GenerationState
 from facedb.store.unit import Store, Unit
 
@@ -82,9 +83,10 @@ class Home(Protocol):
         ...
 
     def build(
-        self, generation: int, fill: Callable[[Sink], Coverage]
+        self, generation: int, dimension: int, fill: Callable[[Sink], Coverage]
     ) -> tuple[VectorIndex, Coverage]:
-        """Return a new index of ``generation`` that ``fill`` filled (not serving yet)."""
+        """Return a new index of ``generation`` (vectors of ``dimension``) that ``fill``
+        filled (not serving yet)."""
         ...
 
     def install(self, unit: Unit, built: Serving, previous: Serving, coverage: Coverage) -> Serving:
@@ -116,6 +118,11 @@ class Home(Protocol):
 
     def save(self, serving: Serving) -> None:
         """Persist what is served, if this home keeps anything of it."""
+        ...
+
+    def check(self, serving: Serving) -> None:
+        """Raise IndexUnavailable, saying why, unless the serving index answers searches
+        now; start whatever brings it back (a Milvus server restarted: load the collection)."""
         ...
 
     def close(self) -> None: ...
@@ -165,8 +172,11 @@ class ChangeFollower:
         """Fill a new index from the database beside the serving one, then swap it in."""
         with self.store.unit() as unit:
             active = self.active(unit)
+        dimension = recipe_of(active.model_version).dimension
         index, coverage = self.home.build(
-            active.generation, lambda sink: self.read_database(active.generation, sink, progress)
+            active.generation,
+            dimension,
+            lambda sink: self.read_database(active.generation, dimension, sink, progress),
         )
         built = Serving(index, active.generation, active.model_version, ChangeCursor())
         with self.apply_lock, self.store.unit() as unit:
@@ -177,7 +187,9 @@ class ChangeFollower:
         self.catch_up()
         self.save(force=True)
 
-    def read_database(self, generation: int, sink: Sink, progress: Progress | None) -> Coverage:
+    def read_database(
+        self, generation: int, dimension: int, sink: Sink, progress: Progress | None
+    ) -> Coverage:
         """Hand every embedding of ``generation`` to ``sink`` in chunks; return the change
         id they cover and the ids below it not yet visible.
 
@@ -189,7 +201,7 @@ class ChangeFollower:
             low = max(0, covered - GAP_WINDOW)
             seen = set(unit.changes.ids_between(low, covered))
             unseen = [i for i in range(low + 1, covered) if i not in seen]
-            for ids, vectors in unit.embeddings.each(generation, self.analyzer.dimension):
+            for ids, vectors in unit.embeddings.each(generation, dimension):
                 sink(ids, vectors)
                 if progress:
                     progress(len(ids))
@@ -243,7 +255,7 @@ class ChangeFollower:
             )
             adds = [_face(c) for c in fresh if c.op == ChangeOp.ADD]
             ids, vectors = unit.embeddings.of_faces(
-                claimed.generation, adds, self.analyzer.dimension
+                claimed.generation, adds, claimed.index.dimension
             )
             removes = [_face(c) for c in fresh if c.op == ChangeOp.REMOVE]
             if len(ids):

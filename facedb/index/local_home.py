@@ -25,6 +25,7 @@ from facedb.index.base import VectorIndex
 from facedb.index.cursor import ChangeCursor
 from facedb.index.faiss_index import FaissIndex
 from facedb.index.follower import Coverage, Look, Serving, Sink
+from facedb.pipeline.recipes import recipe_of
 from facedb.store.changes import GenerationState
 from facedb.store.seal import Keyring, is_sealed, read_keyring
 from facedb.store.unit import Unit
@@ -35,12 +36,9 @@ MANIFEST_FILE = "manifest.json"
 
 
 class LocalHome:
-    def __init__(
-        self, settings: Settings, model_name: str, dimension: int, keyring: Keyring | None
-    ) -> None:
+    def __init__(self, settings: Settings, model_name: str, keyring: Keyring | None) -> None:
         self.settings = settings
         self.model_name = model_name
-        self.dimension = dimension
         self.keyring = keyring  # the snapshot is sealed like the rows it holds
         self._save_lock = threading.Lock()
 
@@ -54,9 +52,10 @@ class LocalHome:
             return None
         try:
             manifest = json.loads(manifest_path.read_text())
+            dimension = recipe_of(active.model_version).dimension
             expected = {
                 "model_version": active.model_version,
-                "dimension": self.dimension,
+                "dimension": dimension,
                 "generation": active.generation,
             }
             mismatched = {k: manifest.get(k) for k, v in expected.items() if manifest.get(k) != v}
@@ -75,7 +74,7 @@ class LocalHome:
             index = FaissIndex.from_image(
                 image, self.settings.index_ivf_nprobe, self.settings.index_device
             )
-            if index.count != manifest["count"] or index.dimension != self.dimension:
+            if index.count != manifest["count"] or index.dimension != dimension:
                 log.warning("index snapshot discarded: it does not match its manifest")
                 return None
         except (OSError, ValueError, KeyError, RuntimeError, DataKeyError) as exc:
@@ -86,7 +85,7 @@ class LocalHome:
         return Serving(index, active.generation, active.model_version, cursor)
 
     def build(
-        self, generation: int, fill: Callable[[Sink], Coverage]
+        self, generation: int, dimension: int, fill: Callable[[Sink], Coverage]
     ) -> tuple[VectorIndex, Coverage]:
         chunks: list[tuple[Any, Any]] = []
         coverage = fill(lambda ids, vectors: chunks.append((ids, vectors)))
@@ -94,11 +93,11 @@ class LocalHome:
         vectors = (
             np.concatenate([c[1] for c in chunks])
             if chunks
-            else np.zeros((0, self.dimension), np.float32)
+            else np.zeros((0, dimension), np.float32)
         )
         s = self.settings
         index = FaissIndex.build(
-            self.dimension,
+            dimension,
             ids,
             vectors,
             kind=s.index_kind,
@@ -143,7 +142,7 @@ class LocalHome:
             manifest: dict[str, Any] = {
                 "model_name": self.model_name,
                 "model_version": serving.model_version,
-                "dimension": self.dimension,
+                "dimension": index.dimension,
                 "generation": serving.generation,
                 "count": count,
                 "kind": index.kind,
@@ -153,6 +152,9 @@ class LocalHome:
             self.folder.mkdir(parents=True, exist_ok=True)
             _write_atomically(self.folder / SNAPSHOT_FILE, image)
             _write_atomically(self.folder / MANIFEST_FILE, json.dumps(manifest, indent=2).encode())
+
+    def check(self, serving: Serving) -> None:
+        """In this process's memory: always ready."""
 
     def close(self) -> None:
         """Nothing to release."""

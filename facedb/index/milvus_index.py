@@ -34,6 +34,7 @@ WRITE_ROWS = 5_000  # rows per insert or upsert call (keeps each message well be
 # least this many rows is flushed: sealed and indexed before the write returns.
 SEAL_ROWS = 1_000
 _ID, _VECTOR = "id", "vector"
+CHECK_TIMEOUT_S = 3.0  # a readiness check: the health route and the background wait this long
 
 
 class _QuietUnimplemented(logging.Filter):
@@ -54,6 +55,10 @@ class _QuietUnimplemented(logging.Filter):
 
 
 logging.getLogger("grpc._server").addFilter(_QuietUnimplemented())
+# While a Milvus server is away pymilvus logs a traceback for every retried call, many a
+# second. FaceDB says it once itself (503 index_unavailable, /v1/health, one log line per
+# outage from the background work), so pymilvus's own lines are kept to what is critical.
+logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 _lite_users: dict[str, int] = {}  # Milvus Lite file -> clients open on it in this process
 _lite_lock = threading.Lock()
 
@@ -150,6 +155,33 @@ class MilvusIndex:
                 return None
             client.load_collection(collection)
         return cls(client, collection, dimension)
+
+    def ready(self) -> None:
+        """Raise IndexUnavailable, saying why, unless the collection answers searches: the
+        server is unreachable, the collection is gone, or it is not loaded (a restarted
+        server releases every collection: this starts loading it, without waiting)."""
+        try:
+            state = self.client.get_load_state(self.collection, timeout=CHECK_TIMEOUT_S)
+        except MilvusException as exc:
+            raise IndexUnavailable(f"Milvus is unreachable: {exc.message}") from exc
+        name = getattr(state.get("state"), "name", str(state.get("state")))
+        if name == "Loaded":
+            return
+        if name == "NotExist":
+            raise IndexUnavailable(
+                f"the Milvus collection {self.collection} is gone (dropped outside FaceDB); "
+                "restart the service or run `facedb reindex` to rebuild it"
+            )
+        if name == "NotLoad":
+            try:
+                self.client.load_collection(self.collection, _async=True)
+            except MilvusException as exc:
+                raise IndexUnavailable(f"Milvus could not load {self.collection}: {exc}") from exc
+        progress = state.get("progress", 0)
+        raise IndexUnavailable(
+            f"the Milvus collection {self.collection} is loading ({progress}%) after the "
+            "server restarted; searches resume when it is loaded"
+        )
 
     def drop(self) -> None:
         with _milvus_errors("drop", self.collection):

@@ -30,6 +30,7 @@ from facedb.index.base import VectorIndex
 from facedb.index.cursor import ChangeCursor
 from facedb.index.follower import Coverage, Look, Serving, Sink
 from facedb.index.milvus_index import MilvusIndex, connect, disconnect
+from facedb.pipeline.recipes import recipe_of
 from facedb.store.changes import GenerationState, SharedMark
 from facedb.store.unit import Store, Unit
 
@@ -37,11 +38,10 @@ log = logging.getLogger(__name__)
 
 
 class SharedHome:
-    def __init__(self, settings: Settings, store: Store, model_name: str, dimension: int) -> None:
+    def __init__(self, settings: Settings, store: Store, model_name: str) -> None:
         self.settings = settings
         self.store = store
         self.model_name = model_name
-        self.dimension = dimension
         self._client: MilvusClient | None = None  # connected on first use, not before
         self._counted: tuple[tuple[str, int, tuple[int, ...]], int] | None = None
 
@@ -62,17 +62,18 @@ class SharedHome:
             mark = unit.marks.read(self.name)
         if mark.generation != active.generation or not mark.collection:
             return None
-        index = MilvusIndex.open(self.client, mark.collection, self.dimension)
+        dimension = recipe_of(active.model_version).dimension
+        index = MilvusIndex.open(self.client, mark.collection, dimension)
         if index is None:
             log.warning("Milvus collection %r is missing or stale; rebuilding", mark.collection)
             return None
         return Serving(index, active.generation, active.model_version, _cursor(mark))
 
     def build(
-        self, generation: int, fill: Callable[[Sink], Coverage]
+        self, generation: int, dimension: int, fill: Callable[[Sink], Coverage]
     ) -> tuple[VectorIndex, Coverage]:
         name = f"{self.name}_g{generation}_{uuid.uuid4().hex[:12]}"
-        index = MilvusIndex.create(self.client, name, self.dimension)
+        index = MilvusIndex.create(self.client, name, dimension)
         try:
             coverage = fill(index.insert)
             index.seal()
@@ -113,7 +114,7 @@ class SharedHome:
         mark = unit.marks.claim(self.name)
         index = serving.index
         if mark.collection != _collection(serving):
-            opened = MilvusIndex.open(self.client, mark.collection, self.dimension)
+            opened = MilvusIndex.open(self.client, mark.collection, serving.index.dimension)
             if opened is None or mark.generation != serving.generation:
                 return None  # rebuilt elsewhere for another generation, or lost
             index = opened
@@ -144,6 +145,13 @@ class SharedHome:
 
     def save(self, serving: Serving) -> None:
         """Nothing to write: the vectors live in Milvus, the mark in the database."""
+
+    def check(self, serving: Serving) -> None:
+        """Ask Milvus whether the serving collection is loaded (a restarted server holds it
+        released): load it in the background when it is not."""
+        index = serving.index
+        if isinstance(index, MilvusIndex):
+            index.ready()
 
     def close(self) -> None:
         if self._client is not None:

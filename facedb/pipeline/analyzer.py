@@ -14,16 +14,27 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facedb.config import Settings
-from facedb.errors import ImageError, UnknownModelVersion
+from facedb.domain import NetworkName
+from facedb.errors import ImageError
 from facedb.pipeline.attributes import AgeGenderEstimator
 from facedb.pipeline.base import LocatedFace
+from facedb.pipeline.cards import register_installed
 from facedb.pipeline.decode import decode_image
 from facedb.pipeline.detect import FaceDetector
-from facedb.pipeline.embed import FaceEmbedder
+from facedb.pipeline.dlib_resnet import DlibDescriptor
+from facedb.pipeline.embed import FaceEmbedder, OnnxRecogniser
 from facedb.pipeline.memory import return_large_buffers
-from facedb.pipeline.recipes import CURRENT, RECIPES, Recipe, display_crop
+from facedb.pipeline.recipes import (
+    Networks,
+    Recipe,
+    Views,
+    chosen_recipe,
+    display_crop,
+    fuse,
+    recipe_of,
+)
 from facedb.pipeline.types import Detection, Face
-from facedb.provision import age_gender_dir, onnx_dir, require_models
+from facedb.provision import age_gender_dir, dlib_dir, onnx_dir, require_models
 
 THUMBNAIL_SIDE = 160
 # Stored photos were admitted under the caps in force then; re-embedding decodes them as-is.
@@ -31,12 +42,13 @@ _NO_CAP = 1 << 62
 
 
 class FaceAnalyzer:
-    """The real pipeline (an ``Analyzer``): holds the three models, each built once per
-    process, lazily and thread-safely.
+    """The real pipeline (an ``Analyzer``): holds the models, each built once per process,
+    lazily (a recognition network only when a recipe in use needs it) and thread-safely.
 
-    ``recipe`` is how faces are fed to FaceNet; it names the model version of the
-    embeddings made. It is the current recipe unless the database's embeddings were made
-    by an older one: then the service embeds with that one (``use``) until a re-embed.
+    ``recipe`` is which networks faces are fed to, and how; it names the model version of
+    the embeddings made. It is the chosen recipe (``target``, FACEDB_RECIPE) unless the
+    database's embeddings were made by another: then the service embeds with that one
+    (``use``) until a re-embed.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -47,17 +59,32 @@ class FaceAnalyzer:
             settings.detector, settings.detect_max_side, networks, settings.models_path
         )
         self.embedder = FaceEmbedder(networks)
+        self.networks: Networks = {
+            NetworkName.FACENET: self.embedder,
+            NetworkName.DLIB: DlibDescriptor(dlib_dir(settings.models_path)),
+        }
+        for item in register_installed(settings.models_path):
+            card = item.card
+            self.networks[card.name] = OnnxRecogniser(item.model, card.name, card.dimension)
         self.attributes = AgeGenderEstimator(age_gender_dir(settings.models_path))
         self._checked = False
         self._check_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(settings.inference_threads)
-        self.recipe: Recipe = CURRENT
+        self.target: Recipe = chosen_recipe(settings.recipe)
+        self.recipe: Recipe = self.target
         self.model_name = self.embedder.name
-        self.dimension = self.embedder.dimension
 
     @property
     def model_version(self) -> str:
         return self.recipe.version
+
+    @property
+    def target_version(self) -> str:
+        return self.target.version
+
+    @property
+    def dimension(self) -> int:
+        return self.recipe.dimension
 
     def use(self, model_version: str) -> None:
         """Embed with the recipe of ``model_version`` from now on (UnknownModelVersion if none)."""
@@ -73,13 +100,17 @@ class FaceAnalyzer:
     def load(self) -> None:
         """Load every model now (start-up), instead of on the first photo."""
         self.ensure_models()
-        for model in (self.detector, self.embedder, self.attributes):
+        for model in (self.detector, *self._networks_of(self.recipe), self.attributes):
             model.load()
+
+    def _networks_of(self, recipe: Recipe) -> list[OnnxRecogniser | DlibDescriptor]:
+        found = [self.networks[name] for name, _ in recipe.parts]
+        return [n for n in found if isinstance(n, (OnnxRecogniser, DlibDescriptor))]
 
     def loaded(self) -> dict[str, bool]:
         return {
             "detector": self.detector.loaded,
-            "embedder": self.embedder.loaded,
+            "embedder": all(n.loaded for n in self._networks_of(self.recipe)),
             "age_gender": self.attributes.loaded,
         }
 
@@ -129,7 +160,7 @@ class FaceAnalyzer:
             located = [
                 LocatedFace(
                     detection,
-                    recipe.views(bgr, detection),
+                    recipe.views(bgr, detection, self.networks),
                     recipe.version,
                     attrs,
                     display_crop(bgr, detection, THUMBNAIL_SIDE),
@@ -142,7 +173,12 @@ class FaceAnalyzer:
     def embed(self, located: list[LocatedFace]) -> list[Face]:
         """Return the faces with their embeddings, computed in one batched model call."""
         self.ensure_models()
-        vectors = self.embedder.embed([f.views for f in located])
+        vectors: list[NDArray[np.float32]] = [np.zeros(0, np.float32)] * len(located)
+        for version in {f.model_version for f in located}:  # one, unless a re-embed switched
+            rows = [i for i, f in enumerate(located) if f.model_version == version]
+            made = self.embed_views(recipe_of(version), [located[i].views for i in rows])
+            for row, vector in zip(rows, made, strict=True):
+                vectors[row] = vector
         return [
             Face(
                 detection=f.detection,
@@ -160,25 +196,24 @@ class FaceAnalyzer:
             for f, vector in zip(located, vectors, strict=True)
         ]
 
+    def embed_views(self, recipe: Recipe, views: list[Views]) -> NDArray[np.float32]:
+        """Return the recipe's (n, dimension) embeddings of faces' views, each part's
+        network called once for all of them."""
+        parts = [
+            (self.networks[name].embed([v[i] for v in views]), weight)
+            for i, (name, weight) in enumerate(recipe.parts)
+        ]
+        return parts[0][0] if len(parts) == 1 else fuse(parts)
+
     def embed_stored(
-        self, data: bytes, detections: list[Detection], recipe: Recipe = CURRENT
+        self, data: bytes, detections: list[Detection], recipe: Recipe | None = None
     ) -> NDArray[np.float32]:
-        """Return embeddings of known faces of a stored photo (re-embedding), (n, 128)."""
+        """Return embeddings of known faces of a stored photo (re-embedding) with
+        ``recipe`` (the chosen one by default), (n, dimension)."""
         self.ensure_models()
+        recipe = recipe or self.target
         with self._slots:
             bgr = decode_image(data, _NO_CAP, _NO_CAP).bgr
-            views = [recipe.views(bgr, d) for d in detections]
+            views = [recipe.views(bgr, d, self.networks) for d in detections]
             del bgr
-        return self.embedder.embed(views)
-
-
-def recipe_of(model_version: str) -> Recipe:
-    """Return the recipe that made embeddings of ``model_version``."""
-    try:
-        return RECIPES[model_version]
-    except KeyError:
-        raise UnknownModelVersion(
-            f"the database's embeddings were made by model version {model_version!r}, "
-            f"which this FaceDB cannot make (it knows {', '.join(sorted(RECIPES))}). "
-            "Run the FaceDB release that made them, or `facedb reindex --re-embed`."
-        ) from None
+        return self.embed_views(recipe, views)

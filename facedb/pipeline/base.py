@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from facedb.errors import ImageError
 from facedb.pipeline.attributes import AgeGender
+from facedb.pipeline.recipes import Views
 from facedb.pipeline.types import Detection, Face
 
 
@@ -23,7 +24,7 @@ class LocatedFace:
     """A face after detection and alignment, before the (batched) embedding."""
 
     detection: Detection
-    views: NDArray[np.float32]  # the recipe's model inputs, (v, 160, 160, 3)
+    views: Views  # the recipe's model inputs: per part, (v, ...) views averaged
     model_version: str  # the recipe that made them
     attributes: AgeGender | None
     thumbnail: NDArray[np.uint8]  # RGB, square, for display
@@ -40,6 +41,12 @@ class Analyzer(Protocol):
     @property
     def model_version(self) -> str:
         """The recipe new embeddings are made with."""
+        ...
+
+    @property
+    def target_version(self) -> str:
+        """The chosen recipe (FACEDB_RECIPE): what an empty database takes and a re-embed
+        moves to."""
         ...
 
     @property

@@ -101,7 +101,7 @@ def _convert_mtcnn(folder: Path) -> Any:
 
 def _check(folder: Path, facenet: Any, detector: Any, photos: list[Path]) -> dict[str, Any]:
     """Compare the ONNX networks with TensorFlow's on ``photos``; raise when they differ."""
-    from facedb.pipeline.recipes import CURRENT
+    from facedb.pipeline.recipes import MarginMirrorRecipe
     from facedb.pipeline.types import Box, Detection
 
     ours, embedder = OnnxMtcnn(folder), onnx.session(folder / FACENET_FILE)
@@ -118,7 +118,7 @@ def _check(folder: Path, facenet: Any, detector: Any, photos: list[Path]) -> dic
                         *np.abs(np.subtract(a.right_eye, b.right_eye)))  # fmt: skip
             far = max(far, int(apart))
             detection = Detection(Box(b.x, b.y, b.w, b.h), b.confidence, b.left_eye, b.right_eye)
-            views = CURRENT.views(bgr, detection)
+            views = MarginMirrorRecipe().chips(bgr, detection)
             expected = np.asarray(facenet(views, training=False))
             got = onnx.run(embedder, views)[0]
             cosine = (expected * got).sum(1) / (

@@ -21,15 +21,15 @@ MODEL_NAME = "Facenet"
 DIMENSION = 128
 
 
-class FaceEmbedder(LazyModel):
-    """FaceNet; ``embed`` runs one model call per ``max_batch`` inputs."""
+class OnnxRecogniser(LazyModel):
+    """A recognition network on ONNX Runtime; ``embed`` runs one call per ``max_batch``
+    inputs. FaceNet is one; an operator's recogniser (``cards.py``) another."""
 
-    name = MODEL_NAME
-    dimension = DIMENSION
-
-    def __init__(self, networks: Path, max_batch: int = 32) -> None:
+    def __init__(self, path: Path, name: str, dimension: int, max_batch: int = 32) -> None:
         super().__init__()
-        self.path = networks / FACENET_FILE
+        self.path = path
+        self.name = name
+        self.dimension = dimension
         self.max_batch = max_batch
 
     def _build(self) -> Any:
@@ -40,21 +40,28 @@ class FaceEmbedder(LazyModel):
         return onnx.run(model, inputs)[0]
 
     def embed(self, views: list[NDArray[np.float32]]) -> NDArray[np.float32]:
-        """Return float32 (n, 128) L2-normalised embeddings, one per face.
+        """Return float32 (n, dimension) L2-normalised embeddings, one per face.
 
-        ``views[i]`` is face i's (v, 160, 160, 3) model inputs (a recipe's views); their
+        ``views[i]`` is face i's (v, ...) model inputs (a recipe's views); their
         embeddings are summed before normalising, so v=2 (chip and mirror) averages them.
         """
         if not views:
-            return np.zeros((0, DIMENSION), dtype=np.float32)
+            return np.zeros((0, self.dimension), dtype=np.float32)
         batch = np.concatenate(views, axis=0).astype(np.float32)
         outputs = []
         with self.using() as session:
             for start in range(0, len(batch), self.max_batch):
                 outputs.append(self._call(session, batch[start : start + self.max_batch]))
-        raw = np.concatenate(outputs, axis=0).astype(np.float32)
+        raw = np.concatenate(outputs, axis=0).astype(np.float32).reshape(len(batch), -1)
         raw /= np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
         counts = [len(v) for v in views]
         vectors = np.add.reduceat(raw, np.cumsum([0, *counts[:-1]]), axis=0)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+class FaceEmbedder(OnnxRecogniser):
+    """FaceNet-128d, converted at install (``convert.py``)."""
+
+    def __init__(self, networks: Path, max_batch: int = 32) -> None:
+        super().__init__(networks / FACENET_FILE, MODEL_NAME, DIMENSION, max_batch)

@@ -1,13 +1,20 @@
-"""How a detected face becomes FaceNet's input: the chip geometry, colour order and scaling.
+"""How a detected face becomes an embedding: which networks, fed which chips, fused how.
 
-Two recipes exist, each named by the model version its embeddings are stored under:
+A recipe names the model version its embeddings are stored under. Each of its parts is a
+network (``Network``) fed the recipe's chips of the face; a face's embedding is the parts'
+unit vectors, each scaled by the square root of its weight, concatenated (weights summing
+to 1 make it a unit vector, and the cosine of two such embeddings is the weighted sum of the
+parts' cosines: score-level fusion). Recipes:
 
 - ``LegacyRecipe``: deepface's way (a tight box, rotated on the eyes, aspect-padded, fed in BGR).
   Kept so a database made with it keeps serving until ``facedb reindex --re-embed``.
-- ``MarginMirrorRecipe`` (current): close to the input the weights were trained on (David Sandberg's
-  facenet: the MTCNN box with a margin, resized to 160x160, RGB, prewhitened), widened to
-  a square so the face keeps its shape and turned so the eyes are level, and embedded with
-  its mirror image, the two embeddings averaged.
+- ``MarginMirrorRecipe`` (the default): close to the input the weights were trained on
+  (David Sandberg's facenet: the MTCNN box with a margin, resized to 160x160, RGB,
+  prewhitened), widened to a square so the face keeps its shape and turned so the eyes
+  are level, and embedded with its mirror image, the two embeddings averaged.
+- ``FusedRecipe``: that FaceNet embedding beside dlib's ResNet descriptor (its own 5-point
+  chip and mirror, ``dlib_resnet.py``), equal weights: 256 values.
+- An installed recogniser's ``CardRecipe`` (``cards.py``): an operator's ONNX model.
 
 docs/ACCURACY.md gives the measurements that chose between them.
 """
@@ -16,17 +23,31 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from facedb.domain import NetworkName
+from facedb.errors import UnknownModelVersion
 from facedb.pipeline.types import Detection
 
 SIDE = 160
 LEGACY_VERSION = "facenet-128d/keras-facenet-6acdd8fb/normalization=Facenet"
 MARGIN_MIRROR_VERSION = "facenet-128d/keras-facenet-6acdd8fb/margin10-square-level-rgb-mirror"
+FUSED_VERSION = f"fused-w0.5/{MARGIN_MIRROR_VERSION}+dlib-resnet-v1-55533b28/chip150-mirror"
+
+Views = tuple[NDArray[Any], ...]  # a face's inputs, one array per part of its recipe
+
+
+class Network(Protocol):
+    """A recognition network: inputs of a face → one unit vector."""
+
+    dimension: int
+
+    def embed(self, views: list[NDArray[Any]]) -> NDArray[np.float32]:
+        """Return (n, dimension) unit vectors, face i's views (v, ...) averaged."""
 
 
 def prewhiten(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
@@ -92,13 +113,32 @@ def display_crop(bgr: NDArray[np.uint8], detection: Detection, side: int) -> NDA
     )
 
 
+Networks = dict[str, Network]
+
+
 class Recipe(Protocol):
     @property
     def version(self) -> str:
         """The model version its embeddings are stored under."""
 
-    def views(self, bgr: NDArray[np.uint8], detection: Detection) -> NDArray[np.float32]:
-        """Return the (views, 160, 160, 3) inputs whose embeddings are averaged."""
+    @property
+    def parts(self) -> tuple[tuple[str, float], ...]:
+        """(network name, weight) of each part, in the order of ``views``."""
+
+    @property
+    def dimension(self) -> int:
+        """The length of its embeddings."""
+
+    @property
+    def match_threshold(self) -> float:
+        """Its score reached by 1 stranger pair in 10,000 on lfw-dev (FAR 1e-4)."""
+
+    @property
+    def candidate_threshold(self) -> float:
+        """Its score reached by 1 stranger pair in 10 on lfw-dev (FAR 10%)."""
+
+    def views(self, bgr: NDArray[np.uint8], detection: Detection, networks: Networks) -> Views:
+        """Return each part's inputs for one face (a part's views are averaged)."""
 
 
 @dataclass(frozen=True)
@@ -106,11 +146,15 @@ class LegacyRecipe:
     """deepface.represent's input: its aligned tight chip, BGR, 'Facenet' normalisation."""
 
     version: str = LEGACY_VERSION
+    parts: tuple[tuple[str, float], ...] = ((NetworkName.FACENET, 1.0),)
+    dimension: int = 128
+    match_threshold: float = 0.59  # the current recipe's: it served with them
+    candidate_threshold: float = 0.22
 
-    def views(self, bgr: NDArray[np.uint8], detection: Detection) -> NDArray[np.float32]:
+    def views(self, bgr: NDArray[np.uint8], detection: Detection, networks: Networks) -> Views:
         from facedb.pipeline.align import aligned_chip
 
-        return legacy_input(aligned_chip(bgr, detection))
+        return (legacy_input(aligned_chip(bgr, detection)),)
 
 
 def legacy_input(chip_bgr: NDArray[np.uint8]) -> NDArray[np.float32]:
@@ -128,13 +172,92 @@ class MarginMirrorRecipe:
 
     margin: float = 0.1
     version: str = MARGIN_MIRROR_VERSION
+    parts: tuple[tuple[str, float], ...] = ((NetworkName.FACENET, 1.0),)
+    dimension: int = 128
+    match_threshold: float = 0.59
+    candidate_threshold: float = 0.22
 
-    def views(self, bgr: NDArray[np.uint8], detection: Detection) -> NDArray[np.float32]:
+    def views(self, bgr: NDArray[np.uint8], detection: Detection, networks: Networks) -> Views:
+        return (self.chips(bgr, detection),)
+
+    def chips(self, bgr: NDArray[np.uint8], detection: Detection) -> NDArray[np.float32]:
+        """Return FaceNet's (2, 160, 160, 3) input: the chip and its mirror."""
         crop = margin_crop(bgr, detection, self.margin, rotate=True, square=True)
         chip = prewhiten(crop[:, :, ::-1])
         return np.stack([chip, np.ascontiguousarray(chip[:, ::-1])])
 
 
-_ALL: tuple[Recipe, ...] = (LegacyRecipe(), MarginMirrorRecipe())
+@dataclass(frozen=True)
+class FusedRecipe:
+    """FaceNet (margin + mirror) beside dlib's ResNet descriptor, equal weights: the fused
+    score is the mean of the two cosines. dlib's cosines run high (strangers 0.84 on
+    average on lfw-dev), so the thresholds are this recipe's own, measured as FaceNet's."""
+
+    version: str = FUSED_VERSION  # names the weights: another weighting is another version
+    parts: tuple[tuple[str, float], ...] = ((NetworkName.FACENET, 0.5), (NetworkName.DLIB, 0.5))
+    dimension: int = 256
+    match_threshold: float = 0.757  # FAR 1e-4 on lfw-dev (403,550 stranger pairs)
+    candidate_threshold: float = 0.543  # FAR 10%
+
+    def views(self, bgr: NDArray[np.uint8], detection: Detection, networks: Networks) -> Views:
+        from facedb.pipeline.dlib_resnet import DlibDescriptor
+
+        dlib = networks[NetworkName.DLIB]
+        assert isinstance(dlib, DlibDescriptor)  # it finds its own landmarks in the box
+        return (MarginMirrorRecipe().chips(bgr, detection), dlib.views(bgr, detection))
+
+
+def fuse(parts: list[tuple[NDArray[np.float32], float]]) -> NDArray[np.float32]:
+    """Return the parts' unit vectors scaled by sqrt(weight), side by side, renormalised."""
+    joined = np.concatenate([v * np.float32(math.sqrt(w)) for v, w in parts], axis=1)
+    norms = np.linalg.norm(joined, axis=1, keepdims=True)
+    return np.ascontiguousarray(joined / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+_ALL: tuple[Recipe, ...] = (LegacyRecipe(), MarginMirrorRecipe(), FusedRecipe())
 RECIPES: dict[str, Recipe] = {r.version: r for r in _ALL}
 CURRENT: Recipe = RECIPES[MARGIN_MIRROR_VERSION]
+
+
+def chosen_recipe(name: str) -> Recipe:
+    """Return the recipe FACEDB_RECIPE names (a short name or a version); empty: the default."""
+    if not name:
+        return CURRENT
+    found = SHORT_NAMES.get(name) or RECIPES.get(name)
+    if found is None:
+        raise UnknownModelVersion(
+            f"FACEDB_RECIPE: unknown recipe {name!r}; choose one of "
+            f"{', '.join(sorted(SHORT_NAMES))} (`facedb models status` lists them)"
+        )
+    return found
+
+
+SHORT_NAMES: dict[str, Recipe] = {
+    "legacy": RECIPES[LEGACY_VERSION],
+    "facenet": RECIPES[MARGIN_MIRROR_VERSION],
+    "facenet+dlib": RECIPES[FUSED_VERSION],
+}
+BUILT_IN = frozenset(SHORT_NAMES) | {"dlib"}
+
+
+def name_of(version: str) -> str:
+    """Return the short name of the recipe of ``version`` (the version itself if it has none)."""
+    return next((n for n, r in SHORT_NAMES.items() if r.version == version), version)
+
+
+def register(recipe: Recipe, name: str) -> None:
+    """Make an installed recogniser's recipe known by its version and its name."""
+    RECIPES[recipe.version] = recipe
+    SHORT_NAMES[name] = recipe
+
+
+def recipe_of(model_version: str) -> Recipe:
+    """Return the recipe that made embeddings of ``model_version``."""
+    try:
+        return RECIPES[model_version]
+    except KeyError:
+        raise UnknownModelVersion(
+            f"the database's embeddings were made by model version {model_version!r}, "
+            f"which this FaceDB cannot make (it knows {', '.join(sorted(RECIPES))}). "
+            "Run the FaceDB release that made them, or `facedb reindex --re-embed`."
+        ) from None

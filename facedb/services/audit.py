@@ -70,6 +70,23 @@ class AuditService:
     def recent(
         self, limit: int = 50, action: AuditAction | None = None, key_id: str | None = None
     ) -> list[AuditRecord]:
-        """Return the newest entries first."""
+        """Return the newest entries first, each with the names of the persons it names."""
         with self.store.unit() as unit:
-            return unit.audit.recent(limit, action, key_id)
+            entries = unit.audit.recent(limit, action, key_id)
+            named = sorted({p for entry in entries for p in _person_ids(entry.results)})
+            persons = unit.persons.many(named)
+        return [
+            entry.model_copy(update={"names": {p: persons[p].name for p in
+                                               _person_ids(entry.results) if p in persons}})
+            for entry in entries
+        ]  # fmt: skip
+
+
+def _person_ids(value: Any) -> set[str]:
+    """Return the person ids an entry's results hold (under keys ending in ``person_id``)."""
+    if isinstance(value, list):
+        return set().union(*(_person_ids(item) for item in value)) if value else set()
+    if isinstance(value, dict):
+        found = {v for k, v in value.items() if k.endswith("person_id") and isinstance(v, str)}
+        return found.union(*(_person_ids(v) for v in value.values() if isinstance(v, list | dict)))
+    return set()

@@ -21,7 +21,8 @@ SWEEP_INTERVAL_S = 5.0  # cross-match faces another process enrolled and did not
 
 
 class Background:
-    """One daemon thread: tail every second, sweep every 5 s, snapshot every minute."""
+    """One daemon thread: check the index and tail every second, sweep every 5 s, snapshot
+    every minute."""
 
     def __init__(self, index: FaceIndex, sweep: Callable[[threading.Event], int]) -> None:
         self.index = index
@@ -47,9 +48,11 @@ class Background:
 
     def _run(self) -> None:
         since_snapshot = since_sweep = 0.0
+        trouble = ""  # the last failure, logged once until it changes or clears
         self._sweep(self._stop)  # whatever a process that died left waiting
         while not self._stop.wait(TAIL_INTERVAL_S):
             try:
+                self.index.check()  # a restarted Milvus server gets its collection loaded
                 self.index.catch_up()
                 since_snapshot += TAIL_INTERVAL_S
                 since_sweep += TAIL_INTERVAL_S
@@ -59,5 +62,10 @@ class Background:
                 if since_snapshot >= SNAPSHOT_INTERVAL_S:
                     self.index.save()
                     since_snapshot = 0.0
-            except Exception as exc:  # the database may be down; keep following
-                log.warning("background work: %s", exc)
+                if trouble:
+                    log.info("background work resumed after: %s", trouble)
+                    trouble = ""
+            except Exception as exc:  # the database or the index may be down; keep following
+                if str(exc) != trouble:
+                    trouble = str(exc)
+                    log.warning("background work: %s", trouble)

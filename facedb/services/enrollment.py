@@ -216,7 +216,7 @@ class EnrollmentService:
                     result = PhotoResult(upload.filename, UploadStatus.REFUSED, error=exc)
                 item.results[waiting.index] = result
             reports.append(EnrollmentReport(item.person_id, [r for r in item.results if r]))
-        self.index.catch_up()
+        self.index.apply_own_writes()
         if sweep and any(item.pending for item in batch):
             self.sweep()  # after the commits; never fails the enrollment
         return reports
@@ -275,14 +275,15 @@ class EnrollmentService:
             return unit.photos.crop(face_id)
 
     def delete_photo(self, photo_id: str, caller: Caller = LOCAL) -> int:
-        """Delete a photo and its faces (audited); the index drops them before this returns."""
+        """Delete a photo and its faces (audited); the index drops them before this returns
+        (during an index outage, before any search is answered again)."""
         with self.audit.audited(AuditAction.PHOTO_DELETE, caller) as trail:
             with self.store.unit() as unit:
                 photo = unit.photos.get(photo_id)
                 removed = unit.photos.delete(photo_id)
             trail.results = [{"photo_id": photo_id, "person_id": photo.person_id,
-                              "faces": len(removed)}]  # fmt: skip
-        self.index.catch_up()
+                              "filename": photo.filename, "faces": len(removed)}]  # fmt: skip
+        self.index.apply_own_writes()
         return len(removed)
 
 

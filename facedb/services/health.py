@@ -1,14 +1,17 @@
-"""What a process reports of itself: database, index, models, cross-match lag, auth mode."""
+"""What a process reports of itself: database, index, models, cross-match lag, webhook
+delivery, auth mode."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from facedb.casework.crossmatch import CrossMatcher
 from facedb.errors import FaceDBError
 from facedb.index.face_index import FaceIndex
 from facedb.pipeline.base import Analyzer
+from facedb.services.webhooks import WebhookSender
 from facedb.store.unit import Store
 
 
@@ -19,6 +22,7 @@ class Health:
     index: dict[str, Any]
     models: dict[str, bool]
     crossmatch_pending: int | None
+    notifications: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class HealthService:
     index: FaceIndex
     analyzer: Analyzer
     crossmatch: CrossMatcher
+    webhooks: WebhookSender
 
     def report(self) -> Health:
         """Return the state of every part."""
@@ -38,7 +43,29 @@ class HealthService:
             index=index,
             models=self.analyzer.loaded(),
             crossmatch_pending=self.pending() if database else None,
+            notifications=self.notifications() if database else {"enabled": self.webhooks.enabled},
         )
+
+    def notifications(self) -> dict[str, Any]:
+        """The webhook outbox: events waiting, delivered and parked, the oldest waiting
+        one's age in seconds and the last error."""
+        if not self.webhooks.enabled:
+            return {"enabled": False}
+        try:
+            outbox = self.webhooks.summary()
+        except FaceDBError:
+            return {"enabled": True}
+        oldest = outbox.oldest_pending
+        return {
+            "enabled": True,
+            "pending": outbox.pending,
+            "delivered": outbox.delivered,
+            "parked": outbox.parked,
+            "oldest_pending_s": (
+                round((datetime.now(UTC) - oldest).total_seconds(), 1) if oldest else None
+            ),
+            "last_error": outbox.last_error,
+        }
 
     def pending(self) -> int | None:
         """Faces waiting to be cross-matched, or None when the database cannot say."""

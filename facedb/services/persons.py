@@ -1,4 +1,5 @@
-"""Person records: the rules a record obeys, and create, read, update, erase."""
+"""Person records: the rules a record obeys, and create, read, update, erase; the dates of
+their photos."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from facedb.ages import age_on
 from facedb.domain import AgeVerdict, AuditAction, register_of
 from facedb.errors import InvalidInput
 from facedb.index.face_index import FaceIndex
-from facedb.records import Caller, PersonFilter, PersonRecord
+from facedb.records import Caller, PersonFilter, PersonRecord, PhotoRecord
 from facedb.services.audit import LOCAL, AuditService
 from facedb.store.unit import Store, Unit
 
@@ -147,7 +148,7 @@ class PersonService:
         """Erase a person with their photos, faces and undecided candidate pairs. Decided
         pairs stay, as history, keeping of this side only the person id; a person linked to
         this one is told the link's record was erased. The index drops the faces before
-        this returns."""
+        this returns (during an index outage, before any search is answered again)."""
         with self.audit.audited(AuditAction.PERSON_DELETE, caller) as trail:
             with self.store.unit() as unit:
                 person = unit.persons.get(person_id)
@@ -157,8 +158,32 @@ class PersonService:
                 removed = unit.persons.delete(person_id)
             trail.results = [{"person_id": person_id, "faces": len(removed),
                               "linked_person_id": person.linked_person_id}]  # fmt: skip
-        self.index.catch_up()
+        self.index.apply_own_writes()
         return len(removed)
+
+    def redate_photo(
+        self, photo_id: str, taken_at: date | None, caller: Caller = LOCAL
+    ) -> PhotoRecord:
+        """Change the date a photo was taken (None: unknown), audited before and after. The
+        photo's declared age and age conflict follow, and so do the person's undecided
+        pairs: each side's date and age, the years between and the age check."""
+        with self.audit.audited(AuditAction.PHOTO_UPDATE, caller) as trail:
+            with self.store.unit() as unit:
+                photo = unit.photos.get(photo_id)
+                person = unit.persons.get(photo.person_id)
+                declared = None
+                if taken_at is not None:
+                    check_taken_at(taken_at, person.birth_date, person.birth_year)
+                    declared = age_on(taken_at, person.birth_date, person.birth_year)
+                conflict = age_conflict(declared, [f.age for f in photo.faces])
+                unit.photos.set_date(photo_id, taken_at, declared, conflict)
+                updated = unit.photos.get(photo_id)
+            trail.results = [{"photo_id": photo_id, "person_id": person.id,
+                              "taken_at": {"before": _plain(photo.taken_at),
+                                           "after": _plain(taken_at)}}]  # fmt: skip
+        if taken_at != photo.taken_at:
+            self.recheck(person.id)
+        return updated
 
 
 # Fields whose change alters the age check or the gender flag of a person's pairs.

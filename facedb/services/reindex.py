@@ -15,7 +15,6 @@ from facedb.domain import AuditAction, ChangeOp
 from facedb.errors import ImageError
 from facedb.index.face_index import FaceIndex
 from facedb.pipeline.base import Analyzer
-from facedb.pipeline.recipes import CURRENT
 from facedb.pipeline.types import Detection
 from facedb.records import FaceRecord
 from facedb.services.audit import AuditService
@@ -47,9 +46,10 @@ class ReindexService:
             trail.results = [{"job_id": job.id, "re_embed": re_embed, **job.counts}]
 
     def _re_embed(self, job: Job) -> None:
-        """Embed every face with the current recipe into a new generation, then switch."""
+        """Embed every face with the chosen recipe (FACEDB_RECIPE) into a new generation,
+        then switch."""
         with self.store.unit() as unit:
-            current = unit.generations.active(self.analyzer.model_name, CURRENT.version)
+            current = unit.generations.active(self.analyzer.model_name, self.index.target)
             target = current.generation + 1
             unit.embeddings.drop_generations(current.generation, above=True)
         job.counts.update({"embedded": 0, "failed": 0})
@@ -77,7 +77,7 @@ class ReindexService:
         for face in faces:
             by_photo.setdefault(face.photo_id, []).append(face)
         failed: set[int] = set()
-        embedded = Embedded(generation, self.analyzer.model_name, CURRENT.version)
+        embedded = Embedded(generation, self.analyzer.model_name, self.index.target)
         done = 0
         for photo_id, photo_faces in by_photo.items():
             with self.store.unit() as unit:
@@ -103,7 +103,7 @@ class ReindexService:
         enrollment committing meanwhile is either seen by the check or waits for the switch.
         """
         with self.store.unit() as unit:
-            unit.generations.switch(target, self.analyzer.model_name, CURRENT.version)
+            unit.generations.switch(target, self.analyzer.model_name, self.index.target)
             missing = [
                 f
                 for f in unit.embeddings.faces_without(target, len(failed) + 1)

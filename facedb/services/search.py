@@ -142,7 +142,7 @@ class SearchService:
             if not faces:
                 raise NoFaceFound("no face was found in the photo")
             self.index.catch_up()
-            cut = self.settings.match_threshold if threshold is None else threshold
+            cut = self.index.match_threshold if threshold is None else threshold
             ranked = self.rank([f.embedding for f in faces], k, cut, filters)
             matches = [
                 FaceMatches(f, [_age_checked(c, photo.taken_at, f.age) for c in found])
@@ -188,7 +188,7 @@ class SearchService:
         self, caller: Caller, photo: Upload, person_id: str, threshold: float | None = None
     ) -> Verification:
         """Compare the photo's largest face with every enrolled face of one person (audited)."""
-        cut = self.settings.match_threshold if threshold is None else threshold
+        cut = self.index.match_threshold if threshold is None else threshold
         with self.audit.audited(AuditAction.VERIFY, caller) as trail:
             with self.store.unit() as unit:
                 unit.persons.get(person_id)

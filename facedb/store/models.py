@@ -31,7 +31,9 @@ from facedb.domain import (
     AgeVerdict,
     AuditAction,
     ChangeOp,
+    Delivery,
     EstimatedGender,
+    EventType,
     Gender,
     MatchState,
     PersonStatus,
@@ -357,6 +359,9 @@ class MatchCandidate(Base):
     statuses_before: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The confirmed pair that took this one out of the queue (state superseded).
     superseded_by: Mapped[int | None] = mapped_column(BigInteger)
+    # When the pair was first pending at or above FACEDB_NOTIFY_MIN_SCORE and so announced
+    # (an outbox event, when a webhook is set): a pair is announced once.
+    announced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CrossmatchRun(Base):
@@ -372,3 +377,26 @@ class CrossmatchRun(Base):
     )
     after_face_id: Mapped[int] = mapped_column(BigInteger, default=0)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxEvent(Base):
+    """A webhook event, written in the same transaction as what it announces and delivered
+    at least once by the sender (``services/webhooks.py``)."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        Index("ix_outbox_events_due", "state", "next_attempt_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    type: Mapped[EventType] = mapped_column(closed_set(EventType, "type"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[Delivery] = mapped_column(closed_set(Delivery, "state"), default=Delivery.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Due from then: a failed attempt pushes it back, a sender claiming it leases it.
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from facedb.agecheck import AgeCheck
 from facedb.domain import REGISTER_OF, AgeVerdict, MatchState, PairOrder, PersonStatus, Register
@@ -298,10 +299,7 @@ class PairRepository:
         if where.min_score is not None:
             query = query.where(MatchCandidate.score >= where.min_score)
         if where.person_id is not None:
-            query = query.where(
-                (MatchCandidate.missing_person_id == where.person_id)
-                | (MatchCandidate.found_person_id == where.person_id)
-            )
+            query = query.where(involving([where.person_id]))
         total = self._session.execute(
             select(func.count()).select_from(query.subquery())
         ).scalar_one()
@@ -354,8 +352,7 @@ class PairRepository:
             .where(
                 MatchCandidate.state == MatchState.PENDING,
                 MatchCandidate.id != by_pair,
-                MatchCandidate.missing_person_id.in_(person_ids)
-                | MatchCandidate.found_person_id.in_(person_ids),
+                involving(person_ids),
             )
             .values(state=MatchState.SUPERSEDED, superseded_by=by_pair)
         )
@@ -384,18 +381,14 @@ class PairRepository:
         """Return the confirmed pair that links this person, if any."""
         return self._session.execute(
             select(MatchCandidate.id).where(
-                MatchCandidate.state == MatchState.CONFIRMED,
-                (MatchCandidate.missing_person_id == person_id)
-                | (MatchCandidate.found_person_id == person_id),
+                MatchCandidate.state == MatchState.CONFIRMED, involving([person_id])
             )
         ).scalar()
 
     def erase_side(self, person_id: str) -> None:
         """A person is being erased: drop their undecided pairs, and keep of their side of
         decided pairs only the person id (no face, photo, date or age; no age check)."""
-        involved = (MatchCandidate.missing_person_id == person_id) | (
-            MatchCandidate.found_person_id == person_id
-        )
+        involved = involving([person_id])
         undecided = [MatchState.PENDING, MatchState.IMPOSSIBLE, MatchState.SUPERSEDED]
         self._session.execute(
             delete(MatchCandidate).where(MatchCandidate.state.in_(undecided), involved)
@@ -419,8 +412,7 @@ class PairRepository:
                    MatchCandidate.found_face_id)
             .where(
                 MatchCandidate.state.in_([MatchState.PENDING, MatchState.IMPOSSIBLE]),
-                (MatchCandidate.missing_person_id == person_id)
-                | (MatchCandidate.found_person_id == person_id),
+                involving([person_id]),
             )
         ).tuples()  # fmt: skip
         return [(int(i), int(m), int(f)) for i, m, f in rows if m is not None and f is not None]
@@ -433,11 +425,7 @@ class PairRepository:
         for chunk in chunks(person_ids, 1000):
             rows = self._session.execute(
                 select(MatchCandidate).where(
-                    MatchCandidate.state != MatchState.PENDING,
-                    or_(
-                        MatchCandidate.missing_person_id.in_(chunk),
-                        MatchCandidate.found_person_id.in_(chunk),
-                    ),
+                    MatchCandidate.state != MatchState.PENDING, involving(chunk)
                 )
             ).scalars()
             for row in rows:
@@ -681,6 +669,14 @@ class _Upsert:
             f(v) if (f := self.convert[n]) is not None and v is not None else v
             for n, v in zip(names, values, strict=True)
         )
+
+
+def involving(person_ids: Sequence[str]) -> ColumnElement[bool]:
+    """The pairs with a side among these persons."""
+    return or_(
+        MatchCandidate.missing_person_id.in_(person_ids),
+        MatchCandidate.found_person_id.in_(person_ids),
+    )
 
 
 ORDERS: dict[PairOrder, tuple[Any, ...]] = {

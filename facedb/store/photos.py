@@ -135,6 +135,14 @@ class PhotoRepository:
         photo = get_or_404(self._session, Photo, photo_id, "photo")
         photo.age_at_photo, photo.age_conflict = age, conflict
 
+    def set_date(
+        self, photo_id: str, taken_at: date | None, age: float | None, conflict: bool
+    ) -> None:
+        """Set the date a photo was taken (None: unknown), the declared age it gives and
+        whether that age conflicts with the faces' estimates."""
+        photo = get_or_404(self._session, Photo, photo_id, "photo")
+        photo.taken_at, photo.age_at_photo, photo.age_conflict = taken_at, age, conflict
+
     def delete(self, photo_id: str) -> list[int]:
         """Delete a photo with its faces, logging the index removals; return the face ids."""
         get_or_404(self._session, Photo, photo_id, "photo")

@@ -14,6 +14,7 @@ from facedb.records import FaceRecord, PersonRecord, PhotoRecord
 from facedb.store.models import Face, Person, Photo
 
 _Row = TypeVar("_Row")
+T = TypeVar("T")
 IN_CHUNK = 5000  # ids per IN (...): SQLite takes at most 32766 bound parameters
 
 
@@ -25,7 +26,7 @@ def get_or_404(session: Session, model: type[_Row], key: object, label: str) -> 
     return row
 
 
-def chunks(ids: Sequence[object], size: int = IN_CHUNK) -> list[list[object]]:
+def chunks(ids: Sequence[T], size: int = IN_CHUNK) -> list[list[T]]:
     """Return ``ids`` in lists short enough for one IN (...)."""
     items = list(ids)
     return [items[start : start + size] for start in range(0, len(items), size)]

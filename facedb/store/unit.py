@@ -23,6 +23,7 @@ from facedb.store.db import make_engine, make_sessionmaker, ping, require_migrat
 from facedb.store.embeddings import EmbeddingRepository
 from facedb.store.keys import KeyRepository
 from facedb.store.notes import NoteRepository
+from facedb.store.outbox import OutboxRepository
 from facedb.store.pairs import PairRepository, RegisterFaces
 from facedb.store.persons import PersonRepository
 from facedb.store.photos import PhotoRepository
@@ -45,6 +46,7 @@ class Unit:
         self.audit = AuditRepository(session)
         self.keys = KeyRepository(session)
         self.notes = NoteRepository(session)
+        self.outbox = OutboxRepository(session)
 
     def rollback(self) -> None:
         """Undo what this unit wrote so far (it stays usable)."""
@@ -53,7 +55,7 @@ class Unit:
 
 class Store:
     """The system of record: persons, photos, faces, embeddings, pairs, keys, the audit
-    trail and the change log the indexes follow."""
+    trail, the change log the indexes follow and the webhook outbox."""
 
     def __init__(self, url: str, keyring: Keyring | None = None) -> None:
         self.url = url

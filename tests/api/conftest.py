@@ -9,6 +9,7 @@ never assumes an empty database.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 import time
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,15 +30,17 @@ from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.base import Analyzer
 from facedb.store.db import upgrade
 from facedb.wiring import Services, build
-from tests.conftest import installed_model_dir
-from tests.factories import database_url, make_settings
+from tests.conftest import REPO, installed_model_dir
+from tests.factories import database_url, make_settings, on_milvus_server
 from tests.fakes import FakeAnalyzer
 
-# Database, and "+milvus" where the index is a Milvus (Lite) collection instead of FAISS.
+# Database, and "+milvus" where the index is a Milvus Lite collection instead of FAISS,
+# "+milvus-server" a collection on a real Milvus standalone server (one per test session).
 BACKENDS = [
     "sqlite",
     pytest.param("postgres", marks=pytest.mark.postgres),
     pytest.param("postgres+milvus", marks=pytest.mark.postgres),
+    pytest.param("postgres+milvus-server", marks=[pytest.mark.postgres, pytest.mark.milvus_server]),
 ]
 
 
@@ -73,9 +77,10 @@ def serve(
     make_analyzer: type[FakeAnalyzer] | Analyzer,
     keyed: bool = True,
     url: str | None = None,
+    **overrides: Any,
 ) -> Iterator[Server]:
-    """Run a server on ``backend`` (at ``url`` when given) until the generator is closed;
-    ``keyed``: one key per role, else keyless local mode."""
+    """Run a server on ``backend`` (at ``url`` when given, with these settings) until the
+    generator is closed; ``keyed``: one key per role, else keyless local mode."""
     database, _, index = backend.partition("+")
     with database_url(database, folder) if url is None else nullcontext(url) as url:
         settings = make_settings(
@@ -83,8 +88,9 @@ def serve(
             url,
             max_image_bytes=2_000_000,
             max_request_bytes=MAX_REQUEST_BYTES,
-            index_backend=index or "faiss",
+            index_backend="milvus" if index.startswith("milvus") else "faiss",
             model_dir=installed_model_dir(),
+            **overrides,
         )
         upgrade(url)
         analyzer = make_analyzer(settings) if isinstance(make_analyzer, type) else make_analyzer
@@ -127,7 +133,8 @@ def server(
 ) -> Iterator[Server]:
     """A server on the fake analyzer, one per backend per session."""
     backend = str(request.param)
-    yield from serve(backend, tmp_path_factory.mktemp(f"api-{backend}"), FakeAnalyzer)
+    yield from serve(backend, tmp_path_factory.mktemp(f"api-{backend}"), FakeAnalyzer,
+                     **milvus_settings(request))  # fmt: skip
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -138,4 +145,53 @@ def model_server(
 ) -> Iterator[Server]:
     """A server on the real models, one per backend per session."""
     backend = str(request.param)
-    yield from serve(backend, tmp_path_factory.mktemp(f"models-{backend}"), analyzer)
+    yield from serve(backend, tmp_path_factory.mktemp(f"models-{backend}"), analyzer,
+                     **milvus_settings(request))  # fmt: skip
+
+
+def milvus_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """For the server tier: a collection of this server's own on the session's Milvus."""
+    if not str(request.param).endswith("+milvus-server"):
+        return {}
+    return on_milvus_server(request.getfixturevalue("milvus_server"))
+
+
+# --- the browser (the console tests) ---------------------------------------------------
+ARTIFACTS = REPO / "test-artifacts" / "console"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if CHROMIUM is None:
+        pytest.skip(
+            "no chromium on this machine: `apt-get install chromium` to run the console tests"
+        )
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="`make install` installs playwright"
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    yield tab
+    context.close()
+
+
+def sign_in(page: Any, server: Server, role: str) -> None:
+    page.goto(f"{server.url}/console/signin")
+    page.get_by_label("API key").fill(server.keys[role])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/console/search")
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

@@ -165,3 +165,52 @@ def test_a_second_confirmation_is_refused_and_every_attempt_is_audited(server: S
     ]
     search = server.services.audit.recent(limit=1, action=AuditAction.SEARCH)[0]
     assert search.key_name == "test-searcher" and search.results == [{"error": "invalid_input"}]
+
+
+def test_an_enroller_redates_a_photo_and_its_pairs_follow(server: Server) -> None:
+    """A found person's photo filed under the wrong year: the pair read it as taken before
+    the missing child's birth (impossible); the corrected date brings it to the queue."""
+    with server.client("enroller") as client:
+        child = {"name": "Redated child (missing)", "status": "missing", "birth_date": "2004-03-01"}
+        missing = client.post("/v1/persons", json=child).json()["id"]
+        files = [("files", ("baby.png", fake_photo(MINDY + 1, 0, age=1), "image/png"))]
+        assert client.post(f"/v1/persons/{missing}/photos", files=files,
+                           data={"taken_at": "2005-03-01"}).status_code == 201  # fmt: skip
+        found = client.post("/v1/persons", json={"name": "Redated found",
+                                                 "status": "found"}).json()["id"]  # fmt: skip
+        files = [("files", ("care-home.png", fake_photo(MINDY + 1, 1, age=9), "image/png"))]
+        reply = client.post(f"/v1/persons/{found}/photos", files=files,
+                            data={"taken_at": "2003-06-01"})  # fmt: skip
+        photo = reply.json()["results"][0]["photo"]["id"]
+
+        def the_pair() -> dict[str, Any]:
+            page = client.get("/v1/matches", params={"person_id": found, "limit": 100}).json()
+            return next(i for i in page["items"] if i["missing"]["person"]["id"] == missing)
+
+        before = the_pair()
+        assert before["state"] == "impossible" and before["found"]["taken_at"] == "2003-06-01"
+
+        with server.client("reviewer") as reviewer:
+            assert reviewer.patch(f"/v1/photos/{photo}", json={"taken_at": None}).status_code == 403
+        redated = client.patch(f"/v1/photos/{photo}", json={"taken_at": "2013-06-01"})
+        assert redated.status_code == 200, redated.text
+        assert redated.json()["taken_at"] == "2013-06-01"
+        after = the_pair()
+        assert after["id"] == before["id"] and after["state"] == "pending"
+        assert after["found"]["taken_at"] == "2013-06-01"
+        assert after["years_between"] == pytest.approx(8.3, abs=0.1)
+        assert after["age_check"]["verdict"] == "consistent"
+
+        # A date before the person's own birth is refused, saying so once; nothing changes.
+        child_photo = client.get(f"/v1/persons/{missing}/photos").json()[0]["id"]
+        refused = client.patch(f"/v1/photos/{child_photo}", json={"taken_at": "2001-01-01"})
+        assert refused.status_code == 422
+        message = refused.json()["error"]["message"]
+        assert message.count("2001-01-01") == 1 and "before the person's birth" in message
+        assert client.get(f"/v1/persons/{missing}/photos").json()[0]["taken_at"] == "2005-03-01"
+        assert client.patch(f"/v1/photos/{photo}", json={}).status_code == 422
+    with server.client("admin") as admin:
+        trail = admin.get("/v1/audit", params={"action": AuditAction.PHOTO_UPDATE}).json()
+        mine = [e for e in trail if e["results"] and e["results"][0].get("photo_id") == photo]
+        assert mine and mine[0]["results"][0]["taken_at"] == {
+            "before": "2003-06-01", "after": "2013-06-01"}  # fmt: skip

@@ -8,58 +8,17 @@ A screenshot of every page is saved under test-artifacts/console/.
 
 from __future__ import annotations
 
-import shutil
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.api.conftest import Server
-from tests.conftest import REPO
+from tests.api.conftest import ARTIFACTS, Server, shot, sign_in
 from tests.fakes import fake_photo, no_face_photo
 
 JERRY = 101  # the identities this module enrolls (tests/fakes.py)
 REPORTED = 102
-ARTIFACTS = REPO / "test-artifacts" / "console"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip(
-            "no chromium on this machine: `apt-get install chromium` to run the console tests"
-        )
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="`make install` installs playwright"
-    )
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield instance
-        instance.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)
-    yield tab
-    context.close()
-
-
-def sign_in(page: Any, server: Server, role: str) -> None:
-    page.goto(f"{server.url}/console/signin")
-    page.get_by_label("API key").fill(server.keys[role])
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/console/search")
-
-
-def shot(page: Any, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def photo_file(folder: Path, name: str, identity: int, variant: int, age: int = 30) -> Path:
@@ -114,7 +73,7 @@ def test_a_caseworker_enrolls_searches_and_reviews(
     page.locator(".report").get_by_role("alert").get_by_text("No photo was stored").wait_for()
     refused = page.locator(".report li.error").all_inner_texts()
     for name, why in [("notes.jpg", "not a photo FaceDB can read"), ("landscape.png", "No face"),
-                      ("group.png", "more than one face")]:  # fmt: skip
+                      ("group.png", "The photo shows 2 faces")]:  # fmt: skip
         assert any(t.startswith(f"{name}: refused") and why in t for t in refused), refused
     assert all("{" not in t for t in refused)  # sentences, never raw JSON
     assert page.locator(".report").is_visible()
@@ -122,11 +81,32 @@ def test_a_caseworker_enrolls_searches_and_reviews(
     assert box is not None and box["y"] < page.viewport_size["height"]  # scrolled into view
     shot(page, "person-upload-error")
 
+    # The misfiled photo's date corrected on its card: first a date before the birth (said
+    # next to the form, once), then the right year: the age conflict clears.
+    redate = page.locator(".gallery figure.conflict form.date-form")
+    redate.get_by_label("Date of misfiled.png").fill("1950-01-01")
+    redate.get_by_role("button", name="Save date").click()
+    problem = redate.get_by_role("alert")
+    problem.wait_for()
+    assert problem.inner_text().count("1950-01-01") == 1 and "before the person's birth" in (
+        problem.inner_text()
+    )
+    shot(page, "person-redate-error")
+    redate.get_by_label("Date of misfiled.png").fill("1959-06-01")
+    redate.get_by_role("button", name="Save date").click()
+    page.get_by_text("misfiled.png is now dated 1959-06-01").wait_for()
+    page.wait_for_function("!document.querySelector('.gallery figure.conflict')")
+    assert (
+        page.locator(".gallery figcaption")
+        .first.inner_text()
+        .startswith("misfiled.png · 1959-06-01 · age 5 (from birth date)")
+    )
+
     page.get_by_role("button", name="Delete misfiled.png…").click()  # the misfiled photo goes
     ask = page.get_by_role("dialog")
-    assert "misfiled.png (1991-01-01)" in ask.inner_text()
+    assert "misfiled.png (1959-06-01)" in ask.inner_text()
     ask.get_by_role("button", name="Delete the photo").click()
-    page.get_by_text("misfiled.png (1991-01-01) deleted.").wait_for()
+    page.get_by_text("misfiled.png (1959-06-01) deleted.").wait_for()
     assert page.locator(".gallery figure").count() == 2
     captions = page.locator(".gallery figcaption").all_inner_texts()
     assert captions[0].startswith(f"{train[0].name} · 1990-05-01")  # by date, with file names
@@ -180,7 +160,11 @@ def test_a_caseworker_enrolls_searches_and_reviews(
 
     page.goto(f"{server.url}/console/audit")
     page.locator("tbody tr").first.wait_for()
-    assert "search" in page.locator("tbody").inner_text()
+    trail = page.locator("tbody").inner_text()
+    assert "search" in trail
+    assert "re-dated a photo of Jerry Console: 1991-01-01 → 1950-01-01" not in trail  # refused
+    assert "re-dated a photo of Jerry Console: 1991-01-01 → 1959-06-01" in trail  # by name
+    assert "photo misfiled.png of Jerry Console" in trail
     shot(page, "audit")
 
     page.set_viewport_size({"width": 390, "height": 844})

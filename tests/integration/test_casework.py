@@ -69,7 +69,7 @@ def test_a_found_photo_raises_a_pending_candidate_with_age_context(
     items, total = db.review.page(PairFilter(state=MatchState.PENDING), limit=100)
     by_pair = {(m.missing.person.id, m.found.person.id): m for m in items}  # type: ignore[union-attr]
     hit = by_pair[(madonna, found_madonna)]
-    assert hit.score >= db.settings.candidate_threshold and hit.rank == 1
+    assert hit.score >= db.index.candidate_threshold and hit.rank == 1
     assert hit.missing.age_source is AgeSource.DECLARED
     assert hit.missing.age_at_photo == pytest.approx(26.8, abs=0.1)
     assert hit.found.age_source is AgeSource.ESTIMATED and hit.found.age_at_photo

@@ -197,7 +197,7 @@ def test_the_queue_reads_warned_pairs_last_and_rank_is_the_missing_persons_order
         p.id: p.rank for p in waiting
     }  # the batch computes what enrollment did
     # Evidence: the score's margin over each person's next-best candidate, averaged.
-    floor = db.settings.candidate_threshold
+    floor = db.index.candidate_threshold
     for p in waiting:
         other = max(o.score for o in waiting if o.id != p.id)
         assert p.evidence == pytest.approx(p.score - (other + floor) / 2, abs=2e-5)

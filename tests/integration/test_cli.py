@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from facedb.pipeline.recipes import CURRENT, FUSED_VERSION
 from facedb.sample_data import photos
 
 pytestmark = pytest.mark.models
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "facedb.cli", *args], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "facedb.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **env},
     )
 
 
@@ -47,10 +54,24 @@ def test_analyze_reports_every_photo_and_libraries_stay_quiet(
     assert 20 <= face["age"] <= 90
     assert 0 < face["confidence"] <= 1
     assert len(face["embedding"]) == 128
+    assert good["recipe"] == "facenet" and good["model_version"] == CURRENT.version
     assert bad["faces"] == [] and bad["error"]["code"] == "not_an_image"
     assert missing["error"]["code"] == "file_unreadable"  # its own documented code
     noisy = [line for line in result.stderr.splitlines() if " INFO " in line or "I0000" in line]
     assert noisy == [], noisy
+
+    # The fused recipe reports its own embedding: FaceNet's and dlib's side by side.
+    fused = run_cli("analyze", "--json", str(photo), FACEDB_RECIPE="facenet+dlib")
+    assert fused.returncode == 0, fused.stderr[-2000:]
+    (report,) = json.loads(fused.stdout)
+    assert report["recipe"] == "facenet+dlib" and report["model_version"] == FUSED_VERSION
+    vector = np.asarray(report["faces"][0]["embedding"])
+    assert vector.shape == (256,) and np.linalg.norm(vector) == pytest.approx(1, abs=1e-5)
+    facenet_part = vector[:128] / np.linalg.norm(vector[:128])
+    assert float(facenet_part @ np.asarray(face["embedding"])) > 0.9999
+    unknown = run_cli("analyze", str(photo), FACEDB_RECIPE="facenet-xl")
+    assert unknown.returncode == 1
+    assert "FACEDB_RECIPE: unknown recipe 'facenet-xl'; choose one of" in unknown.stderr
 
 
 def test_help_is_plain_text_and_status_columns_align() -> None:
@@ -60,4 +81,4 @@ def test_help_is_plain_text_and_status_columns_align() -> None:
     lines = models.splitlines()
     starts = {line.index(" /") for line in lines}  # every path column starts at one offset
     assert len(lines) >= 5 and len(starts) == 1
-    assert "(current)" in recipes
+    assert "(default, chosen)" in recipes and "facenet+dlib" in recipes

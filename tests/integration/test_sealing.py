@@ -60,7 +60,8 @@ def test_sealed_rows_hold_no_plaintext_and_search_answers_the_same(
     plain = started(make_settings(tmp_path / "a", url))
     enroll_people(plain)
     before = answers(plain)
-    assert not any(seal.is_sealed(v) for v in raw_values(plain))
+    plaintext = raw_values(plain)
+    assert plaintext and not any(seal.is_sealed(v) for v in plaintext)
     plain.close()
 
     keys = key_file(tmp_path)
@@ -69,7 +70,9 @@ def test_sealed_rows_hold_no_plaintext_and_search_answers_the_same(
     assert done == {"photos.content": 18, "faces.crop_jpeg": 18, "embeddings.vector": 18}
     values = raw_values(sealed)
     assert values and all(seal.is_sealed(v) for v in values)
-    assert not any(b"\x89PNG" in v or b"\xff\xd8\xff" in v for v in values)
+    # no stored value appears inside a sealed one (a 3-byte magic number would turn up in
+    # random ciphertext now and then: compare 64 bytes of each plaintext instead)
+    assert not any(p[:64] in v for p in plaintext for v in values)
     assert answers(sealed) == before
     person = sealed.persons.page(limit=1)[0][0]
     photo = sealed.enrollment.photos_of(person.id)[0]

@@ -1,4 +1,5 @@
-"""One Milvus collection shared by two service contexts, as by two processes on a server.
+"""One Milvus collection shared by two service contexts, as by two processes on a server:
+on Milvus Lite and on a real Milvus standalone server (the server tier).
 
 Milvus Lite serves one process per file, so the two contexts live in this process and
 share its Lite server; everything between them goes through the database and Milvus, as
@@ -28,13 +29,23 @@ from tests.factories import (
     database_face_ids,
     index_ids,
     make_settings,
+    on_milvus_server,
     started,
     unit_vectors,
 )
 
 
-def milvus_db(folder: Path, url: str, uri: Path, migrate: bool = False) -> Services:
-    settings = make_settings(folder, url, index_backend="milvus", milvus_uri=str(uri))
+@pytest.fixture(params=["lite", pytest.param("server", marks=pytest.mark.milvus_server)])
+def milvus(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Where the collection lives: a Milvus Lite file, or the session's Milvus server (with a
+    collection prefix of this test's own)."""
+    if request.param == "lite":
+        return {"milvus_uri": str(tmp_path / "milvus.db")}
+    return on_milvus_server(request.getfixturevalue("milvus_server"))
+
+
+def milvus_db(folder: Path, url: str, milvus: dict[str, str], migrate: bool = False) -> Services:
+    settings = make_settings(folder, url, index_backend="milvus", **milvus)
     return started(settings, migrate=migrate)
 
 
@@ -60,12 +71,10 @@ def top(db: Services, vector: np.ndarray, k: int, threshold: float) -> list[str]
 
 
 @pytest.fixture
-def two(url: str, tmp_path: Path) -> Iterator[tuple[Services, Services]]:
-    """Two service contexts on one database and one Milvus (Lite) file, as two processes on
-    one Milvus server."""
-    uri = tmp_path / "milvus.db"
-    first = milvus_db(tmp_path / "a", url, uri, migrate=True)
-    second = milvus_db(tmp_path / "b", url, uri)
+def two(url: str, tmp_path: Path, milvus: dict[str, str]) -> Iterator[tuple[Services, Services]]:
+    """Two service contexts on one database and one Milvus collection, as two processes."""
+    first = milvus_db(tmp_path / "a", url, milvus, migrate=True)
+    second = milvus_db(tmp_path / "b", url, milvus)
     yield first, second
     first.close()
     second.close()
@@ -91,9 +100,9 @@ def test_two_contexts_share_one_collection(two: tuple[Services, Services]) -> No
 
 
 def test_a_crash_mid_apply_leaves_the_mark_and_the_batch_is_repeated(
-    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    url: str, tmp_path: Path, milvus: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = milvus_db(tmp_path, url, tmp_path / "milvus.db", migrate=True)
+    db = milvus_db(tmp_path, url, milvus, migrate=True)
     person = add_person(db)
     add_synthetic_faces(db, person, unit_vectors(10, seed=52))
     db.index.catch_up()
@@ -133,23 +142,24 @@ def test_a_rebuild_elsewhere_is_followed_and_the_old_collection_dropped(
     assert collection_of(second) == collection_of(first)
 
 
-def test_a_lost_collection_is_rebuilt_on_start(url: str, tmp_path: Path) -> None:
-    uri = tmp_path / "milvus.db"
-    db = milvus_db(tmp_path, url, uri, migrate=True)
+def test_a_lost_collection_is_rebuilt_on_start(
+    url: str, tmp_path: Path, milvus: dict[str, str]
+) -> None:
+    db = milvus_db(tmp_path, url, milvus, migrate=True)
     add_synthetic_faces(db, add_person(db), unit_vectors(12, seed=55))
     db.index.catch_up()
     client = connect(db.settings.milvus_location)
     client.drop_collection(collection_of(db))  # Milvus lost it (or an operator dropped it)
     disconnect(client, db.settings.milvus_location)
     db.close()
-    again = milvus_db(tmp_path, url, uri)
+    again = milvus_db(tmp_path, url, milvus)
     assert index_ids(again) == database_face_ids(again) and again.index.count == 12
     again.close()
 
 
 def test_a_second_process_on_a_lite_file_is_told_what_to_do(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'facedb.sqlite3'}"
-    db = milvus_db(tmp_path, url, tmp_path / "milvus.db", migrate=True)
+    db = milvus_db(tmp_path, url, {"milvus_uri": str(tmp_path / "milvus.db")}, migrate=True)
     probe = (
         f"from facedb.index.milvus_index import connect\nconnect({str(tmp_path / 'milvus.db')!r})\n"
     )

@@ -1,5 +1,5 @@
-"""Manifest rows, chips and gender abstention: the parts of bulk import and the embedding
-recipe that need no model."""
+"""Manifest rows, chips, recipes, recogniser cards and gender abstention: the parts of bulk
+import and the embedding recipes that need no model."""
 
 from __future__ import annotations
 
@@ -10,13 +10,19 @@ import pytest
 
 from facedb.bulk.manifest import parse_row
 from facedb.domain import EstimatedGender
+from facedb.errors import ModelInstallError, UnknownModelVersion
 from facedb.pipeline.attributes import AgeGender
+from facedb.pipeline.cards import Card
 from facedb.pipeline.recipes import (
     CURRENT,
+    FUSED_VERSION,
     LEGACY_VERSION,
     RECIPES,
     MarginMirrorRecipe,
+    chosen_recipe,
+    fuse,
     margin_crop,
+    name_of,
     prewhiten,
 )
 from facedb.pipeline.types import Box, Detection
@@ -46,7 +52,7 @@ def test_manifest_rows_parse_with_clear_errors(tmp_path: Path) -> None:
 def test_the_legacy_version_keeps_its_name() -> None:
     # Databases embedded before issue 11 carry exactly this string: it must stay known.
     assert LEGACY_VERSION == "facenet-128d/keras-facenet-6acdd8fb/normalization=Facenet"
-    assert set(RECIPES) == {LEGACY_VERSION, CURRENT.version} and CURRENT.version != LEGACY_VERSION
+    assert {LEGACY_VERSION, CURRENT.version} <= set(RECIPES) and CURRENT.version != LEGACY_VERSION
 
 
 def test_margin_crop_grows_the_box_and_keeps_it_centred() -> None:
@@ -86,7 +92,9 @@ def test_rotation_levels_the_eyes() -> None:
 def test_the_current_recipe_feeds_the_chip_and_its_mirror() -> None:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)
-    views = MarginMirrorRecipe().views(image, Detection(Box(50, 60, 150, 170), 0.9, None, None))
+    (views,) = MarginMirrorRecipe().views(
+        image, Detection(Box(50, 60, 150, 170), 0.9, None, None), {}
+    )
     assert views.shape == (2, 160, 160, 3) and views.dtype == np.float32
     assert np.array_equal(views[1], views[0][:, ::-1])
     assert abs(float(views[0].mean())) < 1e-4 and float(views[0].std()) == pytest.approx(1, 1e-3)
@@ -103,3 +111,43 @@ def test_gender_is_unknown_below_the_cut(
 ) -> None:
     estimate = AgeGender(30.0, EstimatedGender.FEMALE, probability)
     assert estimate.answered(cut) is answer
+
+
+def test_a_fused_embedding_scores_the_weighted_mean_of_its_parts_cosines() -> None:
+    rng = np.random.default_rng(3)
+    a1, a2, b1, b2 = (v / np.linalg.norm(v, axis=1, keepdims=True)
+                      for v in rng.standard_normal((4, 5, 128)).astype(np.float32))  # fmt: skip
+    for weight in (0.5, 0.7):
+        x, y = fuse([(a1, weight), (b1, 1 - weight)]), fuse([(a2, weight), (b2, 1 - weight)])
+        assert x.shape == (5, 256) and np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-6)
+        parts = weight * (a1 * a2).sum(1) + (1 - weight) * (b1 * b2).sum(1)
+        assert np.allclose((x * y).sum(1), parts, atol=1e-6)
+
+
+def test_recipes_are_chosen_by_name_and_an_unknown_name_says_which_exist() -> None:
+    assert chosen_recipe("") is CURRENT and chosen_recipe("facenet") is CURRENT
+    fused = chosen_recipe("facenet+dlib")
+    assert fused.version == FUSED_VERSION and fused.dimension == 256
+    assert chosen_recipe(FUSED_VERSION) is fused and name_of(FUSED_VERSION) == "facenet+dlib"
+    with pytest.raises(UnknownModelVersion, match="choose one of facenet, facenet\\+dlib, legacy"):
+        chosen_recipe("arcface")
+
+
+def test_a_card_says_which_field_is_wrong() -> None:
+    good = {"name": "mine", "file": "m.onnx", "sha256": "a" * 64, "input_size": 112,
+            "layout": "nchw", "colour": "rgb", "normalisation": "symmetric",
+            "alignment": "arcface-112", "dimension": 512, "licence": "ours"}  # fmt: skip
+    card = Card.parse(good, "card.json")
+    chips = card.chips(np.zeros((200, 200, 3), np.uint8),
+                       Detection(Box(50, 50, 100, 100), 0.9, (120, 90), (80, 90)))  # fmt: skip
+    assert chips.shape == (2, 3, 112, 112) and chips.dtype == np.float32
+    for change, message in [
+        ({"name": "Mine!"}, "name must be 1-40 lower-case letters"),
+        ({"file": "../m.onnx"}, "file must name a file beside the card"),
+        ({"input_size": 160}, "alignment arcface-112 needs input_size 112"),
+        ({"dimension": "512"}, "dimension must be a whole number"),
+        ({"extra": 1}, "unknown field 'extra'"),
+        ({"normalisation": "zscore"}, "normalisation 'zscore' is not one of"),
+    ]:
+        with pytest.raises(ModelInstallError, match=message):
+            Card.parse({**good, **change}, "card.json")

@@ -20,7 +20,6 @@ class ApiError extends Error {
 
 const FRIENDLY = {
   no_face: "No face was found in this photo. Use a photo where the face is clearly visible.",
-  multiple_faces: "This photo shows more than one face. Enroll a photo of this person alone.",
   not_an_image: "This file is not a photo FaceDB can read. Send a JPEG, PNG or WebP image.",
   unsupported_image_format: "This image format is not accepted. Send a JPEG, PNG or WebP image.",
   empty_image: "The file is empty.",
@@ -36,7 +35,8 @@ const FRIENDLY = {
 
 // Codes whose server message adds the specifics (sizes, counts) to the friendly sentence;
 // for the others the friendly sentence says it all, once.
-const SPECIFIC = new Set(["multiple_faces", "image_too_large", "request_too_large", "already_linked"]);
+// (multiple_faces has no friendly sentence: the server's says how many faces, and what to do.)
+const SPECIFIC = new Set(["image_too_large", "request_too_large", "already_linked"]);
 
 function describe(err) {
   if (!(err instanceof ApiError)) return String(err.message || err);
@@ -194,6 +194,7 @@ function renderChrome() {
     pendingCount();
     setInterval(pendingCount, 60_000);
   }
+  if (may("admin")) parkedNotice();
   const who = document.getElementById("who");
   if (state.me.auth === "keyless-local") {
     who.replaceChildren(el("span", {}, "local admin"));
@@ -221,6 +222,27 @@ async function pendingCount() {
   } catch (err) {
     link.textContent = "Review queue";  // the count is a courtesy: never an error banner
   }
+}
+
+// Webhook events that failed every attempt wait, parked, until an admin sends them again.
+async function parkedNotice() {
+  let health;
+  try { health = await api("/v1/health"); } catch (err) { return; }  // 503 bodies are errors here
+  const parked = health.notifications && health.notifications.parked;
+  if (!parked) return;
+  const notice = el("div", { class: "warning", role: "status", "data-parked": "" },
+    `${parked} notification(s) to the webhook receiver failed every attempt and are parked` +
+    `${health.notifications.last_error ? ` (last: ${health.notifications.last_error})` : ""}. ` +
+    "Fix the receiver, then ",
+    el("button", { type: "button", class: "secondary", onclick: async () => {
+      try {
+        const answer = await api("/v1/admin/notifications/retry", { method: "POST" });
+        notice.replaceChildren(`${answer.requeued} notification(s) will be sent again.`);
+      } catch (err) {
+        showError(err);
+      }
+    } }, "send them again"));
+  document.getElementById("banner").append(notice);
 }
 
 // --- sign in ----------------------------------------------------------------------------------
@@ -583,12 +605,39 @@ async function renderGallery(person, gallery) {
         boxedPhoto(src, p.width, p.height, p.faces.map((f) => f.box), `photo of ${person.name}`),
         el("figcaption", {}, `${p.filename || "photo"} · ${dateText(p.taken_at)} · age ${p.age_at_photo !== null ? `${fmt(p.age_at_photo)} (from birth date)` : `${fmt(face?.age)} (estimated)`}`,
           p.age_conflict ? el("span", { class: "warning" }, ` · Age conflict: ${p.age_check.reason}. Misfiled photo or wrong date?`) : null),
-        may("enroll") ? deletePhotoButton(person, p, gallery) : null));
+        may("enroll") ? el("div", { class: "photo-actions" }, photoDateForm(person, p, gallery),
+          deletePhotoButton(person, p, gallery)) : null));
     }
     gallery.replaceChildren(...figures);
   } catch (err) {
     showError(err);
   }
+}
+
+// A photo filed under the wrong date: correct it; its age check and the pairs follow.
+function photoDateForm(person, photo, gallery) {
+  const name = photo.filename || "this photo";
+  const input = el("input", { type: "date", name: "taken_at", value: photo.taken_at || "" });
+  const problem = el("p", { class: "error", role: "alert", hidden: true });
+  const form = el("form", { class: "row date-form", onsubmit: async (event) => {
+    event.preventDefault();
+    problem.hidden = true;
+    busy(form, true);
+    try {
+      await api(`/v1/photos/${photo.id}`, json("PATCH", { taken_at: input.value || null }));
+      await renderGallery(person, gallery);
+      const pairs = document.querySelector('[aria-label="Candidate pairs"]');
+      if (pairs) await renderCasePairs(person, pairs);
+      showNotice(`${name} is now dated ${dateText(input.value || null)}; its age check and pairs were worked out again.`);
+    } catch (err) {
+      problem.textContent = describe(err);
+      problem.hidden = false;
+      problem.scrollIntoView({ block: "nearest" });
+      busy(form, false);
+    }
+  } }, field(`Date of ${name}`, input, "empty: unknown"),
+  el("button", { type: "submit", class: "secondary" }, "Save date"), problem);
+  return form;
 }
 
 function deletePhotoButton(person, photo, gallery) {
@@ -761,27 +810,30 @@ async function renderAudit() {
       el("tbody", {}, entries.map((e) => el("tr", {},
         el("td", {}, new Date(e.at).toLocaleString()), el("td", {}, e.action),
         el("td", {}, e.key_name || "—"), el("td", {}, e.client || "—"), el("td", {}, e.faces_found),
-        el("td", {}, outcome(e.results)))))));
+        el("td", {}, outcome(e)))))));
   } catch (err) {
     showError(err);
   }
   show(...nodes);
 }
 
-function outcome(results) {
-  return results.map((r) => {
+// What an entry did, in words: persons by name (a record since erased says so).
+function outcome(entry) {
+  const who = (id) => entry.names[id] || `an erased record (${id.slice(0, 8)}…)`;
+  return entry.results.map((r) => {
     if (r.error) return `refused: ${r.error}`;
-    if (r.candidates) return r.candidates.length ? `top ${r.candidates[0].person_id.slice(0, 8)}… ${Number(r.candidates[0].score).toFixed(3)}` : "no candidate";
-    if (r.decision) return `${r.decision} pair ${r.match_id}`;
-    if (r.changed) return `changed ${Object.keys(r.changed).join(", ") || "nothing"} of ${r.person_id.slice(0, 8)}…`;
-    if (r.files) return `${r.files.filter((f) => f.status === "stored").length} of ${r.files.length} photos stored for ${r.person_id.slice(0, 8)}…`;
+    if (r.candidates) return r.candidates.length ? `top ${who(r.candidates[0].person_id)} ${Number(r.candidates[0].score).toFixed(3)}` : "no candidate";
+    if (r.decision) return `${r.decision} pair ${r.match_id}: ${who(r.missing_person_id)} and ${who(r.found_person_id)}`;
+    if (r.changed) return `changed ${Object.keys(r.changed).join(", ") || "nothing"} of ${who(r.person_id)}`;
+    if (r.files) return `${r.files.filter((f) => f.status === "stored").length} of ${r.files.length} photos stored for ${who(r.person_id)}`;
     if (r.job_id) return Object.entries(r).filter(([k]) => k !== "job_id").map(([k, v]) => `${k} ${v}`).join(", ");
     if (r.key_id) return `key ${r.name || r.key_id}`;
-    if (r.photo_id) return `photo ${r.photo_id.slice(0, 8)}… of ${r.person_id.slice(0, 8)}…`;
-    if (r.person_id && r.score === undefined) return `person ${r.person_id.slice(0, 8)}…`;
+    if (r.taken_at) return `re-dated a photo of ${who(r.person_id)}: ${r.taken_at.before || "undated"} → ${r.taken_at.after || "undated"}`;
+    if (r.photo_id) return `photo ${r.filename || r.photo_id.slice(0, 8) + "…"} of ${who(r.person_id)}`;
+    if (r.person_id && r.score === undefined) return `person ${who(r.person_id)}`;
     if (r.manifest) return `imported ${r.manifest}: ${Object.entries(r.outcomes).map(([k, n]) => `${n} ${k}`).join(", ") || "no rows"}`;
     if (r.target) return `exported ${r.persons.length} persons, ${r.photos} photos to ${r.target}`;
-    return `${r.person_id ? r.person_id.slice(0, 8) + "…" : ""} score ${Number(r.score).toFixed(3)}`;
+    return `${r.person_id ? who(r.person_id) : ""} score ${Number(r.score).toFixed(3)}`;
   }).join("; ") || "—";
 }
 

