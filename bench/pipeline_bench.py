@@ -59,11 +59,11 @@ def stage_ms(analyzer: FaceAnalyzer, payloads: list[bytes]) -> dict[str, float]:
         with clock("age/gender"):
             analyzer.attributes.estimate(bgr, [d.box for d in found])
         with clock("align"):
-            views = [analyzer.recipe.views(bgr, d) for d in found]
+            views = [analyzer.recipe.views(bgr, d, analyzer.networks) for d in found]
             for d in found:
                 display_crop(bgr, d, THUMBNAIL_SIDE)
         with clock("embed"):
-            analyzer.embedder.embed(views)
+            analyzer.embed_views(analyzer.recipe, views)
     return clock.medians()
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facedb.config import Settings
+from facedb.domain import NetworkName
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.detect import FaceDetector
 from facedb.pipeline.embed import FaceEmbedder
@@ -60,6 +61,7 @@ def tensorflow_analyzer(settings: Settings) -> FaceAnalyzer:
         "mtcnn", settings.detect_max_side, settings.models_path, settings.models_path
     )
     analyzer.embedder = TensorFlowEmbedder(settings)
+    analyzer.networks[NetworkName.FACENET] = analyzer.embedder
     return analyzer
 
 

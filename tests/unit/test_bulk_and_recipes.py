@@ -12,7 +12,7 @@ from facedb.bulk.manifest import parse_row
 from facedb.domain import EstimatedGender
 from facedb.errors import ModelInstallError, UnknownModelVersion
 from facedb.pipeline.attributes import AgeGender
-from facedb.pipeline.cards import Card
+from facedb.pipeline.cards import Card, arcface_crop
 from facedb.pipeline.recipes import (
     CURRENT,
     FUSED_VERSION,
@@ -151,3 +151,17 @@ def test_a_card_says_which_field_is_wrong() -> None:
     ]:
         with pytest.raises(ModelInstallError, match=message):
             Card.parse({**good, **change}, "card.json")
+
+
+def test_the_arcface_alignment_puts_the_eyes_on_the_template() -> None:
+    image = np.zeros((400, 500, 3), np.uint8)
+    right_eye, left_eye = (210, 180), (290, 196)  # the subject's: observer's left, right
+    for x, y in (right_eye, left_eye):
+        image[y - 2 : y + 3, x - 2 : x + 3] = 255
+    detection = Detection(Box(170, 120, 160, 190), 0.99, left_eye, right_eye)
+    chip = arcface_crop(image, detection)
+    assert chip.shape == (112, 112, 3)
+    bright = np.argwhere(chip[:, :, 0] > 100)
+    first, second = bright[bright[:, 1] < 56].mean(0), bright[bright[:, 1] >= 56].mean(0)
+    assert np.allclose(first[::-1], (38.29, 51.70), atol=1.0)  # (x, y) of the template's eyes
+    assert np.allclose(second[::-1], (73.53, 51.50), atol=1.0)
