@@ -25,7 +25,7 @@ from facedb.evaluation import protocol
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.card_install import add_recogniser
 from facedb.pipeline.convert import FACENET_FILE
-from facedb.pipeline.recipes import CURRENT, FUSED_VERSION, RECIPES
+from facedb.pipeline.recipes import CURRENT, FUSED_VERSION, RECIPES, SHORT_NAMES
 from facedb.provision import onnx_dir, sha256_file
 from facedb.sample_data import photos
 from facedb.services.jobs import Job
@@ -128,14 +128,20 @@ def test_a_database_moves_to_the_fused_recipe_and_back(
 
 # --- an operator's recogniser ---------------------------------------------------------------
 @pytest.fixture
-def own_models(tmp_path: Path, analyzer: FaceAnalyzer) -> Path:
-    """A model folder of this test's own: the installed models linked in, no recognisers."""
+def own_models(tmp_path: Path, analyzer: FaceAnalyzer) -> Iterator[Path]:
+    """A model folder of this test's own: the installed models linked in, no recognisers.
+    The recipes its recognisers register are forgotten afterwards."""
     folder = tmp_path / "models"
     folder.mkdir()
     for entry in analyzer.settings.models_path.iterdir():
         if entry.name != "recognisers":
             (folder / entry.name).symlink_to(entry)
-    return folder
+    known, names = dict(RECIPES), dict(SHORT_NAMES)
+    yield folder
+    RECIPES.clear()
+    RECIPES.update(known)
+    SHORT_NAMES.clear()
+    SHORT_NAMES.update(names)
 
 
 def standin_card(folder: Path, analyzer: FaceAnalyzer, **changes: Any) -> Path:
