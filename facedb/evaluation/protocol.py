@@ -68,7 +68,7 @@ class EvalConfig:
     ages: Path | None = None  # cross-age: a CSV of photo ages
     ages_in_names: bool = False  # cross-age: ages from the file names
     bootstrap: int = 1000
-    model_version: str | None = None  # measure another recipe (default: the current one)
+    model_version: str | None = None  # measure another recipe (default: the chosen one)
     young: str | None = None  # young/adult: the subfolder of each person's childhood photos
     only: Path | None = None  # young/adult: a file naming the persons to read
 

@@ -25,6 +25,7 @@ from facedb.pipeline.dlib_resnet import DlibDescriptor
 from facedb.pipeline.embed import FaceEmbedder, OnnxRecogniser
 from facedb.pipeline.memory import return_large_buffers
 from facedb.pipeline.recipes import (
+    Network,
     Networks,
     Recipe,
     Views,
@@ -100,12 +101,13 @@ class FaceAnalyzer:
     def load(self) -> None:
         """Load every model now (start-up), instead of on the first photo."""
         self.ensure_models()
-        for model in (self.detector, *self._networks_of(self.recipe), self.attributes):
-            model.load()
+        self.detector.load()
+        for network in self._networks_of(self.recipe):
+            network.load()
+        self.attributes.load()
 
-    def _networks_of(self, recipe: Recipe) -> list[OnnxRecogniser | DlibDescriptor]:
-        found = [self.networks[name] for name, _ in recipe.parts]
-        return [n for n in found if isinstance(n, (OnnxRecogniser, DlibDescriptor))]
+    def _networks_of(self, recipe: Recipe) -> list[Network]:
+        return [self.networks[name] for name, _ in recipe.parts]
 
     def loaded(self) -> dict[str, bool]:
         return {

@@ -54,7 +54,7 @@ from facedb.pipeline.types import Detection
 log = logging.getLogger(__name__)
 
 CARD_FILE = "card.json"
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 # ArcFace's 112x112 template: the eye centres (observer's left first).
 _ARCFACE_EYES = ((38.2946, 51.6963), (73.5318, 51.5014))
 
@@ -124,7 +124,7 @@ class Card:
     def check(self, where: str) -> None:
         """Raise a ModelInstallError naming the first field with an impossible value."""
         problems = [
-            (not isinstance(self.name, str) or not _NAME.match(self.name),
+            (not isinstance(self.name, str) or not _NAME.fullmatch(self.name),
              "name must be 1-40 lower-case letters, digits or dashes"),
             (not isinstance(self.file, str) or not self.file or "/" in self.file
              or self.file.startswith("."), "file must name a file beside the card"),

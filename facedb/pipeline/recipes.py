@@ -42,12 +42,19 @@ Views = tuple[NDArray[Any], ...]  # a face's inputs, one array per part of its r
 
 
 class Network(Protocol):
-    """A recognition network: inputs of a face → one unit vector."""
+    """A recognition network: inputs of a face → one unit vector (built on first use)."""
 
     dimension: int
 
     def embed(self, views: list[NDArray[Any]]) -> NDArray[np.float32]:
         """Return (n, dimension) unit vectors, face i's views (v, ...) averaged."""
+
+    def load(self) -> None:
+        """Build the network now rather than on first use."""
+
+    @property
+    def loaded(self) -> bool:
+        """Whether it is built."""
 
 
 def prewhiten(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
