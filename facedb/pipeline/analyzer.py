@@ -25,6 +25,7 @@ from facedb.pipeline.dlib_resnet import DlibDescriptor
 from facedb.pipeline.embed import FaceEmbedder, OnnxRecogniser
 from facedb.pipeline.memory import return_large_buffers
 from facedb.pipeline.recipes import (
+    RECIPES,
     Network,
     Networks,
     Recipe,
@@ -64,9 +65,7 @@ class FaceAnalyzer:
             NetworkName.FACENET: self.embedder,
             NetworkName.DLIB: DlibDescriptor(dlib_dir(settings.models_path)),
         }
-        for item in register_installed(settings.models_path):
-            card = item.card
-            self.networks[card.name] = OnnxRecogniser(item.model, card.name, card.dimension)
+        self._add_installed()
         self.attributes = AgeGenderEstimator(age_gender_dir(settings.models_path))
         self._checked = False
         self._check_lock = threading.Lock()
@@ -88,8 +87,22 @@ class FaceAnalyzer:
         return self.recipe.dimension
 
     def use(self, model_version: str) -> None:
-        """Embed with the recipe of ``model_version`` from now on (UnknownModelVersion if none)."""
+        """Embed with the recipe of ``model_version`` from now on (UnknownModelVersion if none).
+
+        A version this process does not know may be a recogniser installed since it started
+        (another process re-embedded to it): the installed ones are read again first.
+        """
+        known = RECIPES.get(model_version)
+        if known is None or any(name not in self.networks for name, _ in known.parts):
+            self._add_installed()
         self.recipe = recipe_of(model_version)
+
+    def _add_installed(self) -> None:
+        """Know the recognisers `facedb models add` installed: their recipes and networks."""
+        for item in register_installed(self.settings.models_path):
+            card = item.card
+            if card.name not in self.networks:
+                self.networks[card.name] = OnnxRecogniser(item.model, card.name, card.dimension)
 
     def ensure_models(self) -> None:
         """Raise ModelsMissing (naming `facedb models install`) unless every file is there."""

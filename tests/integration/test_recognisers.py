@@ -173,6 +173,7 @@ def test_an_operators_recogniser_is_checked_installed_and_served(
     tmp_path: Path, analyzer: FaceAnalyzer, celebrity: Path, own_models: Path
 ) -> None:
     settings = Settings(data_dir=tmp_path / "data", model_dir=own_models)
+    running = FaceAnalyzer(settings)  # a service started before the recogniser was added
     installed, checked = add_recogniser(standin_card(tmp_path / "supplied", analyzer), settings)
     assert installed.model == own_models / "recognisers" / "facenet-standin" / "standin.onnx"
     assert checked.persons == 5 and checked.rank1 >= 0.9
@@ -188,6 +189,9 @@ def test_an_operators_recogniser_is_checked_installed_and_served(
     photo = photos(celebrity / "val")["madonna"][0].read_bytes()
     ours = standin.analyze(photo)[0].embedding
     assert float(ours @ analyzer.analyze(photo)[0].embedding) > 0.9999
+    # A database moved to it by another process: the running service adopts it too.
+    running.use(standin.model_version)
+    assert float(running.analyze(photo)[0].embedding @ ours) > 0.9999
 
     # An empty database takes it; search finds the enrolled person.
     url = f"sqlite:///{tmp_path / 'standin.sqlite3'}"
