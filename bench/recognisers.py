@@ -4,7 +4,8 @@ Run: .venv/bin/python -m bench.recognisers [--devsets ../shared/devsets] [--lag 
 
 Every photo goes through the service's pipeline once (detector, the largest face, the
 current FaceNet recipe, the age estimate); dlib's descriptor is computed on the same box
-(dlib's 5-point shape inside the box, its 150x150 chip, and the chip's mirror, averaged).
+(dlib's 5-point shape inside the box, its 150x150 chip: served alone, and measured with its
+mirror averaged in as well).
 The embeddings are cached under ``--cache`` (outside the repository), so the comparison of
 fusions and templates that follows reads the same vectors:
 
@@ -57,14 +58,16 @@ class Embedded:
     """One photo: its largest face's embeddings (NaN rows where no face was found)."""
 
     facenet: NDArray[np.float32]
-    dlib: NDArray[np.float32]
+    dlib: NDArray[np.float32]  # the chip alone (served)
     age: NDArray[np.float32]
+    dlib_mirror: NDArray[np.float32]  # the chip and its mirror, averaged
 
 
 def embed_all(paths: list[Path], analyzer: FaceAnalyzer, dlib_model: DlibDescriptor) -> Embedded:
     n = len(paths)
     facenet = np.full((n, 128), np.nan, np.float32)
     dlib = np.full((n, 128), np.nan, np.float32)
+    dlib_mirror = np.full((n, 128), np.nan, np.float32)
     age = np.full(n, np.nan, np.float32)
     started = time.perf_counter()
     for i, path in enumerate(paths):
@@ -75,12 +78,15 @@ def embed_all(paths: list[Path], analyzer: FaceAnalyzer, dlib_model: DlibDescrip
         face = max(located, key=lambda f: f.detection.box.w * f.detection.box.h)
         facenet[i] = analyzer.embed([face])[0].embedding
         bgr = decode_image(data, 1 << 62, 1 << 62).bgr
-        dlib[i] = dlib_model.embed([dlib_model.views(bgr, face.detection)])[0]
+        chip, mirrored = dlib_model.views(bgr, face.detection, mirror=True)
+        dlib[i], other = dlib_model.embed([chip[None], mirrored[None]])
+        both = dlib[i] + other
+        dlib_mirror[i] = both / np.linalg.norm(both)
         if face.attributes is not None:
             age[i] = face.attributes.age
         if i % 100 == 99:
             print(f"  {i + 1}/{n} photos, {time.perf_counter() - started:.0f} s", flush=True)
-    return Embedded(facenet, dlib, age)
+    return Embedded(facenet, dlib, age, dlib_mirror)
 
 
 def cached(name: str, paths: list[Path], make: Callable[[], Embedded], cache: Path) -> Embedded:
@@ -88,11 +94,11 @@ def cached(name: str, paths: list[Path], make: Callable[[], Embedded], cache: Pa
     if file.exists():
         saved = np.load(file, allow_pickle=False)
         if list(saved["paths"]) == [str(p) for p in paths]:
-            return Embedded(saved["facenet"], saved["dlib"], saved["age"])
+            return Embedded(saved["facenet"], saved["dlib"], saved["age"], saved["dlib_mirror"])
     result = make()
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(file, paths=np.array([str(p) for p in paths]), facenet=result.facenet,
-             dlib=result.dlib, age=result.age)  # fmt: skip
+             dlib=result.dlib, age=result.age, dlib_mirror=result.dlib_mirror)  # fmt: skip
     return result
 
 
@@ -107,11 +113,15 @@ def cosines(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float6
 class Fusion:
     label: str
     weight: float  # of FaceNet's cosine
+    mirror: bool = False  # dlib's chip and its mirror (else the chip alone, as served)
 
     def scores(self, probe: Embedded, gallery: Embedded, pi: NDArray[np.int64],
                gi: NDArray[np.int64]) -> NDArray[np.float64]:  # fmt: skip
         f = cosines(probe.facenet[pi], gallery.facenet[gi])
-        d = cosines(probe.dlib[pi], gallery.dlib[gi])
+        if self.mirror:
+            d = cosines(probe.dlib_mirror[pi], gallery.dlib_mirror[gi])
+        else:
+            d = cosines(probe.dlib[pi], gallery.dlib[gi])
         return self.weight * f + (1.0 - self.weight) * d
 
 
@@ -162,25 +172,24 @@ def band_templates(
     gallery: Embedded, owners: NDArray[np.int64]
 ) -> tuple[Embedded, NDArray[np.int64]]:
     """One mean embedding per person and estimated-age band (each model's mean, renormalised)."""
-    f, d, a, own = [], [], [], []
+    f, d, m, a, own = [], [], [], [], []
     band = np.digitize(np.nan_to_num(gallery.age, nan=10.0), BANDS)
     for person in np.unique(owners):
         for b in np.unique(band[owners == person]):
             rows = (owners == person) & (band == b) & ~np.isnan(gallery.facenet[:, 0])
             if not rows.any():
                 continue
-            mf, md = gallery.facenet[rows].mean(axis=0), gallery.dlib[rows].mean(axis=0)
-            f.append(mf / np.linalg.norm(mf))
-            d.append(md / np.linalg.norm(md))
+            for out, vectors in ((f, gallery.facenet), (d, gallery.dlib), (m, gallery.dlib_mirror)):
+                mean = vectors[rows].mean(axis=0)
+                out.append(mean / np.linalg.norm(mean))
             a.append(
                 float(np.nanmean(gallery.age[rows]))
                 if (~np.isnan(gallery.age[rows])).any()
                 else np.nan
             )
             own.append(person)
-    return Embedded(
-        np.array(f, np.float32), np.array(d, np.float32), np.array(a, np.float32)
-    ), np.array(own)
+    arrays = [np.array(v, np.float32) for v in (f, d, a, m)]
+    return Embedded(*arrays), np.array(own)
 
 
 def lag_rows(young: Embedded, young_owner: NDArray[np.int64], adult: Embedded,
@@ -354,6 +363,10 @@ def main() -> None:
         Fusion("FaceNet" if w == 1 else "dlib" if w == 0 else f"w={w:.1f}", w) for w in WEIGHTS
     ]
     fusions.append(Fusion(f"z-norm (w={z:.2f})", z))
+    fusions += [
+        Fusion("dlib, + mirror", 0.0, mirror=True),
+        Fusion("w=0.5, dlib + mirror", 0.5, mirror=True),
+    ]
 
     index = {p: i for i, p in enumerate(lfw_paths)}
     lfw_table = "\n".join(

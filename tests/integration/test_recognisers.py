@@ -97,7 +97,7 @@ def test_a_database_moves_to_the_fused_recipe_and_back(
     assert stored_versions(db) == {FUSED_VERSION}
     assert db.index.model_version == fused.model_version == FUSED_VERSION
     assert db.index.dimension == 256 and db.index.count == 6
-    assert (db.index.match_threshold, db.index.candidate_threshold) == (0.757, 0.543)
+    assert (db.index.match_threshold, db.index.candidate_threshold) == (0.755, 0.541)
 
     probe = fused.analyze(val["madonna"][0].read_bytes())[0]
     assert probe.embedding.shape == (256,) and probe.model_version == FUSED_VERSION
