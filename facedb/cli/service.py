@@ -124,7 +124,10 @@ def _models_add(args: argparse.Namespace) -> int:
     )
     thresholds = f"match {card.match_threshold}, candidate {card.candidate_threshold}"
     print(f"  thresholds     {thresholds} ({said})")
-    print(f"use it: FACEDB_RECIPE={card.name}, then `facedb reindex --re-embed`")
+    print(
+        f"use it: set FACEDB_RECIPE={card.name} (and restart a running service), then "
+        "`facedb reindex --re-embed`"
+    )
     return 0
 
 

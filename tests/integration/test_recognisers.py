@@ -263,7 +263,7 @@ def test_models_add_on_the_command_line(
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "installed facenet-standin" in done.stdout
-    assert "use it: FACEDB_RECIPE=facenet-standin, then `facedb reindex --re-embed`" in done.stdout
+    assert "use it: set FACEDB_RECIPE=facenet-standin (and restart" in done.stdout
     listed = subprocess.run([sys.executable, "-m", "facedb.cli", "models", "status"],
                             capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
     assert "facenet-standin" in listed.stdout
