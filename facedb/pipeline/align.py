@@ -1,11 +1,12 @@
-"""Cut a face out of the original photo and rotate it so the eyes are level."""
+"""Cut a face out of the original photo: rotated so the eyes are level, or with room
+around it for dlib's own chip extractors."""
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
 
-from facedb.pipeline.types import Detection
+from facedb.pipeline.types import Box, Detection
 
 
 def aligned_chip(bgr: NDArray[np.uint8], detection: Detection) -> NDArray[np.uint8]:
@@ -37,3 +38,16 @@ def aligned_chip(bgr: NDArray[np.uint8], detection: Detection) -> NDArray[np.uin
     if chip.size == 0:  # a degenerate rotation; fall back to the plain crop
         chip = np.ascontiguousarray(bgr[box.y : box.y + box.h, box.x : box.x + box.w])
     return chip
+
+
+def context_crop(bgr: NDArray[np.uint8], box: Box) -> tuple[NDArray[np.uint8], Box]:
+    """Return an RGB crop around the face (a face-size margin each side) and the box in it.
+
+    dlib's chip extractors (age and gender, its descriptor) need context around the box,
+    not the whole (possibly 12 MP) photo.
+    """
+    height, width = bgr.shape[:2]
+    x0, y0 = max(0, box.x - box.w), max(0, box.y - box.h)
+    x1, y1 = min(width, box.x + 2 * box.w), min(height, box.y + 2 * box.h)
+    region = np.ascontiguousarray(bgr[y0:y1, x0:x1, ::-1])
+    return region, Box(box.x - x0, box.y - y0, box.w, box.h)

@@ -19,7 +19,7 @@ from facedb.errors import ImageError
 from facedb.pipeline.attributes import AgeGenderEstimator
 from facedb.pipeline.base import LocatedFace
 from facedb.pipeline.cards import register_installed
-from facedb.pipeline.decode import decode_image
+from facedb.pipeline.decode import NO_CAP, decode_image
 from facedb.pipeline.detect import FaceDetector
 from facedb.pipeline.dlib_resnet import DlibDescriptor
 from facedb.pipeline.embed import FaceEmbedder, OnnxRecogniser
@@ -39,8 +39,6 @@ from facedb.pipeline.types import Detection, Face
 from facedb.provision import age_gender_dir, dlib_dir, onnx_dir, require_models
 
 THUMBNAIL_SIDE = 160
-# Stored photos were admitted under the caps in force then; re-embedding decodes them as-is.
-_NO_CAP = 1 << 62
 
 
 class FaceAnalyzer:
@@ -228,7 +226,7 @@ class FaceAnalyzer:
         self.ensure_models()
         recipe = recipe or self.target
         with self._slots:
-            bgr = decode_image(data, _NO_CAP, _NO_CAP).bgr
+            bgr = decode_image(data, NO_CAP, NO_CAP).bgr
             views = [recipe.views(bgr, d, self.networks) for d in detections]
             del bgr
         return self.embed_views(recipe, views)

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facedb.domain import EstimatedGender
+from facedb.pipeline.align import context_crop
 from facedb.pipeline.lazy import LazyModel
 from facedb.pipeline.types import Box
 
@@ -62,7 +63,7 @@ class AgeGenderEstimator(LazyModel):
         results: list[AgeGender | None] = []
         with self.using() as predictor:
             for box in boxes:
-                region, local = _context(bgr, box)
+                region, local = context_crop(bgr, box)
                 views = [read_view(predictor, region, local)]
                 if mirror:
                     flipped = np.ascontiguousarray(region[:, ::-1])
@@ -97,15 +98,3 @@ def read_prediction(first: dict[str, Any]) -> tuple[float, float]:
     confidence = float(first["gender"]["confidence"]) / 100.0
     female = confidence if first["gender"]["value"] == "female" else 1.0 - confidence
     return float(first["age"]["value"]), female
-
-
-def _context(bgr: NDArray[np.uint8], box: Box) -> tuple[NDArray[np.uint8], Box]:
-    """Return an RGB crop around the face (a face-size margin each side) and the box in it.
-
-    The chip extractor needs context around the box, not the whole (possibly 12 MP) photo.
-    """
-    height, width = bgr.shape[:2]
-    x0, y0 = max(0, box.x - box.w), max(0, box.y - box.h)
-    x1, y1 = min(width, box.x + 2 * box.w), min(height, box.y + 2 * box.h)
-    region = np.ascontiguousarray(bgr[y0:y1, x0:x1, ::-1])
-    return region, Box(box.x - x0, box.y - y0, box.w, box.h)

@@ -23,12 +23,10 @@ from facedb.domain import Layout
 from facedb.errors import ModelInstallError
 from facedb.pipeline import onnx
 from facedb.pipeline.cards import CARD_FILE, Card, Installed, recognisers_dir
-from facedb.pipeline.decode import decode_image
-from facedb.pipeline.recipes import BUILT_IN
+from facedb.pipeline.decode import NO_CAP, decode_image
+from facedb.pipeline.recipes import BUILT_IN, average_views
 from facedb.provision import sha256_file
 from facedb.sample_data import celebrity_dataset, photos
-
-_NO_CAP = 1 << 62
 
 
 @dataclass(frozen=True)
@@ -41,9 +39,6 @@ class Checked:
     stranger_median: float
     rank1: float  # each face's best other face is the same person's
     estimated: bool  # the thresholds were estimated here, not given by the card
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 def add_recogniser(card_path: Path, settings: Settings) -> tuple[Installed, Checked]:
@@ -74,7 +69,8 @@ def add_recogniser(card_path: Path, settings: Settings) -> tuple[Installed, Chec
     vectors, owners = _embed_celebrities(session, card, settings)
     checked = _measure(card, vectors, owners)
     if checked.estimated:
-        strangers = _strangers(vectors, owners)
+        pairs, same = _pairs(vectors, owners)
+        strangers = pairs[~same]
         card = replace(
             card,
             match_threshold=round(float(strangers.max()), 4),
@@ -132,7 +128,7 @@ def _embed_celebrities(
     for person, (_, files) in enumerate(sorted(people.items())):
         for path in files[:6]:
             data = path.read_bytes()
-            bgr = decode_image(data, _NO_CAP, _NO_CAP).bgr
+            bgr = decode_image(data, NO_CAP, NO_CAP).bgr
             found = analyzer.detector.detect(bgr)
             if not found:
                 continue
@@ -146,28 +142,25 @@ def _embed_celebrities(
                 )
             if not np.isfinite(views).all():
                 raise ModelInstallError("the model gave values that are not finite numbers")
-            unit = views / np.maximum(np.linalg.norm(views, axis=1, keepdims=True), 1e-12)
-            mean = unit.sum(axis=0)
-            vectors.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+            vectors.append(average_views(views, [len(views)])[0])
             owners.append(person)
     if len(set(owners)) < 2:
         raise ModelInstallError("the celebrity photos gave too few faces to check the model")
     return np.asarray(vectors, np.float32), np.asarray(owners)
 
 
-def _strangers(vectors: np.ndarray, owners: np.ndarray) -> np.ndarray:
-    scores = vectors @ vectors.T
+def _pairs(vectors: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of faces once: its cosine, and whether both faces are one person's."""
     upper = np.triu_indices(len(owners), 1)
-    return np.asarray(scores[upper][(owners[:, None] != owners[None, :])[upper]])
+    same = (owners[:, None] == owners[None, :])[upper]
+    return np.asarray((vectors @ vectors.T)[upper]), np.asarray(same)
 
 
 def _measure(card: Card, vectors: np.ndarray, owners: np.ndarray) -> Checked:
-    scores = vectors @ vectors.T
-    upper = np.triu_indices(len(owners), 1)
-    same = (owners[:, None] == owners[None, :])[upper]
-    pairs = scores[upper]
+    pairs, same = _pairs(vectors, owners)
     if float(np.ptp(pairs)) < 1e-4:
         raise ModelInstallError("the model gives every face the same values: not a recogniser")
+    scores = vectors @ vectors.T
     np.fill_diagonal(scores, -2.0)
     rank1 = float((owners[scores.argmax(axis=1)] == owners).mean())
     return Checked(

@@ -48,7 +48,14 @@ from numpy.typing import NDArray
 
 from facedb.domain import Alignment, Colour, Layout, Normalisation
 from facedb.errors import ModelInstallError
-from facedb.pipeline.recipes import Networks, Views, margin_crop, prewhiten, register
+from facedb.pipeline.recipes import (
+    Networks,
+    Views,
+    margin_crop,
+    prewhiten,
+    register,
+    with_mirror,
+)
 from facedb.pipeline.types import Detection
 
 log = logging.getLogger(__name__)
@@ -160,9 +167,7 @@ class Card:
             crop = margin_crop(bgr, detection, self.margin, rotate=True, square=True, side=side)
         if self.colour == Colour.RGB:
             crop = np.ascontiguousarray(crop[:, :, ::-1])
-        chip = _normalise(crop, self.normalisation)
-        views = [chip, np.ascontiguousarray(chip[:, ::-1])] if self.mirror else [chip]
-        batch = np.stack(views)
+        batch = with_mirror(_normalise(crop, self.normalisation), self.mirror)
         if self.layout == Layout.NCHW:
             batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
         return batch

@@ -23,7 +23,7 @@ import numpy as np
 
 from facedb.errors import ModelInstallError
 from facedb.pipeline import onnx
-from facedb.pipeline.decode import decode_image
+from facedb.pipeline.decode import NO_CAP, decode_image
 from facedb.pipeline.mtcnn import NETWORKS, OnnxMtcnn, network_path
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,6 @@ MANIFEST = "manifest.json"
 OPSET = 17
 MIN_COSINE = 0.9999
 MAX_PIXELS_APART = 2
-_NO_CAP = 1 << 62
 
 
 def convert(
@@ -107,7 +106,7 @@ def _check(folder: Path, facenet: Any, detector: Any, photos: list[Path]) -> dic
     ours, embedder = OnnxMtcnn(folder), onnx.session(folder / FACENET_FILE)
     min_cosine, faces, far = 1.0, 0, 0
     for path in photos:
-        bgr = decode_image(path.read_bytes(), _NO_CAP, _NO_CAP).bgr
+        bgr = decode_image(path.read_bytes(), NO_CAP, NO_CAP).bgr
         theirs, mine = detector.detect_faces(bgr), ours.detect_faces(bgr)
         if len(theirs) != len(mine):
             raise ModelInstallError(f"the ONNX detector found {len(mine)} faces in {path.name}, "

@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from facedb.pipeline.align import context_crop
 from facedb.pipeline.lazy import LazyModel
+from facedb.pipeline.recipes import average_views, with_mirror
 from facedb.pipeline.types import Detection
 from facedb.provision import DLIB_FILES
 
@@ -49,16 +51,12 @@ class DlibDescriptor(LazyModel):
         its mirror image too, (2, 150, 150, 3)."""
         import dlib
 
-        box = detection.box
-        x0, y0 = max(0, box.x - box.w), max(0, box.y - box.h)
-        x1, y1 = min(bgr.shape[1], box.x + 2 * box.w), min(bgr.shape[0], box.y + 2 * box.h)
-        rgb = np.ascontiguousarray(bgr[y0:y1, x0:x1, ::-1])  # the face with room around it
-        left, top = box.x - x0, box.y - y0
-        rect = dlib.rectangle(left, top, left + box.w - 1, top + box.h - 1)
+        rgb, box = context_crop(bgr, detection.box)
+        rect = dlib.rectangle(box.x, box.y, box.x + box.w - 1, box.y + box.h - 1)
         with self.using() as (_, shapes):
             shape = shapes(rgb, rect)
         chip = np.asarray(dlib.get_face_chip(rgb, shape, size=CHIP, padding=0.25), np.uint8)
-        return np.stack([chip, np.ascontiguousarray(chip[:, ::-1])] if mirror else [chip])
+        return with_mirror(chip, mirror)
 
     def embed(self, views: list[NDArray[np.uint8]]) -> NDArray[np.float32]:
         """Return float32 (n, 128) unit vectors, face i's views averaged."""
@@ -67,8 +65,4 @@ class DlibDescriptor(LazyModel):
         chips = [np.ascontiguousarray(c) for v in views for c in v]
         with self.using() as (descriptor, _):
             raw = np.asarray(descriptor.compute_face_descriptor(chips), np.float32)
-        raw /= np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
-        counts = [len(v) for v in views]
-        vectors = np.add.reduceat(raw, np.cumsum([0, *counts[:-1]]), axis=0)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+        return average_views(raw, [len(v) for v in views])

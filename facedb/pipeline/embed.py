@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from facedb.pipeline import onnx
 from facedb.pipeline.convert import FACENET_FILE
 from facedb.pipeline.lazy import LazyModel
+from facedb.pipeline.recipes import average_views
 
 MODEL_NAME = "Facenet"
 DIMENSION = 128
@@ -53,11 +54,7 @@ class OnnxRecogniser(LazyModel):
             for start in range(0, len(batch), self.max_batch):
                 outputs.append(self._call(session, batch[start : start + self.max_batch]))
         raw = np.concatenate(outputs, axis=0).astype(np.float32).reshape(len(batch), -1)
-        raw /= np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
-        counts = [len(v) for v in views]
-        vectors = np.add.reduceat(raw, np.cumsum([0, *counts[:-1]]), axis=0)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+        return average_views(raw, [len(v) for v in views])
 
 
 class FaceEmbedder(OnnxRecogniser):

@@ -190,8 +190,7 @@ class MarginMirrorRecipe:
     def chips(self, bgr: NDArray[np.uint8], detection: Detection) -> NDArray[np.float32]:
         """Return FaceNet's (2, 160, 160, 3) input: the chip and its mirror."""
         crop = margin_crop(bgr, detection, self.margin, rotate=True, square=True)
-        chip = prewhiten(crop[:, :, ::-1])
-        return np.stack([chip, np.ascontiguousarray(chip[:, ::-1])])
+        return with_mirror(prewhiten(crop[:, :, ::-1]))
 
 
 @dataclass(frozen=True)
@@ -213,6 +212,20 @@ class FusedRecipe:
         dlib = networks[NetworkName.DLIB]
         assert isinstance(dlib, DlibDescriptor)  # it finds its own landmarks in the box
         return (MarginMirrorRecipe().chips(bgr, detection), dlib.views(bgr, detection))
+
+
+def with_mirror(chip: NDArray[Any], mirror: bool = True) -> NDArray[Any]:
+    """Return the (views, ...) stack of a chip, and its left-right mirror when asked."""
+    return np.stack([chip, np.ascontiguousarray(chip[:, ::-1])] if mirror else [chip])
+
+
+def average_views(raw: NDArray[np.float32], counts: list[int]) -> NDArray[np.float32]:
+    """Return one unit vector per face from a network's raw outputs, one row per view:
+    each view made unit length, face i's ``counts[i]`` consecutive views averaged."""
+    raw = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+    vectors = np.add.reduceat(raw, np.cumsum([0, *counts[:-1]]), axis=0)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 def fuse(parts: list[tuple[NDArray[np.float32], float]]) -> NDArray[np.float32]:
