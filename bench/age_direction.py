@@ -1,0 +1,177 @@
+"""The age direction in the embeddings: removing it, measured on cross-age LAG and lfw-dev.
+
+Run: .venv/bin/python -m bench.age_direction [--devsets ../shared/devsets] [--lag DIR] [--write]
+
+A question for the next step of cross-age recognition, not a served recipe. A face's
+embedding mixes who it is with how old it looks; between a childhood and an adult photo the
+second part works against the match. Remove one direction ``u`` from each model's unit
+embeddings (``x - (x . u) u``, renormalised) and search again:
+
+- ``utk-dev ages``: the direction along which utk-dev's age-band means spread most (its
+  labelled ages; between-band scatter, bands 0-12, 13-19, 20-39, 40-59, 60+);
+- ``PC1 of utk-dev``, ``PC1 of the LAG gallery``, ``PC1 of lfw-dev``: the first principal
+  component of a population's embeddings, no labels used. The LAG gallery (the childhood
+  photos enrolled, never the searches) is what a service could learn from its own faces;
+  lfw-dev is a population of adults only.
+
+The embeddings are bench.recognisers' cache (computed on first use); the protocols,
+folds and intervals are that bench's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from bench import recognisers as rec
+from bench.common import arguments, table, write_section
+from facedb.config import Settings
+from facedb.pipeline.analyzer import FaceAnalyzer
+from facedb.pipeline.dlib_resnet import DlibDescriptor
+from facedb.provision import dlib_dir
+from facedb.sample_data import photos
+
+SECTION = "## Age direction: removing it from the embeddings"
+AGE_BANDS = (13, 20, 40, 60)
+Vectors = NDArray[np.float32]
+
+
+def unit(x: Vectors) -> Vectors:
+    return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), np.float32)
+
+
+def first_component(x: Vectors) -> Vectors:
+    """The first principal component of the rows that hold a face."""
+    x = x[~np.isnan(x[:, 0])]
+    _, _, vt = np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
+    return np.asarray(vt[0], np.float32)
+
+
+def age_axis(x: Vectors, ages: NDArray[np.int64]) -> Vectors:
+    """The direction along which the age bands' mean embeddings spread most."""
+    keep = ~np.isnan(x[:, 0])
+    x, band = x[keep], np.digitize(ages[keep], AGE_BANDS)
+    centre = x.mean(axis=0)
+    scatter = np.zeros((x.shape[1], x.shape[1]))
+    for b in np.unique(band):
+        d = x[band == b].mean(axis=0) - centre
+        scatter += (band == b).sum() * np.outer(d, d)
+    return np.asarray(np.linalg.eigh(scatter)[1][:, -1], np.float32)
+
+
+def without(e: rec.Embedded, facenet_axis: Vectors, dlib_axis: Vectors) -> rec.Embedded:
+    """The embeddings with each model's axis removed (renormalised)."""
+
+    def drop(x: Vectors, axis: Vectors) -> Vectors:
+        return unit(x - np.outer(x @ axis, axis))
+
+    return replace(e, facenet=drop(e.facenet, facenet_axis), dlib=drop(e.dlib, dlib_axis))
+
+
+def paired(new: NDArray[np.int64], base: NDArray[np.int64], k: int) -> str:
+    rng = np.random.default_rng(0)
+    draws = [rng.integers(0, len(new), len(new)) for _ in range(rec.BOOT)]
+    d = [(new[i] <= k).mean() - (base[i] <= k).mean() for i in draws]
+    point = (new <= k).mean() - (base <= k).mean()
+    return f"{point:+.3f} [{np.quantile(d, 0.025):+.3f}, {np.quantile(d, 0.975):+.3f}]"
+
+
+def main() -> None:
+    parser = arguments(__doc__)
+    parser.add_argument("--devsets", type=Path, default=Path("../shared/devsets"))
+    parser.add_argument("--lag", type=Path, default=rec.LAG_PIC, help="LAG's Pic folder")
+    parser.add_argument("--cache", type=Path, default=rec.CACHE, help="embeddings cache (outside)")
+    args = parser.parse_args()
+    settings = Settings()
+    analyzer = FaceAnalyzer(settings)
+    dlib_model = DlibDescriptor(dlib_dir(settings.models_path))
+
+    def embedded(name: str, paths: list[Path]) -> rec.Embedded:
+        def make() -> rec.Embedded:
+            analyzer.load()
+            return rec.embed_all(paths, analyzer, dlib_model)
+
+        return rec.cached(name, paths, make, args.cache)
+
+    lfw = args.devsets / "lfw-dev"
+    people = photos(lfw / "people")
+    distractors = sorted(p for p in (lfw / "distractors").iterdir() if p.suffix == ".jpg")
+    lfw_paths = [p for n in sorted(people) for p in people[n]] + distractors
+    lfw_emb = embedded("lfw-dev", lfw_paths)
+    ids = [x.strip() for x in (args.devsets / "lag-dev-ids.txt").read_text().splitlines()]
+    ids = [x for x in ids if x]
+    young, young_owner, adult, adult_owner = rec.lag_layout(args.lag, ids)
+    young_emb, adult_emb = embedded("lag-young", young), embedded("lag-adult", adult)
+    utk_paths = sorted((args.devsets / "utk-dev").glob("*.jpg"))
+    utk_emb = embedded("utk-dev", utk_paths)
+    utk_ages = np.array([int(p.name.split("_")[0]) for p in utk_paths])
+
+    axes: dict[str, tuple[Vectors, Vectors]] = {
+        "utk-dev ages": (age_axis(utk_emb.facenet, utk_ages), age_axis(utk_emb.dlib, utk_ages)),
+        "PC1 of utk-dev": (first_component(utk_emb.facenet), first_component(utk_emb.dlib)),
+        "PC1 of the LAG gallery": (
+            first_component(young_emb.facenet),
+            first_component(young_emb.dlib),
+        ),
+        "PC1 of lfw-dev": (first_component(lfw_emb.facenet), first_component(lfw_emb.dlib)),
+    }
+    age_fn, age_dl = axes["utk-dev ages"]
+    cosines = [
+        f"{name}: {abs(float(f @ age_fn)):.2f} / {abs(float(d @ age_dl)):.2f}"
+        for name, (f, d) in axes.items()
+        if name != "utk-dev ages"
+    ]
+    yo, ao = np.array(young_owner), np.array(adult_owner)
+    folds = np.random.default_rng(7).permutation(len(ids))
+    index = {p: i for i, p in enumerate(lfw_paths)}
+    variants: list[tuple[str, Callable[[rec.Embedded], rec.Embedded]]] = [
+        ("none (as served)", lambda e: e)
+    ]
+    variants += [(name, lambda e, a=a: without(e, *a)) for name, a in axes.items()]
+    rows, diffs = [], []
+    for weight in (1.0, 0.5):
+        recipe = "FaceNet" if weight == 1 else "facenet+dlib"
+        base: NDArray[np.int64] | None = None
+        for name, change in variants:
+            y, a, e = change(young_emb), change(adult_emb), change(lfw_emb)
+            whole = rec.lag_ranks(y, yo, a, ao, weight)
+            in_folds = np.concatenate(
+                [rec.lag_ranks(y, yo, a, ao, weight, folds[f::3]) for f in range(3)]
+            )
+            lfw_cells = rec.lfw_row(
+                "", *rec.lfw_searches(people, distractors, e, index, rec.Fusion("", weight))
+            )[1:]
+            rows.append([
+                recipe, name, *rec.rank_cells(whole, np.random.default_rng(0)),
+                " / ".join(f"{(in_folds <= k).mean():.3f}" for k in (1, 5, 10)), *lfw_cells,
+            ])  # fmt: skip
+            if base is None:
+                base = whole
+            else:
+                diffs.append([recipe, name, *(paired(whole, base, k) for k in (1, 5, 10))])
+    text = "\n".join([
+        SECTION, "",
+        "`python -m bench.age_direction` (see its docstring): one direction removed from each "
+        "model's embeddings. LAG: 300 identities, every childhood photo enrolled, every adult "
+        "photo searched (95% bootstrap intervals), and in three folds of 100 (rank-1 / 5 / 10); "
+        "lfw-dev open-set as `facedb eval` runs it.", "",
+        "\n".join(table(["recipe", "direction removed", "LAG rank-1", "rank-5", "rank-10",
+                         "LAG folds of 100", "lfw-dev rank-1", "FNIR @ FPIR 1%"], rows)), "",
+        "**Paired against the same recipe as served** (LAG, the same searches; 95% paired "
+        "bootstrap intervals)", "",
+        "\n".join(table(["recipe", "direction removed", "rank-1", "rank-5", "rank-10"], diffs)),
+        "",
+        "How close each first component lies to utk-dev's age axis (|cosine|, FaceNet / dlib): "
+        + "; ".join(cosines) + ".",
+    ])  # fmt: skip
+    print(text)
+    if args.write:
+        write_section(text, SECTION)
+
+
+if __name__ == "__main__":
+    main()
