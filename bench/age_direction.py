@@ -12,7 +12,9 @@ embeddings (``x - (x . u) u``, renormalised) and search again:
 - ``PC1 of utk-dev``, ``PC1 of the LAG gallery``, ``PC1 of lfw-dev``: the first principal
   component of a population's embeddings, no labels used. The LAG gallery (the childhood
   photos enrolled, never the searches) is what a service could learn from its own faces;
-  lfw-dev is a population of adults only.
+  the LAG gallery and searches together, what a database holding both registers (children
+  reported missing, adults found) could learn, still without a label; lfw-dev is a
+  population of adults only.
 
 The embeddings are bench.recognisers' cache (computed on first use); the protocols,
 folds and intervals are that bench's.
@@ -116,6 +118,10 @@ def main() -> None:
         "PC1 of the LAG gallery": (
             first_component(young_emb.facenet),
             first_component(young_emb.dlib),
+        ),
+        "PC1 of the LAG gallery and searches": (
+            first_component(np.concatenate([young_emb.facenet, adult_emb.facenet])),
+            first_component(np.concatenate([young_emb.dlib, adult_emb.dlib])),
         ),
         "PC1 of lfw-dev": (first_component(lfw_emb.facenet), first_component(lfw_emb.dlib)),
     }
