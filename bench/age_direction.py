@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench import recognisers as rec
-from bench.common import arguments, table, write_section
+from bench.common import arguments, report, table
 from facedb.config import Settings
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.dlib_resnet import DlibDescriptor
@@ -174,9 +174,7 @@ def main() -> None:
         "How close each first component lies to utk-dev's age axis (|cosine|, FaceNet / dlib): "
         + "; ".join(cosines) + ".",
     ])  # fmt: skip
-    print(text)
-    if args.write:
-        write_section(text, SECTION)
+    report(text, SECTION, args.write)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.attributes_explore import load
-from bench.common import arguments, table, write_section
+from bench.common import arguments, report, table
 from facedb.config import Settings
 from facedb.pipeline.analyzer import FaceAnalyzer
 
@@ -120,9 +120,7 @@ def main() -> None:
         "other (mean MAE over 20 random halvings, both ways round):", "",
         *table(["age", "held-out MAE"], held_out(true, age)),
     ])  # fmt: skip
-    print(text)
-    if args.write:
-        write_section(text, SECTION)
+    report(text, SECTION, args.write)
 
 
 if __name__ == "__main__":

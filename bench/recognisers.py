@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.common import arguments, table, write_section
+from bench.common import arguments, report, table
 from facedb.config import Settings
 from facedb.evaluation import metrics
 from facedb.pipeline.analyzer import FaceAnalyzer
@@ -425,9 +425,7 @@ def main() -> None:
         "**Cost** (40 lfw-dev photos, one face each, in-process, the two recipes alternated "
         "photo by photo): what a search or an enrollment adds per photo", "", cost_table,
     ])  # fmt: skip
-    print(text)
-    if args.write:
-        write_section(text, SECTION)
+    report(text, SECTION, args.write)
 
 
 if __name__ == "__main__":

