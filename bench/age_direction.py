@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python -m bench.age_direction [--devsets ../shared/devsets] [--lag DIR] [--write]
 
-A question for the next step of cross-age recognition, not a served recipe. A face's
+What chose ``facedb reindex --remove-age-axis`` (facedb/pipeline/age_axis.py). A face's
 embedding mixes who it is with how old it looks; between a childhood and an adult photo the
 second part works against the match. Remove one direction ``u`` from each model's unit
 embeddings (``x - (x . u) u``, renormalised) and search again:
@@ -14,7 +14,10 @@ embeddings (``x - (x . u) u``, renormalised) and search again:
   photos enrolled, never the searches) is what a service could learn from its own faces;
   the LAG gallery and searches together, what a database holding both registers (children
   reported missing, adults found) could learn, still without a label; lfw-dev is a
-  population of adults only.
+  population of adults only;
+- ``the service's rule``: what ``facedb reindex --remove-age-axis`` keeps of those first
+  components (``AxisGuard``): a model's only where the faces' positions along it follow
+  their estimated ages, else that model unchanged.
 
 The embeddings are bench.recognisers' cache (computed on first use); the protocols,
 folds and intervals are that bench's.
@@ -32,6 +35,8 @@ from numpy.typing import NDArray
 from bench import recognisers as rec
 from bench.common import arguments, report, table
 from facedb.config import Settings
+from facedb.evaluation import metrics
+from facedb.pipeline.age_axis import ADULTHOOD_STARTS, CHILDHOOD_ENDS, AxisGuard
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.dlib_resnet import DlibDescriptor
 from facedb.provision import dlib_dir
@@ -72,6 +77,21 @@ def without(e: rec.Embedded, facenet_axis: Vectors, dlib_axis: Vectors) -> rec.E
         return unit(x - np.outer(x @ axis, axis))
 
     return replace(e, facenet=drop(e.facenet, facenet_axis), dlib=drop(e.dlib, dlib_axis))
+
+
+def age_correlation(x: Vectors, ages: NDArray[np.float32], axis: Vectors) -> float:
+    """|Pearson r| between each face's position along ``axis`` and its estimated age."""
+    keep = ~np.isnan(x[:, 0]) & ~np.isnan(ages)
+    return abs(float(np.corrcoef(x[keep] @ axis, ages[keep])[0, 1]))
+
+
+def stranger_thresholds(e: rec.Embedded, owner: NDArray[np.int64], weight: float) -> str:
+    """The recipe's rule on lfw-dev: the scores 1 stranger pair in 10,000 and 1 in 10 reach."""
+    scores = rec.Fusion("", weight).scores(e, e, np.arange(len(owner)), np.arange(len(owner)))
+    upper = np.triu_indices(len(owner), 1)
+    strangers = scores[upper][owner[upper[0]] != owner[upper[1]]]
+    found = [metrics.threshold_for_rate(strangers, far)[0] for far in (1e-4, 0.1)]
+    return " / ".join(f"{t:.3f}" for t in found)
 
 
 def paired(new: NDArray[np.int64], base: NDArray[np.int64], k: int) -> str:
@@ -125,12 +145,60 @@ def main() -> None:
         ),
         "PC1 of lfw-dev": (first_component(lfw_emb.facenet), first_component(lfw_emb.dlib)),
     }
+    # What `facedb reindex --remove-age-axis` keeps: each model's first component only where
+    # it follows the faces' estimated ages (AxisGuard's bar); otherwise that model unchanged.
+    guard = AxisGuard()
+    bar = guard.min_correlation
+    gallery_ages = young_emb.age
+    both = (
+        np.concatenate([young_emb.facenet, adult_emb.facenet]),
+        np.concatenate([young_emb.dlib, adult_emb.dlib]),
+        np.concatenate([young_emb.age, adult_emb.age]),
+    )
+    for name, (fn, dl, ages) in {
+        "the service's rule, LAG gallery": (young_emb.facenet, young_emb.dlib, gallery_ages),
+        "the service's rule, LAG gallery and searches": both,
+    }.items():
+        kept = []
+        for x in (fn, dl):
+            u = first_component(x)
+            kept.append(u if age_correlation(x, ages, u) >= bar else np.zeros_like(u))
+        axes[name] = (kept[0], kept[1])
     age_fn, age_dl = axes["utk-dev ages"]
     cosines = [
         f"{name}: {abs(float(f @ age_fn)):.2f} / {abs(float(d @ age_dl)):.2f}"
         for name, (f, d) in axes.items()
-        if name != "utk-dev ages"
+        if name.startswith("PC1")
     ]
+    dlib_r = ", ".join(
+        f"{age_correlation(x, a, first_component(x)):.2f}"
+        for x, a in ((young_emb.dlib, young_emb.age), (both[1], both[2]))
+    )
+    populations = {
+        "PC1 of utk-dev": (utk_emb, utk_emb.age),
+        "PC1 of the LAG gallery": (young_emb, young_emb.age),
+        "PC1 of the LAG gallery and searches": (
+            replace(young_emb, facenet=np.concatenate([young_emb.facenet, adult_emb.facenet])),
+            np.concatenate([young_emb.age, adult_emb.age]),
+        ),
+        "PC1 of lfw-dev": (lfw_emb, lfw_emb.age),
+    }
+    owner_of = {p: n for n, name in enumerate(sorted(people)) for p in people[name]}
+    lfw_owner = np.array([owner_of.get(p, len(people) + i) for i, p in enumerate(lfw_paths)])
+    guard_rows = [
+        ["none (as served)", "", "", stranger_thresholds(lfw_emb, lfw_owner, 1.0),
+         stranger_thresholds(lfw_emb, lfw_owner, 0.5)]
+    ]  # fmt: skip
+    for name, (population, ages) in populations.items():
+        changed = without(lfw_emb, *axes[name])
+        known = ages[~np.isnan(ages)]
+        guard_rows.append([
+            name,
+            f"{(known < CHILDHOOD_ENDS).mean():.0%} / {(known >= ADULTHOOD_STARTS).mean():.0%}",
+            f"{age_correlation(population.facenet, ages, axes[name][0]):.2f}",
+            stranger_thresholds(changed, lfw_owner, 1.0),
+            stranger_thresholds(changed, lfw_owner, 0.5),
+        ])  # fmt: skip
     yo, ao = np.array(young_owner), np.array(adult_owner)
     folds = np.random.default_rng(7).permutation(len(ids))
     index = {p: i for i, p in enumerate(lfw_paths)}
@@ -172,7 +240,19 @@ def main() -> None:
         "\n".join(table(["recipe", "direction removed", "rank-1", "rank-5", "rank-10"], diffs)),
         "",
         "How close each first component lies to utk-dev's age axis (|cosine|, FaceNet / dlib): "
-        + "; ".join(cosines) + ".",
+        + "; ".join(cosines) + ".", "",
+        "**What a service could check, and what the thresholds become.** Children / adults: "
+        f"the shares of faces estimated under {CHILDHOOD_ENDS} and {ADULTHOOD_STARTS} or "
+        "over. |r|: how closely each face's position along FaceNet's first component follows "
+        "its estimated age, in the population the component was learned from (a direction "
+        "that follows age, not something else). Thresholds: the recipes' rule on lfw-dev with "
+        "that direction removed (the score 1 stranger pair in 10,000 reaches / 1 in 10). "
+        "\"The service's rule\": what `facedb reindex --remove-age-axis` keeps where both "
+        f"shares reach {guard.min_share:.0%}: each model's first component where its |r| "
+        f"reaches {bar} (dlib's does not on LAG: {dlib_r}), else that model unchanged.", "",
+        "\n".join(table(["direction removed", "children / adults (estimated)",
+                         "r with estimated age (absolute)",
+                         "FaceNet thresholds", "facenet+dlib thresholds"], guard_rows)),
     ])  # fmt: skip
     report(text, SECTION, args.write)
 

@@ -95,6 +95,12 @@ class AlreadyLinked(Conflict):
     code = "already_linked"
 
 
+class AgeAxisRefused(Conflict):
+    """An age axis cannot be learned from this database's faces (too few, ages too alike)."""
+
+    code = "age_axis_refused"
+
+
 class InvalidInput(FaceDBError):
     """A value breaks a rule; ``field`` names it (dotted, as in the request) when one does."""
 

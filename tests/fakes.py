@@ -24,6 +24,7 @@ from PIL import Image
 from facedb.config import Settings
 from facedb.domain import EstimatedGender
 from facedb.errors import ImageError
+from facedb.pipeline.age_axis import AxisRemovedRecipe
 from facedb.pipeline.attributes import AgeGender
 from facedb.pipeline.base import LocatedFace
 from facedb.pipeline.decode import decode_image
@@ -94,7 +95,7 @@ class FakeAnalyzer:
         return [
             Face(
                 detection=f.detection,
-                embedding=np.asarray(f.views[0][0], dtype=np.float32),
+                embedding=_as_made_by(f.model_version, f.views[0][0]),
                 model_version=f.model_version,
                 age=f.attributes.age if f.attributes else None,
                 gender=f.attributes.gender if f.attributes else None,
@@ -119,6 +120,15 @@ class FakeAnalyzer:
     def embed_stored(self, data: bytes, detections: list[Detection]) -> NDArray[np.float32]:
         faces = {f.detection.box: f.embedding for f in self.analyze(data)}
         return np.stack([faces[d.box] for d in detections]).astype(np.float32)
+
+
+def _as_made_by(model_version: str, vector: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The marker's vector as the recipe of ``model_version`` stores it (an age axis removed
+    when it removes one), as the real pipeline does."""
+    recipe = recipe_of(model_version)
+    if isinstance(recipe, AxisRemovedRecipe):
+        return recipe.derive(np.asarray(vector, np.float32)[None, :])[0]
+    return np.asarray(vector, dtype=np.float32)
 
 
 @dataclass(frozen=True)

@@ -93,10 +93,20 @@ def start_reindex(
     reindex: Reindex,
     caller: Admin,
     re_embed: Annotated[bool, Query(description="recompute every embedding")] = False,
+    remove_age_axis: Annotated[
+        bool,
+        Query(
+            description="learn the age axis of the faces held and remove it from every "
+            "embedding and search (after the re-embed when both); the job fails, changing "
+            "nothing, when the faces' ages vary too little for one to be learned"
+        ),
+    ] = False,
 ) -> JobOut:
-    """Start a re-index (or, with re_embed=true, a re-embed) in the background."""
-    job = Job(kind=JobKind.REINDEX, params={"re_embed": re_embed}, caller=caller)
-    started = jobs.submit(job, lambda j: reindex.run(j, re_embed))
+    """Start a re-index (or, with re_embed=true, a re-embed; with remove_age_axis=true, the
+    age axis removed) in the background."""
+    params = {"re_embed": re_embed, "remove_age_axis": remove_age_axis}
+    job = Job(kind=JobKind.REINDEX, params=params, caller=caller)
+    started = jobs.submit(job, lambda j: reindex.run(j, re_embed, remove_age_axis))
     return JobOut(job=started.as_dict())
 
 

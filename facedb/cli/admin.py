@@ -31,6 +31,13 @@ def add_commands(commands: Any) -> None:
         action="store_true",
         help="recompute every embedding from the stored photos (after a model upgrade)",
     )
+    reindex.add_argument(
+        "--remove-age-axis",
+        action="store_true",
+        help="learn the age axis of the faces held (ages spanning childhood and adulthood) "
+        "and remove it from every embedding and search, for cross-age search (after "
+        "--re-embed when both are given)",
+    )
     reindex.set_defaults(handler=_reindex)
 
     crossmatch = commands.add_parser(
@@ -129,11 +136,16 @@ def _db_downgrade(args: argparse.Namespace) -> int:
 def _reindex(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from facedb.pipeline.recipes import name_of
+
     built = services(start=True, load_models=args.re_embed, background=True)
-    job = Job(kind=JobKind.REINDEX, params={"re_embed": args.re_embed})
-    worker = threading.Thread(
-        target=run_job, args=(job, lambda j: built.reindex.run(j, args.re_embed))
-    )
+    params = {"re_embed": args.re_embed, "remove_age_axis": args.remove_age_axis}
+    job = Job(kind=JobKind.REINDEX, params=params)
+
+    def work(job: Job) -> None:
+        built.reindex.run(job, args.re_embed, args.remove_age_axis)
+
+    worker = threading.Thread(target=run_job, args=(job, work))
     worker.start()
     with tqdm(unit="face") as bar:
         while worker.is_alive():
@@ -141,10 +153,12 @@ def _reindex(args: argparse.Namespace) -> int:
             bar.total = job.total or None
             bar.n = job.done
             bar.refresh()
+    served = built.index.model_version
     built.close()
     for error in job.errors:
         print(f"error: {error}")
     print(f"reindex {job.state}: {job.counts}")
+    print(f"serving {name_of(served)}: {served}")
     return 0 if job.state == JobState.SUCCEEDED else 1
 
 

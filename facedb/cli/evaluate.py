@@ -70,6 +70,12 @@ def add_commands(commands: Any) -> None:
             help="measure another embedding recipe (e.g. the one before the current, to "
             "compare); `facedb models status` lists them",
         )
+        command.add_argument(
+            "--remove-age-axis",
+            action="store_true",
+            help="after enrolling, learn the gallery's age axis and remove it (as `facedb "
+            "reindex --remove-age-axis` does), then search",
+        )
         command.add_argument("--json", action="store_true", help="print the report as JSON")
         command.add_argument("--plot", type=Path, default=None, help="write the DET/histogram PNG")
         command.set_defaults(handler=_eval if name == "eval" else _calibrate)
@@ -103,6 +109,7 @@ def _run_eval(args: argparse.Namespace) -> dict[str, Any]:
         model_version=args.model_version,
         young=args.young,
         only=args.only,
+        remove_age_axis=args.remove_age_axis,
     )
     report = protocol.run(args.directory, get_settings(), config)
     if args.plot:

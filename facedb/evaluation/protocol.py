@@ -18,6 +18,9 @@ database) and returns the same report.
   enrolled (a person is scored by their best photo) and every adult photo searched; no ages
   are known. ``only`` names the persons to read (one folder name per line).
 
+``remove_age_axis``: once the gallery is enrolled, the re-index job learns its age axis and
+removes it (refused, with its reason, when the gallery's ages do not give one).
+
 Non-mated searches: the searches of held-out persons, and every mated search scored
 without its mate (its best non-mate), as if the person had not been enrolled.
 """
@@ -37,12 +40,13 @@ import numpy as np
 from tqdm import tqdm
 
 from facedb.config import Settings
-from facedb.domain import IndexBackend, UploadStatus
+from facedb.domain import IndexBackend, JobKind, UploadStatus
 from facedb.errors import FaceDBError, InvalidInput
 from facedb.evaluation import metrics
 from facedb.pipeline.base import Analyzer
 from facedb.pipeline.recipes import chosen_recipe
 from facedb.sample_data import photos
+from facedb.services.jobs import Job
 from facedb.services.search import SearchFilters
 from facedb.services.uploads import Upload
 from facedb.store.db import upgrade
@@ -71,6 +75,7 @@ class EvalConfig:
     model_version: str | None = None  # measure another recipe (default: the chosen one)
     young: str | None = None  # young/adult: the subfolder of each person's childhood photos
     only: Path | None = None  # young/adult: a file naming the persons to read
+    remove_age_axis: bool = False  # learn the gallery's age axis and remove it before searching
 
     @property
     def cross_age(self) -> bool:
@@ -234,6 +239,9 @@ def run(
             _pin(services, chosen_recipe(config.model_version).version)
         try:
             enrolled, stored = _enroll(services, layout.gallery, skipped, config)
+            if config.remove_age_axis:
+                job = Job(kind=JobKind.REINDEX, params={"remove_age_axis": True})
+                services.reindex.run(job, remove_age_axis=True)
             # A person none of whose gallery photos could be enrolled has no mate: their
             # photos count as non-mated searches.
             probes = [

@@ -26,7 +26,7 @@ from facedb.index.lane import SearchLane
 from facedb.index.local_home import LocalHome
 from facedb.index.persons import Lookup, OwnerT, PersonHit, top_persons
 from facedb.pipeline.base import Analyzer
-from facedb.pipeline.recipes import recipe_of
+from facedb.pipeline.recipes import base_version, recipe_of
 from facedb.store.unit import Store
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class FaceIndex:
             if version != self.target and unit.photos.count_faces() == 0:
                 unit.generations.switch(state.generation, self.model_name, self.target)
                 version = self.target
-        if version != self.target:
+        if base_version(version) != self.target:
             log.warning(
                 "this database's embeddings were made by %s; searches and enrollments use it "
                 "until `facedb reindex --re-embed` moves them to %s",
@@ -184,8 +184,9 @@ class FaceIndex:
             **described,
             "last_change": self.last_change,
             "model_version": self.model_version,
-            # Stored embeddings made by an older recipe: `facedb reindex --re-embed`.
-            "re_embed_required": self.model_version != self.target,
+            # Stored embeddings made by another recipe than the chosen one (an age axis
+            # removed from it is that recipe still): `facedb reindex --re-embed`.
+            "re_embed_required": base_version(self.model_version) != self.target,
         }
 
     # --- searching -------------------------------------------------------------------------

@@ -31,8 +31,9 @@ from numpy.typing import NDArray
 from facedb.domain import ChangeOp
 from facedb.index.base import VectorIndex
 from facedb.index.cursor import ChangeCursor
+from facedb.pipeline.age_axis import register
 from facedb.pipeline.base import Analyzer
-from facedb.pipeline.recipes import recipe_of
+from facedb.pipeline.recipes import AGE_AXIS_TAG, RECIPES, recipe_of
 from facedb.store.changes import ChangeEntry, GenerationState
 from facedb.store.unit import Store, Unit
 
@@ -157,6 +158,7 @@ class ChangeFollower:
         with self.store.unit() as unit:
             active = self.active(unit)
             last = unit.changes.last_id()
+        self.know(active.model_version)
         self.adopt(active.model_version)
         resumed = self.home.resume(active, last)
         if resumed is None:
@@ -172,6 +174,7 @@ class ChangeFollower:
         """Fill a new index from the database beside the serving one, then swap it in."""
         with self.store.unit() as unit:
             active = self.active(unit)
+        self.know(active.model_version)
         dimension = recipe_of(active.model_version).dimension
         index, coverage = self.home.build(
             active.generation,
@@ -206,6 +209,16 @@ class ChangeFollower:
                 if progress:
                     progress(len(ids))
         return Coverage(covered, unseen)
+
+    def know(self, model_version: str) -> None:
+        """Make a recipe this database learned (an age axis removed, ``age_axes``) known to
+        this process, so it can embed searches the way the served faces were."""
+        if model_version in RECIPES or AGE_AXIS_TAG not in model_version:
+            return
+        with self.store.unit() as unit:
+            axis = unit.age_axes.get(model_version)
+        if axis is not None:
+            register(axis)
 
     def adopt(self, model_version: str) -> None:
         """Tell the analyzer when the served embeddings are another recipe's, so queries are

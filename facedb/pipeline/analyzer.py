@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from facedb.config import Settings
 from facedb.domain import NetworkName
 from facedb.errors import ImageError
+from facedb.pipeline.age_axis import AxisRemovedRecipe, join_parts
 from facedb.pipeline.attributes import AgeGenderEstimator
 from facedb.pipeline.base import LocatedFace
 from facedb.pipeline.cards import register_installed
@@ -32,7 +33,6 @@ from facedb.pipeline.recipes import (
     Views,
     chosen_recipe,
     display_crop,
-    fuse,
     recipe_of,
 )
 from facedb.pipeline.types import Detection, Face
@@ -213,10 +213,12 @@ class FaceAnalyzer:
         """Return the recipe's (n, dimension) embeddings of faces' views, each part's
         network called once for all of them."""
         parts = [
-            (self.networks[name].embed([v[i] for v in views]), weight)
-            for i, (name, weight) in enumerate(recipe.parts)
+            self.networks[name].embed([v[i] for v in views])
+            for i, (name, _) in enumerate(recipe.parts)
         ]
-        return parts[0][0] if len(parts) == 1 else fuse(parts)
+        if isinstance(recipe, AxisRemovedRecipe):
+            parts = recipe.axis.remove(parts)
+        return join_parts(parts, recipe)
 
     def embed_stored(
         self, data: bytes, detections: list[Detection], recipe: Recipe | None = None

@@ -230,6 +230,10 @@ class CardRecipe:
         return self.card.dimension
 
     @property
+    def part_dimensions(self) -> tuple[int, ...]:
+        return (self.card.dimension,)
+
+    @property
     def match_threshold(self) -> float:
         return float(self.card.match_threshold or 0.0)
 

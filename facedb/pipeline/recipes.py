@@ -137,6 +137,11 @@ class Recipe(Protocol):
         """The length of its embeddings."""
 
     @property
+    def part_dimensions(self) -> tuple[int, ...]:
+        """The length of each part's vector, in the order of ``parts`` (they sum to
+        ``dimension``)."""
+
+    @property
     def match_threshold(self) -> float:
         """Its score reached by 1 stranger pair in 10,000 on lfw-dev (FAR 1e-4)."""
 
@@ -155,6 +160,7 @@ class LegacyRecipe:
     version: str = LEGACY_VERSION
     parts: tuple[tuple[str, float], ...] = ((NetworkName.FACENET, 1.0),)
     dimension: int = 128
+    part_dimensions: tuple[int, ...] = (128,)
     match_threshold: float = 0.59  # the current recipe's: it served with them
     candidate_threshold: float = 0.22
 
@@ -181,6 +187,7 @@ class MarginMirrorRecipe:
     version: str = MARGIN_MIRROR_VERSION
     parts: tuple[tuple[str, float], ...] = ((NetworkName.FACENET, 1.0),)
     dimension: int = 128
+    part_dimensions: tuple[int, ...] = (128,)
     match_threshold: float = 0.59
     candidate_threshold: float = 0.22
 
@@ -203,6 +210,7 @@ class FusedRecipe:
     version: str = FUSED_VERSION  # names the weights: another weighting is another version
     parts: tuple[tuple[str, float], ...] = ((NetworkName.FACENET, 0.5), (NetworkName.DLIB, 0.5))
     dimension: int = 256
+    part_dimensions: tuple[int, ...] = (128, 128)
     match_threshold: float = 0.755  # FAR 1e-4 on lfw-dev (403,550 stranger pairs)
     candidate_threshold: float = 0.541  # FAR 10%
 
@@ -262,8 +270,19 @@ BUILT_IN = frozenset(SHORT_NAMES) | {"dlib"}
 
 
 def name_of(version: str) -> str:
-    """Return the short name of the recipe of ``version`` (the version itself if it has none)."""
-    return next((n for n, r in SHORT_NAMES.items() if r.version == version), version)
+    """Return the short name of the recipe of ``version`` (the version itself if it has none);
+    a recipe with an age axis removed is its base's name, so marked."""
+    base = base_version(version)
+    name = next((n for n, r in SHORT_NAMES.items() if r.version == base), base)
+    return name if base == version else f"{name} (age axis removed)"
+
+
+AGE_AXIS_TAG = "/minus-age-axis-"  # a version with it: its base's, an age axis removed
+
+
+def base_version(version: str) -> str:
+    """Return the version of the recipe ``version`` removes an age axis from (else itself)."""
+    return version.split(AGE_AXIS_TAG, 1)[0]
 
 
 def register(recipe: Recipe, name: str) -> None:

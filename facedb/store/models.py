@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -203,6 +204,27 @@ class IndexState(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class AgeAxis(Base):
+    """A direction `facedb reindex --remove-age-axis` learned from the database's own faces:
+    embeddings of ``version`` are those of ``base_version`` with it removed. Kept for every
+    version made, so any process can embed a search the way the served faces were."""
+
+    __tablename__ = "age_axes"
+
+    version: Mapped[str] = mapped_column(String(200), primary_key=True)
+    base_version: Mapped[str] = mapped_column(String(200))
+    # One unit vector per part of the base recipe, float32 little-endian, end to end.
+    directions: Mapped[bytes] = mapped_column(LargeBinary)
+    part_dimensions: Mapped[list[int]] = mapped_column(JSON)
+    faces: Mapped[int] = mapped_column(Integer)  # the faces it was learned from
+    aged_faces: Mapped[int] = mapped_column(Integer)  # of them, with an age to check it on
+    children: Mapped[int] = mapped_column(Integer)  # of those, under 13
+    adults: Mapped[int] = mapped_column(Integer)  # and 20 or over
+    # |r| between each part's position along its direction and the faces' ages
+    age_correlations: Mapped[list[float]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Change(Base):

@@ -13,12 +13,14 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from facedb.ages import age_at_photo
 from facedb.domain import ChangeOp, EstimatedGender
 from facedb.errors import Conflict, NotFound
 from facedb.records import FaceInContext, FaceRecord, PhotoRecord
 from facedb.store.embeddings import Embedded, EmbeddingRepository
 from facedb.store.models import Change, Face, Person, Photo
 from facedb.store.rows import (
+    chunks,
     face_record,
     get_or_404,
     person_record,
@@ -173,6 +175,22 @@ class PhotoRepository:
 
     def count_faces(self) -> int:
         return int(self._session.execute(select(func.count(Face.id))).scalar_one())
+
+    def ages(self, face_ids: Sequence[int]) -> dict[int, float]:
+        """Return ``{face_id: age at the photo}`` for those faces with one: declared (birth
+        and photo dates known) before estimated."""
+        found: dict[int, float] = {}
+        for chunk in chunks(face_ids):
+            rows = self._session.execute(
+                select(Face.id, Photo.age_at_photo, Face.age)
+                .join(Photo, Photo.id == Face.photo_id)
+                .where(Face.id.in_(chunk))
+            )
+            for face_id, declared, estimated in rows.tuples():
+                age, _ = age_at_photo(declared, estimated)
+                if age is not None:
+                    found[int(face_id)] = age
+        return found
 
     def in_context(self, face_ids: Sequence[int]) -> dict[int, FaceInContext]:
         """Return ``{face_id: FaceInContext}`` for the ids that still exist."""

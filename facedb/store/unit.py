@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from facedb.errors import DatabaseUnavailable, DataKeyError
 from facedb.store import seal
+from facedb.store.age_axes import AgeAxisRepository
 from facedb.store.audit import AuditRepository
 from facedb.store.changes import ChangeLog, Generations, SharedMarks
 from facedb.store.db import make_engine, make_sessionmaker, ping, require_migrated
@@ -47,6 +48,7 @@ class Unit:
         self.keys = KeyRepository(session)
         self.notes = NoteRepository(session)
         self.outbox = OutboxRepository(session)
+        self.age_axes = AgeAxisRepository(session)
 
     def rollback(self) -> None:
         """Undo what this unit wrote so far (it stays usable)."""

@@ -263,6 +263,21 @@ def test_reindex_job_and_health(server: Server, enrolled: dict[str, str]) -> Non
         metrics = client.get("/metrics").text
         assert "facedb_index_faces" in metrics and 'route="/v1/search"' in metrics
 
+        # A handful of faces cannot give an age axis: the job fails saying so, nothing moves.
+        refused = client.post("/v1/admin/reindex", params={"remove_age_axis": "true"})
+        assert refused.json()["job"]["params"] == {"re_embed": False, "remove_age_axis": True}
+        job_id = refused.json()["job"]["id"]
+        while (job := client.get(f"/v1/admin/jobs/{job_id}").json()["job"])["state"] in (
+            "queued",
+            "running",
+        ):
+            time.sleep(0.05)
+        assert job["state"] == "failed", job
+        assert "AgeAxisRefused: the age axis is learned from at least 200" in job["errors"][0]
+        unchanged = client.get("/v1/health").json()["index"]
+        assert unchanged["generation"] == after["index"]["generation"]
+        assert unchanged["model_version"] == after["index"]["model_version"]
+
 
 def test_openapi_is_served(server: Server) -> None:
     with server.client(None) as client:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from facedb.config import Settings
 from facedb.domain import JobKind
-from facedb.errors import InvalidInput, ModelInstallError
+from facedb.errors import AgeAxisRefused, InvalidInput, ModelInstallError
 from facedb.evaluation import protocol
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.card_install import add_recogniser
@@ -292,6 +292,11 @@ def test_the_young_adult_mode_enrolls_every_young_photo_and_searches_every_adult
     rank1 = report["ranks"]["1"]
     assert rank1["low"] <= rank1["value"] <= rank1["high"] and rank1["value"] >= 0.8
     assert report["model_version"] == CURRENT.version
+    # Ten adult faces cannot give an age axis: the evaluation says so rather than measure.
+    axis = protocol.EvalConfig(young="y", progress=False, remove_age_axis=True)
+    with pytest.raises(AgeAxisRefused, match="at least 200 faces with an age"):
+        protocol.run(root, settings, axis, analyzer)
+    assert analyzer.model_version == CURRENT.version
 
     only = tmp_path / "ids.txt"
     only.write_text("madonna\nelton_john\n")

@@ -1,0 +1,233 @@
+"""The age axis removed from a database: learned by the re-index job from the faces held,
+written as a new generation, served after a restart, refused (changing nothing) where the
+faces' ages cannot give one. Synthetic embeddings on both databases with the real FAISS
+index; then the real models on the celebrity photos, searches embedded as the faces were."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from facedb.domain import JobKind
+from facedb.errors import AgeAxisRefused
+from facedb.pipeline.age_axis import AxisGuard, AxisRemovedRecipe
+from facedb.pipeline.analyzer import FaceAnalyzer
+from facedb.pipeline.embed import MODEL_NAME
+from facedb.pipeline.recipes import AGE_AXIS_TAG, CURRENT, RECIPES
+from facedb.sample_data import photos
+from facedb.services.jobs import Job
+from facedb.services.search import SearchFilters
+from facedb.services.uploads import Upload
+from facedb.store.embeddings import Embedded
+from facedb.store.photos import NewFace, NewPhoto
+from facedb.wiring import Services
+from tests.conftest import REPO
+from tests.factories import (
+    add_person,
+    make_settings,
+    model_services,
+    run_facedb,
+    started,
+    unit_vectors,
+)
+
+
+@pytest.fixture(autouse=True)
+def forget_learned_recipes() -> Iterator[None]:
+    """Each test's database learns its own axes: forget their recipes afterwards."""
+    known = dict(RECIPES)
+    yield
+    RECIPES.clear()
+    RECIPES.update(known)
+
+
+def remove_age_axis(db: Services, guard: AxisGuard | None = None, re_embed: bool = False) -> Job:
+    job = Job(kind=JobKind.REINDEX, params={"remove_age_axis": True})
+    db.reindex.run(job, re_embed=re_embed, remove_age_axis=True, guard=guard)
+    return job
+
+
+def state(db: Services) -> tuple[int, str, int, set[str]]:
+    """The active generation, its version, the learned axes and the stored versions."""
+    with db.store.engine.connect() as connection:
+        generation, version = connection.execute(
+            sa.text("SELECT generation, model_version FROM index_state")
+        ).one()
+        axes = connection.execute(sa.text("SELECT count(*) FROM age_axes")).scalar_one()
+        stored = connection.execute(sa.text("SELECT DISTINCT model_version FROM embeddings"))
+        return int(generation), str(version), int(axes), {r[0] for r in stored}
+
+
+# --- synthetic embeddings ---------------------------------------------------------------------
+AGE_DIRECTION = unit_vectors(1, 77)[0]
+
+
+def cross_age_register(
+    db: Services, persons: int, seed: int, age_weight: float
+) -> dict[int, tuple[str, float]]:
+    """Each person: a childhood photo (age 4-12) and an adult one (25-45), their embedding
+    the person's identity plus ``age_weight`` x age along one direction, plus noise. Returns
+    {face id: (person id, age)}."""
+    rng = np.random.default_rng(seed)
+    who = unit_vectors(persons, seed + 1)
+    faces: dict[int, tuple[str, float]] = {}
+    for p in range(persons):
+        person_id = add_person(db, f"person {p}")
+        with db.store.unit() as unit:
+            generation, _ = unit.generations.lock()
+            for age in (rng.uniform(4, 12), rng.uniform(25, 45)):
+                x = who[p] + age_weight * (age - 25) / 12 * AGE_DIRECTION
+                x = x + 0.35 * rng.standard_normal(128) / np.sqrt(128) * 4
+                vector = (x / np.linalg.norm(x)).astype(np.float32)
+                content = uuid.uuid4().bytes
+                photo = NewPhoto(person_id, hashlib.sha256(content).hexdigest(), content,
+                                 "image/jpeg", 1, 1, None, None)  # fmt: skip
+                face = NewFace((0, 0, 1, 1), {}, 1.0, float(age), None, None, b"", vector)
+                embedded = Embedded(generation, MODEL_NAME, CURRENT.version)
+                faces[unit.photos.add(photo, [face], embedded).faces[0].id] = (person_id, age)
+    db.index.catch_up()
+    return faces
+
+
+def adults_found_first(db: Services, faces: dict[int, tuple[str, float]]) -> float:
+    """Share of adult faces whose own childhood face is their best other match."""
+    with db.store.unit() as unit:
+        ids, vectors = unit.embeddings.of_faces(db.index.generation, list(faces), 128)
+    row = {int(i): n for n, i in enumerate(ids)}
+    hits = adults = 0
+    for face_id, (person, age) in faces.items():
+        if age < 18:
+            continue
+        adults += 1
+        _, found = db.index.search(vectors[row[face_id]][None, :], 2)
+        best = next(int(f) for f in found[0] if int(f) != face_id)
+        hits += faces[best][0] == person
+    return hits / adults
+
+
+@pytest.mark.parametrize("backend", ["faiss", "milvus-lite"])
+def test_an_axis_is_learned_from_the_faces_held_and_served_after_a_restart(
+    url: str, tmp_path: Path, backend: str
+) -> None:
+    milvus = {"index_backend": "milvus", "milvus_uri": str(tmp_path / "milvus.db")}
+    settings = make_settings(tmp_path, url, **(milvus if backend == "milvus-lite" else {}))
+    db = started(settings)
+    faces = cross_age_register(db, persons=150, seed=3, age_weight=0.9)
+    before = adults_found_first(db, faces)
+    job = remove_age_axis(db)  # the default guard: 300 faces, ages 4-45
+    assert job.counts["derived"] == 300 and job.counts["failed"] == 0
+    generation, version, axes, stored = state(db)
+    assert generation == 2 and version.startswith(CURRENT.version + AGE_AXIS_TAG)
+    assert axes == 1 and stored == {version}  # the old generation dropped
+    assert db.index.model_version == version and db.index.count == 300
+    assert db.index.health()["re_embed_required"] is False  # the chosen recipe, less an axis
+    recipe = RECIPES[version]
+    assert isinstance(recipe, AxisRemovedRecipe)
+    assert abs(float(recipe.axis.directions[0] @ AGE_DIRECTION)) > 0.9
+    assert recipe.axis.age_correlations[0] > 0.5
+    after = adults_found_first(db, faces)
+    assert after > before  # the childhood face found more often once age is out of the way
+    audit = db.audit.recent(1, None, None)[0]
+    assert audit.results[0]["age_axis"]["model_version"] == version
+    assert audit.results[0]["age_axis"]["parts_changed"] == [True]
+    db.close()
+
+    RECIPES.pop(version)  # a new process knows the axis only from the database
+    db = started(settings)
+    assert db.index.model_version == version and db.analyzer.model_version == version
+    assert isinstance(RECIPES[version], AxisRemovedRecipe)
+    assert adults_found_first(db, faces) == after
+
+    # Removing it twice is refused: the axis has to be learned again from raw embeddings.
+    with pytest.raises(AgeAxisRefused, match=r"already.*--re-embed --remove-age-axis"):
+        remove_age_axis(db)
+    assert state(db) == (generation, version, axes, stored)
+    db.close()
+
+
+def test_faces_whose_ages_do_not_vary_keep_their_embeddings(url: str, tmp_path: Path) -> None:
+    db = started(make_settings(tmp_path, url))
+    cross_age_register(db, persons=150, seed=4, age_weight=0.0)  # age leaves no trace
+    before = state(db)
+    with pytest.raises(AgeAxisRefused, match="does not follow their ages"):
+        remove_age_axis(db)
+    assert state(db) == before and db.index.model_version == CURRENT.version
+    with pytest.raises(AgeAxisRefused, match="at least 1000 faces"):
+        remove_age_axis(db, AxisGuard(min_faces=1000))
+    assert state(db) == before
+    db.close()
+
+
+def test_the_command_line_removes_it_and_says_what_it_serves(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    db = started(make_settings(tmp_path, url))
+    cross_age_register(db, persons=110, seed=5, age_weight=0.9)
+    db.close()
+    env = {**os.environ, "FACEDB_DATABASE_URL": url, "FACEDB_DATA_DIR": str(tmp_path / "data")}
+    said = run_facedb(env, "reindex", "--remove-age-axis")
+    assert "reindex succeeded: {'derived': 220, 'failed': 0, 'indexed': 220}" in said
+    assert f"serving facenet (age axis removed): {CURRENT.version}{AGE_AXIS_TAG}" in said
+    command = [sys.executable, "-m", "tests.integration._fake_cli", "reindex", "--remove-age-axis"]
+    again = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 1
+    assert "error: AgeAxisRefused: an age axis is removed from this database's" in again.stdout
+
+
+# --- the real models ------------------------------------------------------------------------
+@pytest.mark.models
+def test_searches_are_embedded_without_the_axis_as_the_faces_were(
+    url: str, tmp_path: Path, analyzer: FaceAnalyzer, celebrity: Path
+) -> None:
+    """Four adults cannot show an age axis (the default guard refuses them); a guard let
+    down to them checks the mechanism: stored faces derived in the database, a search
+    embedded by the pipeline, the same numbers."""
+    train, val = photos(celebrity / "train"), photos(celebrity / "val")
+    db = model_services(url, tmp_path, analyzer)
+    try:
+        ids = {}
+        for name in ("madonna", "elton_john", "mindy_kaling", "ben_afflek"):
+            person = db.persons.create({"name": name})
+            uploads = [Upload(p.name, io.BytesIO(p.read_bytes())) for p in train[name][:2]]
+            assert db.enrollment.enroll(person.id, uploads).stored == 2
+            ids[name] = person.id
+        before = state(db)
+        with pytest.raises(AgeAxisRefused, match=r"at least 200 faces with an age; .* holds 8"):
+            remove_age_axis(db)
+        assert state(db) == before
+
+        remove_age_axis(db, AxisGuard(min_faces=8, min_share=0.0, min_correlation=0.0))
+        version = db.index.model_version
+        assert version.startswith(CURRENT.version + AGE_AXIS_TAG)
+        assert analyzer.model_version == version
+        probe = analyzer.analyze(val["madonna"][0].read_bytes())[0]
+        assert probe.model_version == version
+        direction = RECIPES[version].axis.directions[0]  # type: ignore[attr-defined]
+        assert abs(float(probe.embedding @ direction)) < 1e-5
+        result = db.search.rank([probe.embedding], 3, 1.0, SearchFilters())[0]
+        assert result[0].person.id == ids["madonna"]
+        enrolled = [analyzer.analyze(p.read_bytes())[0].embedding for p in train["madonna"][:2]]
+        assert result[0].score == pytest.approx(
+            max(float(probe.embedding @ v) for v in enrolled), abs=1e-4
+        )
+        # Enrolled now, a face is embedded without the axis too: one index, one version.
+        extra = Upload("extra.jpg", io.BytesIO(train["madonna"][2].read_bytes()))
+        assert db.enrollment.enroll(ids["madonna"], [extra]).stored == 1
+        assert state(db)[3] == {version}
+
+        # A re-embed goes back to the chosen recipe as it comes (the raw embeddings).
+        db.reindex.run(Job(kind=JobKind.REINDEX, params={}), re_embed=True)
+        assert db.index.model_version == analyzer.model_version == CURRENT.version
+        assert state(db)[3] == {CURRENT.version}
+    finally:
+        analyzer.use(CURRENT.version)
+        db.close()
