@@ -12,7 +12,10 @@ an identity's missing record with a found record of its adult photo; recall is t
 those in the queue. LAG gives no birth dates, so no age check applies here (bench/age_bands.py
 measures it); the gender flag is measured a second time after recording each identity's
 gender from the confident estimates of its adult photos (LAG has no gender labels: an
-optimistic proxy for a recorded gender, said as such).
+optimistic proxy for a recorded gender, said as such). Last, the queue is emptied and made
+again by the batch job (the paired baseline); then the age axis is removed and `facedb
+crossmatch` run on that queue (what an operator gets: pending pairs stay, new ones join,
+better scores raise them), and the queue is made again from empty.
 """
 
 from __future__ import annotations
@@ -24,12 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import sqlalchemy as sa
 
 from bench.common import arguments, report, sqlite_services, table
 from facedb.config import Settings
-from facedb.domain import EstimatedGender, MatchState, PairOrder, PersonStatus
+from facedb.domain import EstimatedGender, JobKind, MatchState, PairOrder, PersonStatus
+from facedb.errors import AgeAxisRefused
+from facedb.pipeline.age_axis import AxisGuard
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.records import PairFilter
+from facedb.services.jobs import Job
 from facedb.services.uploads import Upload
 from facedb.wiring import Services
 
@@ -91,7 +98,8 @@ def workload(services: Services, order: PairOrder, truth: set[tuple[str, str]]) 
     return Workload(total, int(hits.sum()), len(truth), read_to, float(hits[:100].mean()))
 
 
-def run_fold(analyzer: FaceAnalyzer, fold: Fold, lag: Path) -> dict[str, Workload]:
+def run_fold(analyzer: FaceAnalyzer, fold: Fold, lag: Path) -> tuple[dict[str, Workload], str]:
+    """Return the workloads of each queue order, and what removing the age axis did."""
     with tempfile.TemporaryDirectory() as tmp:
         services = sqlite_services(Path(tmp), analyzer, model_dir=analyzer.settings.models_path)
         truth: set[tuple[str, str]] = set()
@@ -110,8 +118,40 @@ def run_fold(analyzer: FaceAnalyzer, fold: Fold, lag: Path) -> dict[str, Workloa
                                                                       PairOrder.EVIDENCE)}  # fmt: skip
         record_genders(services, adults)
         out["evidence, genders recorded"] = workload(services, PairOrder.EVIDENCE, truth)
+        requeue(services)  # the batch job's queue on the same embeddings: the paired baseline
+        out["batch, genders recorded"] = workload(services, PairOrder.EVIDENCE, truth)
+        said = remove_age_axis(services)
+        services.crossmatch.run_batch(Job(kind=JobKind.CROSSMATCH, params={}))
+        out["age axis removed, live queue"] = workload(services, PairOrder.EVIDENCE, truth)
+        requeue(services)
+        out["age axis removed, genders recorded"] = workload(services, PairOrder.EVIDENCE, truth)
         services.close()
-    return out
+    return out, said
+
+
+def requeue(services: Services) -> None:
+    """Empty the review queue and cross-match both registers again with the batch job."""
+    with services.store.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM match_candidates"))
+    services.crossmatch.run_batch(Job(kind=JobKind.CROSSMATCH, params={}))
+
+
+def remove_age_axis(services: Services) -> str:
+    """Remove the age axis as `facedb reindex --remove-age-axis` does; where the default
+    guard refuses, say why and remove it with only the childhood/adulthood share waived (to
+    measure what the share rule costs). Return what happened, in words."""
+    said = ""
+    job = Job(kind=JobKind.REINDEX, params={})
+    try:
+        services.reindex.run(job, remove_age_axis=True)
+    except AgeAxisRefused as exc:
+        said = f"refused by default ({exc.message.split(':', 1)[1].split(', and each')[0]}); "
+        services.reindex.run(job, remove_age_axis=True, guard=AxisGuard(min_share=0.0))
+    axis = services.audit.recent(1, None, None)[0].results[0]["age_axis"]
+    return (
+        f"{said}learned from {axis['faces']} faces, {axis['children']} under 13 and "
+        f"{axis['adults']} 20 or over, |r| {axis['age_correlations'][0]:.2f}"
+    )
 
 
 def record_genders(services: Services, adults: dict[str, list[str]]) -> None:
@@ -136,10 +176,17 @@ def main() -> None:
     analyzer = FaceAnalyzer(Settings())
     analyzer.load()
     labels = {PairOrder.SCORE: "by score (before)", PairOrder.EVIDENCE: "by evidence (now)",
-              "evidence, genders recorded": "by evidence, genders recorded"}  # fmt: skip
-    rows = []
+              "evidence, genders recorded": "by evidence, genders recorded",
+              "batch, genders recorded": "the same, queue made again by `facedb crossmatch`",
+              "age axis removed, live queue":
+                  "the same, age axis removed, then `facedb crossmatch` on that queue",
+              "age axis removed, genders recorded":
+                  "the same, age axis removed, queue made again"}  # fmt: skip
+    rows, notes = [], []
     for n, fold in enumerate(folds(args.devsets)):
-        for key, result in run_fold(analyzer, fold, args.lag).items():
+        results, said = run_fold(analyzer, fold, args.lag)
+        notes.append(f"- fold {n + 1}: {said}")
+        for key, result in results.items():
             rows.append(result.row(f"fold {n + 1}, {labels[key]}"))
             print(rows[-1], flush=True)
     lines = [
@@ -151,7 +198,9 @@ def main() -> None:
         "position in the pending queue at which 50% / 80% of the possible true links have "
         "been met; 'not reached' when the queue holds fewer.", "",
         *table(["fold, order", "pending pairs", "recall", "pairs to 50%", "pairs to 80%",
-                "first 100 true"], rows),
+                "first 100 true"], rows), "",
+        "The age axis (`facedb reindex --remove-age-axis`), learned from each fold's whole "
+        "database (both registers and the strangers):", "", *notes,
     ]  # fmt: skip
     report("\n".join(lines) + "\n", SECTION, args.write)
 

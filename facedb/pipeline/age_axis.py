@@ -141,20 +141,22 @@ class AxisGuard:
     adulthood, and along each direction the faces' ages.
 
     Ages are declared where birth and photo dates are known, else estimated.
-    bench.age_direction and `facedb eval --remove-age-axis` measured where the first component
-    is the age direction: in populations holding 16-32% children (under 13) beside adults
-    (utk-dev, LAG). Among adults only (lfw-dev) it is something else, and removing it made
-    FNIR at FPIR 1% worse (0.076 -> 0.101), even where it followed the adults' ages (|r| 0.46):
-    ``min_share`` asks for both children and adults (each at least that share of the faces
-    with an age). ``min_correlation``: |r| between faces' positions along a part's direction
-    and their ages; FaceNet's measured 0.62-0.65 and dlib's 0.51 where the direction was the
-    age axis (|cosine| 0.79-0.96 with utk-dev's labelled one), dlib's 0.03-0.27 on LAG where
-    it was not. A part whose direction falls short keeps its vectors as they are.
+    bench.age_direction, bench.queue_bench and `facedb eval --remove-age-axis` measured where
+    removing the first component helps: in populations holding 9-32% children (under 13)
+    beside adults (utk-dev, LAG, LAG's registers among lfw-dev strangers). Among adults only
+    (lfw-dev, no child) it is something else, and removing it made FNIR at FPIR 1% worse
+    (0.076 -> 0.101), even where it followed the adults' ages (|r| 0.46): ``min_share`` asks
+    for both children and adults, each at least that share of the faces with an age (halfway
+    between none and the fewest measured to gain). ``min_correlation``: |r| between faces'
+    positions along a part's direction and their ages; FaceNet's measured 0.52-0.65 and
+    dlib's 0.51 where the direction was the age axis (|cosine| 0.79-0.96 with utk-dev's
+    labelled one), dlib's 0.03-0.27 on LAG where it was not. A part whose direction falls
+    short keeps its vectors as they are.
     ``min_faces``: a first component of a few dozen faces is mostly noise.
     """
 
     min_faces: int = 200
-    min_share: float = 0.1
+    min_share: float = 0.05
     min_correlation: float = 0.45
 
     def keep(self, axis: AgeAxis) -> AgeAxis:
