@@ -36,13 +36,22 @@ from bench import recognisers as rec
 from bench.common import arguments, report, table
 from facedb.config import Settings
 from facedb.evaluation import metrics
-from facedb.pipeline.age_axis import ADULTHOOD_STARTS, CHILDHOOD_ENDS, AxisGuard
+from facedb.pipeline.age_axis import (
+    ADULTHOOD_STARTS,
+    CHILDHOOD_ENDS,
+    AgeAxis,
+    AxisGuard,
+    AxisLearner,
+    join_parts,
+)
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.dlib_resnet import DlibDescriptor
+from facedb.pipeline.recipes import FUSED_VERSION, RECIPES
 from facedb.provision import dlib_dir
 from facedb.sample_data import photos
 
 SECTION = "## Age direction: removing it from the embeddings"
+FUSED = RECIPES[FUSED_VERSION]
 AGE_BANDS = (13, 20, 40, 60)
 Vectors = NDArray[np.float32]
 
@@ -51,11 +60,14 @@ def unit(x: Vectors) -> Vectors:
     return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), np.float32)
 
 
-def first_component(x: Vectors) -> Vectors:
-    """The first principal component of the rows that hold a face."""
-    x = x[~np.isnan(x[:, 0])]
-    _, _, vt = np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
-    return np.asarray(vt[0], np.float32)
+def learned(facenet: Vectors, dlib: Vectors, ages: NDArray[np.float32]) -> AgeAxis:
+    """What `facedb reindex --remove-age-axis` learns from these faces (the rows that hold
+    one), as the fused recipe's parts: each model's first principal component, with how
+    the faces' positions along it follow their estimated ages."""
+    keep = ~np.isnan(facenet[:, 0])
+    learner = AxisLearner(FUSED)
+    learner.add(join_parts([facenet[keep], dlib[keep]], FUSED), ages[keep])
+    return learner.learned()
 
 
 def age_axis(x: Vectors, ages: NDArray[np.int64]) -> Vectors:
@@ -77,12 +89,6 @@ def without(e: rec.Embedded, facenet_axis: Vectors, dlib_axis: Vectors) -> rec.E
         return unit(x - np.outer(x @ axis, axis))
 
     return replace(e, facenet=drop(e.facenet, facenet_axis), dlib=drop(e.dlib, dlib_axis))
-
-
-def age_correlation(x: Vectors, ages: NDArray[np.float32], axis: Vectors) -> float:
-    """|Pearson r| between each face's position along ``axis`` and its estimated age."""
-    keep = ~np.isnan(x[:, 0]) & ~np.isnan(ages)
-    return abs(float(np.corrcoef(x[keep] @ axis, ages[keep])[0, 1]))
 
 
 def stranger_thresholds(e: rec.Embedded, owner: NDArray[np.int64], weight: float) -> str:
@@ -132,38 +138,26 @@ def main() -> None:
     utk_emb = embedded("utk-dev", utk_paths)
     utk_ages = np.array([int(p.name.split("_")[0]) for p in utk_paths])
 
-    axes: dict[str, tuple[Vectors, Vectors]] = {
-        "utk-dev ages": (age_axis(utk_emb.facenet, utk_ages), age_axis(utk_emb.dlib, utk_ages)),
-        "PC1 of utk-dev": (first_component(utk_emb.facenet), first_component(utk_emb.dlib)),
-        "PC1 of the LAG gallery": (
-            first_component(young_emb.facenet),
-            first_component(young_emb.dlib),
+    populations = {
+        "PC1 of utk-dev": learned(utk_emb.facenet, utk_emb.dlib, utk_emb.age),
+        "PC1 of the LAG gallery": learned(young_emb.facenet, young_emb.dlib, young_emb.age),
+        "PC1 of the LAG gallery and searches": learned(
+            np.concatenate([young_emb.facenet, adult_emb.facenet]),
+            np.concatenate([young_emb.dlib, adult_emb.dlib]),
+            np.concatenate([young_emb.age, adult_emb.age]),
         ),
-        "PC1 of the LAG gallery and searches": (
-            first_component(np.concatenate([young_emb.facenet, adult_emb.facenet])),
-            first_component(np.concatenate([young_emb.dlib, adult_emb.dlib])),
-        ),
-        "PC1 of lfw-dev": (first_component(lfw_emb.facenet), first_component(lfw_emb.dlib)),
+        "PC1 of lfw-dev": learned(lfw_emb.facenet, lfw_emb.dlib, lfw_emb.age),
     }
-    # What `facedb reindex --remove-age-axis` keeps: each model's first component only where
-    # it follows the faces' estimated ages (AxisGuard's bar); otherwise that model unchanged.
+    axes: dict[str, tuple[Vectors, ...]] = {
+        "utk-dev ages": (age_axis(utk_emb.facenet, utk_ages), age_axis(utk_emb.dlib, utk_ages)),
+        **{name: axis.directions for name, axis in populations.items()},
+    }
+    # What `facedb reindex --remove-age-axis` keeps (AxisGuard): each model's first component
+    # only where it follows the faces' estimated ages; otherwise that model unchanged.
     guard = AxisGuard()
-    bar = guard.min_correlation
-    gallery_ages = young_emb.age
-    both = (
-        np.concatenate([young_emb.facenet, adult_emb.facenet]),
-        np.concatenate([young_emb.dlib, adult_emb.dlib]),
-        np.concatenate([young_emb.age, adult_emb.age]),
-    )
-    for name, (fn, dl, ages) in {
-        "the service's rule, LAG gallery": (young_emb.facenet, young_emb.dlib, gallery_ages),
-        "the service's rule, LAG gallery and searches": both,
-    }.items():
-        kept = []
-        for x in (fn, dl):
-            u = first_component(x)
-            kept.append(u if age_correlation(x, ages, u) >= bar else np.zeros_like(u))
-        axes[name] = (kept[0], kept[1])
+    for name in ("PC1 of the LAG gallery", "PC1 of the LAG gallery and searches"):
+        service = name.replace("PC1 of the", "the service's rule,")
+        axes[service] = guard.keep(populations[name]).directions
     age_fn, age_dl = axes["utk-dev ages"]
     cosines = [
         f"{name}: {abs(float(f @ age_fn)):.2f} / {abs(float(d @ age_dl)):.2f}"
@@ -171,31 +165,21 @@ def main() -> None:
         if name.startswith("PC1")
     ]
     dlib_r = ", ".join(
-        f"{age_correlation(x, a, first_component(x)):.2f}"
-        for x, a in ((young_emb.dlib, young_emb.age), (both[1], both[2]))
+        f"{populations[name].age_correlations[1]:.2f}"
+        for name in ("PC1 of the LAG gallery", "PC1 of the LAG gallery and searches")
     )
-    populations = {
-        "PC1 of utk-dev": (utk_emb, utk_emb.age),
-        "PC1 of the LAG gallery": (young_emb, young_emb.age),
-        "PC1 of the LAG gallery and searches": (
-            replace(young_emb, facenet=np.concatenate([young_emb.facenet, adult_emb.facenet])),
-            np.concatenate([young_emb.age, adult_emb.age]),
-        ),
-        "PC1 of lfw-dev": (lfw_emb, lfw_emb.age),
-    }
     owner_of = {p: n for n, name in enumerate(sorted(people)) for p in people[name]}
     lfw_owner = np.array([owner_of.get(p, len(people) + i) for i, p in enumerate(lfw_paths)])
     guard_rows = [
         ["none (as served)", "", "", stranger_thresholds(lfw_emb, lfw_owner, 1.0),
          stranger_thresholds(lfw_emb, lfw_owner, 0.5)]
     ]  # fmt: skip
-    for name, (population, ages) in populations.items():
+    for name, axis in populations.items():
         changed = without(lfw_emb, *axes[name])
-        known = ages[~np.isnan(ages)]
         guard_rows.append([
             name,
-            f"{(known < CHILDHOOD_ENDS).mean():.0%} / {(known >= ADULTHOOD_STARTS).mean():.0%}",
-            f"{age_correlation(population.facenet, ages, axes[name][0]):.2f}",
+            f"{axis.children / axis.aged_faces:.0%} / {axis.adults / axis.aged_faces:.0%}",
+            f"{axis.age_correlations[0]:.2f}",
             stranger_thresholds(changed, lfw_owner, 1.0),
             stranger_thresholds(changed, lfw_owner, 0.5),
         ])  # fmt: skip
@@ -249,7 +233,8 @@ def main() -> None:
         "that direction removed (the score 1 stranger pair in 10,000 reaches / 1 in 10). "
         "\"The service's rule\": what `facedb reindex --remove-age-axis` keeps where both "
         f"shares reach {guard.min_share:.0%}: each model's first component where its |r| "
-        f"reaches {bar} (dlib's does not on LAG: {dlib_r}), else that model unchanged.", "",
+        f"reaches {guard.min_correlation} (dlib's does not on LAG: {dlib_r}), else that model "
+        "unchanged.", "",
         "\n".join(table(["direction removed", "children / adults (estimated)",
                          "r with estimated age (absolute)",
                          "FaceNet thresholds", "facenet+dlib thresholds"], guard_rows)),

@@ -145,7 +145,7 @@ def remove_age_axis(services: Services) -> str:
     try:
         services.reindex.run(job, remove_age_axis=True)
     except AgeAxisRefused as exc:
-        said = f"refused by default ({exc.message.split(':', 1)[1].split(', and each')[0]}); "
+        said = f"refused by default ({exc.message}); "
         services.reindex.run(job, remove_age_axis=True, guard=AxisGuard(min_share=0.0))
     axis = services.audit.recent(1, None, None)[0].results[0]["age_axis"]
     return (

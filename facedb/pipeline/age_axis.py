@@ -150,7 +150,7 @@ class AxisGuard:
     between none and the fewest measured to gain). ``min_correlation``: |r| between faces'
     positions along a part's direction and their ages; FaceNet's measured 0.52-0.65 and
     dlib's 0.51 where the direction was the age axis (|cosine| 0.79-0.96 with utk-dev's
-    labelled one), dlib's 0.03-0.27 on LAG where it was not. A part whose direction falls
+    labelled one), dlib's 0.03-0.28 on LAG where it was not. A part whose direction falls
     short keeps its vectors as they are.
     ``min_faces``: a first component of a few dozen faces is mostly noise.
     """
