@@ -48,7 +48,6 @@ from bench.common import arguments, report, table
 from facedb.config import Settings
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.cards import arcface_crop
-from facedb.pipeline.decode import decode_image
 from facedb.pipeline.dlib_resnet import DlibDescriptor
 from facedb.pipeline.recipes import margin_crop
 from facedb.provision import dlib_dir
@@ -233,12 +232,10 @@ def embed(paths: list[Path], analyzer: FaceAnalyzer, models: Path) -> dict[str, 
                                     "faceres_age": np.full(len(paths), np.nan, np.float32)}  # fmt: skip
     started = time.perf_counter()
     for i, path in enumerate(paths):
-        data = path.read_bytes()
-        located = analyzer.locate(data)
-        if not located:
+        found = rec.largest_face(path, analyzer)
+        if found is None:
             continue
-        face = max(located, key=lambda f: f.detection.box.w * f.detection.box.h)
-        bgr = decode_image(data, 1 << 62, 1 << 62).bgr
+        face, bgr = found
         for network in NETWORKS:
             chip = network.chip(bgr, face.detection)
             results = graphs[network.name](np.stack([chip, chip[:, ::-1]]))

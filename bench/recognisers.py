@@ -39,6 +39,7 @@ from bench.common import arguments, report, table
 from facedb.config import Settings
 from facedb.evaluation import metrics
 from facedb.pipeline.analyzer import FaceAnalyzer
+from facedb.pipeline.base import LocatedFace
 from facedb.pipeline.decode import decode_image
 from facedb.pipeline.dlib_resnet import DlibDescriptor
 from facedb.pipeline.recipes import CURRENT, FUSED_VERSION, RECIPES, name_of
@@ -63,6 +64,18 @@ class Embedded:
     dlib_mirror: NDArray[np.float32]  # the chip and its mirror, averaged
 
 
+def largest_face(
+    path: Path, analyzer: FaceAnalyzer
+) -> tuple[LocatedFace, NDArray[np.uint8]] | None:
+    """Return the photo's largest face as the service finds it, and the photo (BGR)."""
+    data = path.read_bytes()
+    located = analyzer.locate(data)
+    if not located:
+        return None
+    face = max(located, key=lambda f: f.detection.box.w * f.detection.box.h)
+    return face, decode_image(data, 1 << 62, 1 << 62).bgr
+
+
 def embed_all(paths: list[Path], analyzer: FaceAnalyzer, dlib_model: DlibDescriptor) -> Embedded:
     n = len(paths)
     facenet = np.full((n, 128), np.nan, np.float32)
@@ -71,13 +84,11 @@ def embed_all(paths: list[Path], analyzer: FaceAnalyzer, dlib_model: DlibDescrip
     age = np.full(n, np.nan, np.float32)
     started = time.perf_counter()
     for i, path in enumerate(paths):
-        data = path.read_bytes()
-        located = analyzer.locate(data)
-        if not located:
+        found = largest_face(path, analyzer)
+        if found is None:
             continue
-        face = max(located, key=lambda f: f.detection.box.w * f.detection.box.h)
+        face, bgr = found
         facenet[i] = analyzer.embed([face])[0].embedding
-        bgr = decode_image(data, 1 << 62, 1 << 62).bgr
         chip, mirrored = dlib_model.views(bgr, face.detection, mirror=True)
         dlib[i], other = dlib_model.embed([chip[None], mirrored[None]])
         both = dlib[i] + other
