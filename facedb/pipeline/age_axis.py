@@ -57,8 +57,13 @@ class AgeAxis:
 
     @property
     def version(self) -> str:
-        raw = b"".join(np.asarray(d, "<f4").tobytes() for d in self.directions)
-        return f"{self.base_version}{AGE_AXIS_TAG}{hashlib.sha256(raw).hexdigest()[:8]}"
+        digest = hashlib.sha256(self.packed_directions()).hexdigest()[:8]
+        return f"{self.base_version}{AGE_AXIS_TAG}{digest}"
+
+    def packed_directions(self) -> bytes:
+        """The directions end to end as little-endian float32 (what the version digests and
+        the database stores; ``unpack_directions`` reads it back)."""
+        return b"".join(np.asarray(d, "<f4").tobytes() for d in self.directions)
 
     def remove(self, parts: list[Vectors]) -> list[Vectors]:
         """Return each part's unit vectors (n, d) without its direction, renormalised (a
@@ -105,6 +110,12 @@ class AxisRemovedRecipe:
     def derive(self, stored: Vectors) -> Vectors:
         """Return the base recipe's stored embeddings (n, dimension) as this recipe makes them."""
         return join_parts(self.axis.remove(split_parts(stored, self.base)), self.base)
+
+
+def unpack_directions(data: bytes, part_dimensions: list[int]) -> tuple[Vectors, ...]:
+    """Return the directions ``AgeAxis.packed_directions`` wrote, one per part."""
+    flat = np.frombuffer(data, dtype="<f4").astype(np.float32)
+    return tuple(np.split(flat, np.cumsum(part_dimensions)[:-1]))
 
 
 def register(axis: AgeAxis) -> AxisRemovedRecipe:

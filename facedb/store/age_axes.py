@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 from sqlalchemy.orm import Session
 
-from facedb.pipeline.age_axis import AgeAxis
+from facedb.pipeline.age_axis import AgeAxis, unpack_directions
 from facedb.store.models import AgeAxis as AgeAxisRow
 
 
@@ -18,11 +17,9 @@ class AgeAxisRepository:
         row = self._session.get(AgeAxisRow, version)
         if row is None:
             return None
-        flat = np.frombuffer(row.directions, dtype="<f4").astype(np.float32)
-        ends = np.cumsum(row.part_dimensions)[:-1]
         return AgeAxis(
             base_version=row.base_version,
-            directions=tuple(np.split(flat, ends)),
+            directions=unpack_directions(row.directions, row.part_dimensions),
             faces=row.faces,
             aged_faces=row.aged_faces,
             children=row.children,
@@ -38,7 +35,7 @@ class AgeAxisRepository:
             AgeAxisRow(
                 version=axis.version,
                 base_version=axis.base_version,
-                directions=b"".join(np.asarray(d, "<f4").tobytes() for d in axis.directions),
+                directions=axis.packed_directions(),
                 part_dimensions=[len(d) for d in axis.directions],
                 faces=axis.faces,
                 aged_faces=axis.aged_faces,
