@@ -45,9 +45,7 @@ from facedb.pipeline.age_axis import (
     join_parts,
 )
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.pipeline.dlib_resnet import DlibDescriptor
 from facedb.pipeline.recipes import FUSED_VERSION, RECIPES
-from facedb.provision import dlib_dir
 from facedb.sample_data import photos
 
 SECTION = "## Age direction: removing it from the embeddings"
@@ -116,12 +114,11 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     analyzer = FaceAnalyzer(settings)
-    dlib_model = DlibDescriptor(dlib_dir(settings.models_path))
 
     def embedded(name: str, paths: list[Path]) -> rec.Embedded:
         def make() -> rec.Embedded:
             analyzer.load()
-            return rec.embed_all(paths, analyzer, dlib_model)
+            return rec.embed_all(paths, analyzer)
 
         return rec.cached(name, paths, make, args.cache)
 
@@ -196,13 +193,14 @@ def main() -> None:
         base: NDArray[np.int64] | None = None
         for name, change in variants:
             y, a, e = change(young_emb), change(adult_emb), change(lfw_emb)
-            whole = rec.lag_ranks(y, yo, a, ao, weight)
+            fusion = rec.Fusion("", weight)
+            whole = rec.lag_ranks(y, yo, a, ao, fusion)
             in_folds = np.concatenate(
-                [rec.lag_ranks(y, yo, a, ao, weight, folds[f::3]) for f in range(3)]
+                [rec.lag_ranks(y, yo, a, ao, fusion, folds[f::3]) for f in range(3)]
             )
-            lfw_cells = rec.lfw_row(
-                "", *rec.lfw_searches(people, distractors, e, index, rec.Fusion("", weight))
-            )[1:]
+            lfw_cells = rec.lfw_row("", *rec.lfw_searches(people, distractors, e, index, fusion))[
+                1:
+            ]
             rows.append([
                 recipe, name, *rec.rank_cells(whole, np.random.default_rng(0)),
                 " / ".join(f"{(in_folds <= k).mean():.3f}" for k in (1, 5, 10)), *lfw_cells,

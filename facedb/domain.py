@@ -264,6 +264,7 @@ class NetworkName(StrEnum):
 
     FACENET = "facenet"
     DLIB = "dlib"
+    SFACE = "sface"
 
 
 class Layout(StrEnum):

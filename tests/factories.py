@@ -23,14 +23,13 @@ from facedb.config import Settings
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.base import Analyzer
 from facedb.pipeline.embed import MODEL_NAME
-from facedb.pipeline.recipes import CURRENT
 from facedb.services.uploads import Upload
 from facedb.store.db import upgrade
 from facedb.store.embeddings import Embedded
 from facedb.store.photos import NewFace, NewPhoto, PhotoRepository
 from facedb.wiring import Services, build
 from tests.conftest import REPO
-from tests.fakes import FakeAnalyzer
+from tests.fakes import FAKE_RECIPE, FakeAnalyzer
 
 POSTGRES_URL = os.environ.get(
     "FACEDB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -117,7 +116,9 @@ def stage_face(session: Session, person_id: str, vector: NDArray[np.float32]) ->
     photo = NewPhoto(person_id, hashlib.sha256(content).hexdigest(), content, "image/jpeg",
                      1, 1, None, None)  # fmt: skip
     face = NewFace((0, 0, 1, 1), {}, 1.0, None, None, None, b"", vector)
-    record = PhotoRepository(session).add(photo, [face], Embedded(1, MODEL_NAME, CURRENT.version))
+    record = PhotoRepository(session).add(
+        photo, [face], Embedded(1, MODEL_NAME, FAKE_RECIPE.version)
+    )
     return record.faces[0].id
 
 
@@ -133,7 +134,7 @@ def add_synthetic_faces(
             photo = NewPhoto(person_id, hashlib.sha256(content).hexdigest(), content,
                              "image/jpeg", 1, 1, None, None)  # fmt: skip
             face = NewFace((0, 0, 1, 1), {}, 1.0, None, None, None, b"", vector)
-            embedded = Embedded(generation, MODEL_NAME, CURRENT.version)
+            embedded = Embedded(generation, MODEL_NAME, FAKE_RECIPE.version)
             ids.append(unit.photos.add(photo, [face], embedded).faces[0].id)
     return ids
 

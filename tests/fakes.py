@@ -29,10 +29,12 @@ from facedb.pipeline.attributes import AgeGender
 from facedb.pipeline.base import LocatedFace
 from facedb.pipeline.decode import decode_image
 from facedb.pipeline.embed import DIMENSION, MODEL_NAME
-from facedb.pipeline.recipes import CURRENT, display_crop, recipe_of
+from facedb.pipeline.recipes import MARGIN_MIRROR_VERSION, RECIPES, display_crop, recipe_of
 from facedb.pipeline.types import Box, Detection, Face
 
 NOISE = 0.33  # a photo's own share of its embedding
+# The recipe whose embeddings the markers stand for: FaceNet's, 128 values.
+FAKE_RECIPE = RECIPES[MARGIN_MIRROR_VERSION]
 
 
 def identity_vector(identity: int) -> NDArray[np.float32]:
@@ -49,7 +51,7 @@ class FakeAnalyzer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._version = CURRENT.version
+        self._version = FAKE_RECIPE.version
         self.calls = 0  # photos located (tests check work is not repeated)
 
     @property
@@ -58,7 +60,7 @@ class FakeAnalyzer:
 
     @property
     def target_version(self) -> str:
-        return CURRENT.version
+        return FAKE_RECIPE.version
 
     def use(self, model_version: str) -> None:
         self._version = recipe_of(model_version).version

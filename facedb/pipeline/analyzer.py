@@ -35,6 +35,7 @@ from facedb.pipeline.recipes import (
     display_crop,
     recipe_of,
 )
+from facedb.pipeline.sface import SFaceRecogniser
 from facedb.pipeline.types import Detection, Face
 from facedb.provision import age_gender_dir, dlib_dir, onnx_dir, require_models
 
@@ -62,6 +63,7 @@ class FaceAnalyzer:
         self.networks: Networks = {
             NetworkName.FACENET: self.embedder,
             NetworkName.DLIB: DlibDescriptor(dlib_dir(settings.models_path)),
+            NetworkName.SFACE: SFaceRecogniser(settings.models_path),
         }
         self._add_installed()
         self.attributes = AgeGenderEstimator(age_gender_dir(settings.models_path))

@@ -8,12 +8,14 @@ parts' cosines: score-level fusion). Recipes:
 
 - ``LegacyRecipe``: deepface's way (a tight box, rotated on the eyes, aspect-padded, fed in BGR).
   Kept so a database made with it keeps serving until ``facedb reindex --re-embed``.
-- ``MarginMirrorRecipe`` (the default): close to the input the weights were trained on
+- ``MarginMirrorRecipe``: close to the input the weights were trained on
   (David Sandberg's facenet: the MTCNN box with a margin, resized to 160x160, RGB,
   prewhitened), widened to a square so the face keeps its shape and turned so the eyes
   are level, and embedded with its mirror image, the two embeddings averaged.
 - ``FusedRecipe``: that FaceNet embedding beside dlib's ResNet descriptor (its own 5-point
   chip, ``dlib_resnet.py``), equal weights: 256 values.
+- ``TripleRecipe`` (the default): those two beside OpenCV Zoo's SFace (ArcFace's 112x112
+  chip and its mirror, ``sface.py``), equal weights: 384 values.
 - An installed recogniser's ``CardRecipe`` (``cards.py``): an operator's ONNX model.
 
 docs/ACCURACY.md gives the measurements that chose between them.
@@ -37,6 +39,10 @@ SIDE = 160
 LEGACY_VERSION = "facenet-128d/keras-facenet-6acdd8fb/normalization=Facenet"
 MARGIN_MIRROR_VERSION = "facenet-128d/keras-facenet-6acdd8fb/margin10-square-level-rgb-mirror"
 FUSED_VERSION = f"fused-w0.5/{MARGIN_MIRROR_VERSION}+dlib-resnet-v1-55533b28/chip150"
+TRIPLE_VERSION = (
+    f"fused-w0.333/{MARGIN_MIRROR_VERSION}+dlib-resnet-v1-55533b28/chip150"
+    "+sface-0ba9fbfa/arcface112-eyes-rgb-mirror"
+)
 
 Views = tuple[NDArray[Any], ...]  # a face's inputs, one array per part of its recipe
 
@@ -222,6 +228,31 @@ class FusedRecipe:
         return (MarginMirrorRecipe().chips(bgr, detection), dlib.views(bgr, detection))
 
 
+@dataclass(frozen=True)
+class TripleRecipe:
+    """FaceNet (margin + mirror), dlib's descriptor (its chip) and SFace (ArcFace's chip and
+    its mirror), equal weights: the fused score is the mean of the three cosines. Three
+    networks trained apart make different mistakes; the thresholds are this recipe's own,
+    measured as FaceNet's were."""
+
+    version: str = TRIPLE_VERSION
+    parts: tuple[tuple[str, float], ...] = (
+        (NetworkName.FACENET, 1 / 3),
+        (NetworkName.DLIB, 1 / 3),
+        (NetworkName.SFACE, 1 / 3),
+    )
+    dimension: int = 384
+    part_dimensions: tuple[int, ...] = (128, 128, 128)
+    match_threshold: float = 0.612  # FAR 1e-4 on lfw-dev (403,550 stranger pairs)
+    candidate_threshold: float = 0.420  # FAR 10%
+
+    def views(self, bgr: NDArray[np.uint8], detection: Detection, networks: Networks) -> Views:
+        from facedb.pipeline.sface import SFaceRecogniser
+
+        return (*FusedRecipe().views(bgr, detection, networks),
+                SFaceRecogniser.views(bgr, detection))  # fmt: skip
+
+
 def with_mirror(chip: NDArray[Any], mirror: bool = True) -> NDArray[Any]:
     """Return the (views, ...) stack of a chip, and its left-right mirror when asked."""
     return np.stack([chip, np.ascontiguousarray(chip[:, ::-1])] if mirror else [chip])
@@ -243,9 +274,9 @@ def fuse(parts: list[tuple[NDArray[np.float32], float]]) -> NDArray[np.float32]:
     return np.ascontiguousarray(joined / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
-_ALL: tuple[Recipe, ...] = (LegacyRecipe(), MarginMirrorRecipe(), FusedRecipe())
+_ALL: tuple[Recipe, ...] = (LegacyRecipe(), MarginMirrorRecipe(), FusedRecipe(), TripleRecipe())
 RECIPES: dict[str, Recipe] = {r.version: r for r in _ALL}
-CURRENT: Recipe = RECIPES[MARGIN_MIRROR_VERSION]
+CURRENT: Recipe = RECIPES[TRIPLE_VERSION]
 
 
 def chosen_recipe(name: str) -> Recipe:
@@ -265,8 +296,9 @@ SHORT_NAMES: dict[str, Recipe] = {
     "legacy": RECIPES[LEGACY_VERSION],
     "facenet": RECIPES[MARGIN_MIRROR_VERSION],
     "facenet+dlib": RECIPES[FUSED_VERSION],
+    "facenet+dlib+sface": RECIPES[TRIPLE_VERSION],
 }
-BUILT_IN = frozenset(SHORT_NAMES) | {"dlib"}
+BUILT_IN = frozenset(SHORT_NAMES) | {NetworkName.DLIB, NetworkName.SFACE}
 
 
 def name_of(version: str) -> str:

@@ -40,6 +40,7 @@ from tests.factories import (
     started,
     unit_vectors,
 )
+from tests.fakes import FAKE_RECIPE
 
 
 @pytest.fixture(autouse=True)
@@ -93,7 +94,7 @@ def cross_age_register(
                 photo = NewPhoto(person_id, hashlib.sha256(content).hexdigest(), content,
                                  "image/jpeg", 1, 1, None, None)  # fmt: skip
                 face = NewFace((0, 0, 1, 1), {}, 1.0, float(age), None, None, b"", vector)
-                embedded = Embedded(generation, MODEL_NAME, CURRENT.version)
+                embedded = Embedded(generation, MODEL_NAME, FAKE_RECIPE.version)
                 faces[unit.photos.add(photo, [face], embedded).faces[0].id] = (person_id, age)
     db.index.catch_up()
     return faces
@@ -127,7 +128,7 @@ def test_an_axis_is_learned_from_the_faces_held_and_served_after_a_restart(
     job = remove_age_axis(db)  # the default guard: 300 faces, ages 4-45
     assert job.counts["derived"] == 300 and job.counts["failed"] == 0
     generation, version, axes, stored = state(db)
-    assert generation == 2 and version.startswith(CURRENT.version + AGE_AXIS_TAG)
+    assert generation == 2 and version.startswith(FAKE_RECIPE.version + AGE_AXIS_TAG)
     assert axes == 1 and stored == {version}  # the old generation dropped
     assert db.index.model_version == version and db.index.count == 300
     assert db.index.health()["re_embed_required"] is False  # the chosen recipe, less an axis
@@ -161,7 +162,7 @@ def test_faces_whose_ages_do_not_vary_keep_their_embeddings(url: str, tmp_path: 
     before = state(db)
     with pytest.raises(AgeAxisRefused, match="does not follow their ages"):
         remove_age_axis(db)
-    assert state(db) == before and db.index.model_version == CURRENT.version
+    assert state(db) == before and db.index.model_version == FAKE_RECIPE.version
     with pytest.raises(AgeAxisRefused, match="at least 1000 faces"):
         remove_age_axis(db, AxisGuard(min_faces=1000))
     assert state(db) == before
@@ -176,7 +177,7 @@ def test_the_command_line_removes_it_and_says_what_it_serves(tmp_path: Path) -> 
     env = {**os.environ, "FACEDB_DATABASE_URL": url, "FACEDB_DATA_DIR": str(tmp_path / "data")}
     said = run_facedb(env, "reindex", "--remove-age-axis")
     assert "reindex succeeded: {'derived': 220, 'failed': 0, 'indexed': 220}" in said
-    assert f"serving facenet (age axis removed): {CURRENT.version}{AGE_AXIS_TAG}" in said
+    assert f"serving facenet (age axis removed): {FAKE_RECIPE.version}{AGE_AXIS_TAG}" in said
     command = [sys.executable, "-m", "tests.integration._fake_cli", "reindex", "--remove-age-axis"]
     again = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 1
@@ -211,8 +212,12 @@ def test_searches_are_embedded_without_the_axis_as_the_faces_were(
         assert analyzer.model_version == version
         probe = analyzer.analyze(val["madonna"][0].read_bytes())[0]
         assert probe.model_version == version
-        direction = RECIPES[version].axis.directions[0]  # type: ignore[attr-defined]
-        assert abs(float(probe.embedding @ direction)) < 1e-5
+        recipe = RECIPES[version]
+        assert isinstance(recipe, AxisRemovedRecipe)
+        ends = np.cumsum(recipe.part_dimensions)
+        parts = np.split(probe.embedding, ends[:-1])
+        for part, direction in zip(parts, recipe.axis.directions, strict=True):
+            assert abs(float(part @ direction)) < 1e-5  # each network's part, without its own
         result = db.search.rank([probe.embedding], 3, 1.0, SearchFilters())[0]
         assert result[0].person.id == ids["madonna"]
         enrolled = [analyzer.analyze(p.read_bytes())[0].embedding for p in train["madonna"][:2]]

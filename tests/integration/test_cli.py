@@ -53,8 +53,8 @@ def test_analyze_reports_every_photo_and_libraries_stay_quiet(
     assert face["gender"] == "male" and 0.5 <= face["gender_probability"] <= 1
     assert 20 <= face["age"] <= 90
     assert 0 < face["confidence"] <= 1
-    assert len(face["embedding"]) == 128
-    assert good["recipe"] == "facenet" and good["model_version"] == CURRENT.version
+    assert len(face["embedding"]) == 384  # the default: FaceNet, dlib and SFace side by side
+    assert good["recipe"] == "facenet+dlib+sface" and good["model_version"] == CURRENT.version
     assert bad["faces"] == [] and bad["error"]["code"] == "not_an_image"
     assert missing["error"]["code"] == "file_unreadable"  # its own documented code
     noisy = [line for line in result.stderr.splitlines() if " INFO " in line or "I0000" in line]
@@ -67,8 +67,10 @@ def test_analyze_reports_every_photo_and_libraries_stay_quiet(
     assert report["recipe"] == "facenet+dlib" and report["model_version"] == FUSED_VERSION
     vector = np.asarray(report["faces"][0]["embedding"])
     assert vector.shape == (256,) and np.linalg.norm(vector) == pytest.approx(1, abs=1e-5)
+    # FaceNet's part of either is the same FaceNet embedding.
     facenet_part = vector[:128] / np.linalg.norm(vector[:128])
-    assert float(facenet_part @ np.asarray(face["embedding"])) > 0.9999
+    default_part = np.asarray(face["embedding"][:128])
+    assert float(facenet_part @ default_part / np.linalg.norm(default_part)) > 0.9999
     unknown = run_cli("analyze", str(photo), FACEDB_RECIPE="facenet-xl")
     assert unknown.returncode == 1
     assert "FACEDB_RECIPE: unknown recipe 'facenet-xl'; choose one of" in unknown.stderr

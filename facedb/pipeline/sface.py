@@ -1,0 +1,38 @@
+"""OpenCV Zoo's SFace (128-d), a third recogniser trained apart from FaceNet and dlib.
+
+Zhong et al., "SFace: Sigmoid-Constrained Hypersphere Loss for Robust Face Recognition"
+(2021), as OpenCV Zoo publishes it (Apache-2.0; installed from PyPI, ``provision.py``). It
+expects ArcFace's 112x112 chip: the eyes placed where ArcFace's template has them (here from
+the detector's two eye points: re-embedding works from stored detections), RGB, raw 0-255
+(the graph subtracts and scales itself), channels first. Its graph takes one chip per call,
+so the chip and its mirror are two calls (20 ms each on a 2-core CPU); the two embeddings
+are averaged as FaceNet's are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facedb.pipeline.cards import arcface_crop
+from facedb.pipeline.embed import OnnxRecogniser
+from facedb.pipeline.recipes import with_mirror
+from facedb.pipeline.types import Detection
+from facedb.provision import sface_path
+
+DIMENSION = 128
+
+
+class SFaceRecogniser(OnnxRecogniser):
+    """SFace on ONNX Runtime, one chip per call (its graph's batch is fixed at one)."""
+
+    def __init__(self, model_dir: Path) -> None:
+        super().__init__(sface_path(model_dir), "sface", DIMENSION, max_batch=1)
+
+    @staticmethod
+    def views(bgr: NDArray[np.uint8], detection: Detection) -> NDArray[np.float32]:
+        """Return SFace's (2, 3, 112, 112) input for one face: the chip and its mirror."""
+        rgb = arcface_crop(bgr, detection)[:, :, ::-1].astype(np.float32)
+        return np.ascontiguousarray(with_mirror(rgb).transpose(0, 3, 1, 2))
