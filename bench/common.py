@@ -31,7 +31,6 @@ import uvicorn
 from facedb.config import Settings
 from facedb.pipeline.base import Analyzer
 from facedb.pipeline.embed import MODEL_NAME
-from facedb.pipeline.recipes import CURRENT
 from facedb.store.db import upgrade
 from facedb.store.models import Embedding, Face, Person, Photo
 from facedb.wiring import Services, build
@@ -84,12 +83,13 @@ def unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def face_like(n: int, seed: int) -> np.ndarray:
+def face_like(n: int, seed: int, dimension: int = D) -> np.ndarray:
     """Return n unit vectors shaped like faces: many people, about four photos each."""
     rng = np.random.default_rng(seed)
     people = max(1, n // 4)
-    centers = unit(rng.standard_normal((people, D)))
-    return unit(centers[rng.integers(0, people, n)] + 0.08 * rng.standard_normal((n, D)))
+    centers = unit(rng.standard_normal((people, dimension)))
+    noise = 0.08 * rng.standard_normal((n, dimension))
+    return unit(centers[rng.integers(0, people, n)] + noise)
 
 
 def p50_p99(search: Search, queries: np.ndarray, k: int = 10) -> tuple[float, float]:
@@ -178,7 +178,11 @@ def sqlite_services(folder: Path, analyzer: Analyzer | None = None, **settings: 
 def insert_synthetic(
     services: Services, vectors: np.ndarray, status: str = "missing", rebuild: bool = True
 ) -> None:
-    """Bulk-insert one person per 4 vectors and one photo and face per vector (no pipeline)."""
+    """Bulk-insert one person per 4 vectors and one photo and face per vector (no pipeline),
+    stored under the model version the database serves (the vectors must have its length)."""
+    version, dimension = services.index.model_version, services.index.dimension
+    if vectors.shape[1] != dimension:
+        raise ValueError(f"{vectors.shape[1]}-d vectors for a {dimension}-d recipe ({version})")
     people = [{"id": str(uuid.uuid4()), "name": f"synthetic {i}", "status": status,
                "attributes": {}} for i in range(len(vectors) // 4 + 1)]  # fmt: skip
     with services.store.engine.begin() as c:
@@ -194,7 +198,7 @@ def insert_synthetic(
                               "box_x": 0, "box_y": 0, "box_w": 1, "box_h": 1, "landmarks": {},
                               "confidence": 1.0, "crop_jpeg": b""})  # fmt: skip
             vector_rows.append({"face_id": first + i, "generation": 1, "model_name": MODEL_NAME,
-                                "model_version": CURRENT.version,
+                                "model_version": version,
                                 "vector": v.astype("<f4").tobytes()})  # fmt: skip
         c.execute(sa.insert(Photo), photo_rows)
         c.execute(sa.insert(Face), face_rows)

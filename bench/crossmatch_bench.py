@@ -40,7 +40,7 @@ def registers(missing: int, found: int, seed: int = 0) -> tuple[np.ndarray, np.n
 
 def run(missing: int, found: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        services = sqlite_services(Path(tmp))
+        services = sqlite_services(Path(tmp), recipe="facenet")  # 128-d synthetic faces
         missing_v, found_v = registers(missing, found)
         insert_synthetic(services, missing_v, "missing", rebuild=False)
         insert_synthetic(services, found_v, "found")

@@ -56,7 +56,7 @@ def arm(analyzer: FaceAnalyzer, key: Path | None) -> dict[str, float]:
         services = sqlite_services(Path(tmp), analyzer, model_dir=analyzer.settings.models_path,
                                    data_key_file=key)  # fmt: skip
         stored, seconds = enroll_all(services, train, 8)
-        insert_synthetic(services, face_like(SYNTHETIC, seed=7), rebuild=False)
+        insert_synthetic(services, face_like(SYNTHETIC, 7, services.index.dimension), rebuild=False)
         start = time.perf_counter()
         services.index.rebuild()
         rebuild_s = time.perf_counter() - start

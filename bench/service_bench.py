@@ -228,7 +228,7 @@ def search_rows(
         with tempfile.TemporaryDirectory() as tmp:
             services = fresh(Path(tmp), analyzer)
             enroll_all(services, train, 32)
-            insert_synthetic(services, face_like(synthetic, seed=42))
+            insert_synthetic(services, face_like(synthetic, 42, services.index.dimension))
             faces = services.index.count
             with serving(services) as url, httpx.Client(base_url=url, timeout=120) as client:
                 post_search(client, probes[0])  # warm-up

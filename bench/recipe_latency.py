@@ -1,0 +1,68 @@
+"""HTTP search latency per recipe: what the fused recipes cost a caller, against FaceNet alone.
+
+Run: .venv/bin/python -m bench.recipe_latency [--write]
+
+One real uvicorn server per recipe (in this process, SQLite, the 5-celebrity train photos
+enrolled through the pipeline), each with its own analyzer built for its recipe
+(FACEDB_RECIPE). The val photos are searched over HTTP (POST /v1/search) on every server in
+turn, photo by photo, so load on the machine falls alike on each; two searches per server
+warm it first. Reported: p50 and p90 of the round trip, and the ratio of p50s to FaceNet's.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench.common import arguments, report, serving, sqlite_services, table
+from bench.service_bench import enroll_all, post_search
+from facedb.config import Settings
+from facedb.pipeline.analyzer import FaceAnalyzer
+from facedb.sample_data import celebrity_dataset, photos
+
+SECTION = "## Search latency per recipe"
+RECIPES = ("facenet", "facenet+dlib", "facenet+dlib+sface")
+ROUNDS = 2  # each val photo searched this many times per server
+
+
+def main() -> None:
+    args = arguments(__doc__).parse_args()
+    base = Settings()
+    data = celebrity_dataset(base.cache_dir)
+    train, val = photos(data / "train"), photos(data / "val")
+    probes = [p for files in val.values() for p in files] * ROUNDS
+    times: dict[str, list[float]] = {name: [] for name in RECIPES}
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        clients = {}
+        for name in RECIPES:
+            analyzer = FaceAnalyzer(base.model_copy(update={"recipe": name}))
+            services = sqlite_services(Path(tmp) / name.replace("+", "-"), analyzer,
+                                       model_dir=base.models_path, recipe=name)  # fmt: skip
+            stack.callback(services.close)
+            enroll_all(services, train, 8)
+            url = stack.enter_context(serving(services))
+            clients[name] = stack.enter_context(httpx.Client(base_url=url, timeout=120))
+            for path in probes[:2]:
+                post_search(clients[name], path)
+        for path in probes:
+            for name in RECIPES:
+                times[name].append(post_search(clients[name], path))
+    base_p50 = float(np.median(times["facenet"]))
+    rows = [[name, f"{1000 * np.median(t):.0f}", f"{1000 * np.percentile(t, 90):.0f}",
+             f"{np.median(t) / base_p50:.2f}x"] for name, t in times.items()]  # fmt: skip
+    text = "\n".join([
+        SECTION, "",
+        "`python -m bench.recipe_latency` (see its docstring): one server per recipe, "
+        f"{len(probes)} searches each of the celebrity val photos, the servers taken in turn "
+        "photo by photo; 2-core CPU, SQLite, in-process uvicorn.", "",
+        *table(["recipe", "search p50 ms", "p90 ms", "p50 vs facenet"], rows),
+    ])  # fmt: skip
+    report(text, SECTION, args.write)
+
+
+if __name__ == "__main__":
+    main()
