@@ -1,7 +1,10 @@
 """Reviewer workload: how many pairs a reviewer reads, in the queue's order, to find the
 true links; the order by raw score against the order by evidence, in the same run.
 
-Run: .venv/bin/python -m bench.queue_bench [--devsets ../shared/devsets] [--lag DIR] [--write]
+Run: .venv/bin/python -m bench.queue_bench [--devsets ../shared/devsets] [--lag DIR]
+     [--recipe NAME] [--write]
+
+Each recipe (FACEDB_RECIPE; the default's unless named) writes its own section.
 
 The construction (real photos, the real pipeline and service, SQLite): three folds, each of
 100 identities drawn from `lag-dev-ids.txt` (LAG, fetched outside the repository: see the
@@ -35,12 +38,13 @@ from facedb.domain import EstimatedGender, JobKind, MatchState, PairOrder, Perso
 from facedb.errors import AgeAxisRefused
 from facedb.pipeline.age_axis import AxisGuard
 from facedb.pipeline.analyzer import FaceAnalyzer
+from facedb.pipeline.recipes import name_of
 from facedb.records import PairFilter
 from facedb.services.jobs import Job
 from facedb.services.uploads import Upload
 from facedb.wiring import Services
 
-SECTION = "## Review queue: pairs read to find the true links"
+SECTION = "## Review queue: pairs read to find the true links ({recipe})"
 LAG_PIC = Path("/work/devdata/lag/FaceDetection/FaceDetection/data/Pic")
 FOLDS, IDENTITIES, STRANGERS, SEED = 3, 100, 300, 7
 SHARES = (0.5, 0.8)
@@ -101,7 +105,8 @@ def workload(services: Services, order: PairOrder, truth: set[tuple[str, str]]) 
 def run_fold(analyzer: FaceAnalyzer, fold: Fold, lag: Path) -> tuple[dict[str, Workload], str]:
     """Return the workloads of each queue order, and what removing the age axis did."""
     with tempfile.TemporaryDirectory() as tmp:
-        services = sqlite_services(Path(tmp), analyzer, model_dir=analyzer.settings.models_path)
+        services = sqlite_services(Path(tmp), analyzer, model_dir=analyzer.settings.models_path,
+                                   recipe=analyzer.settings.recipe)  # fmt: skip
         truth: set[tuple[str, str]] = set()
         adults: dict[str, list[str]] = {}  # a missing record's id → its found records' ids
         for name in fold.identities:
@@ -172,8 +177,11 @@ def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--devsets", type=Path, default=Path("../shared/devsets"))
     parser.add_argument("--lag", type=Path, default=LAG_PIC, help="LAG's Pic folder")
+    parser.add_argument("--recipe", default="", help="FACEDB_RECIPE (default: the default)")
     args = parser.parse_args()
-    analyzer = FaceAnalyzer(Settings())
+    analyzer = FaceAnalyzer(Settings(recipe=args.recipe))
+    recipe = name_of(analyzer.target_version)
+    section = SECTION.format(recipe=recipe)
     analyzer.load()
     labels = {PairOrder.SCORE: "by score (before)", PairOrder.EVIDENCE: "by evidence (now)",
               "evidence, genders recorded": "by evidence, genders recorded",
@@ -190,9 +198,10 @@ def main() -> None:
             rows.append(result.row(f"fold {n + 1}, {labels[key]}"))
             print(rows[-1], flush=True)
     lines = [
-        SECTION, "",
+        section, "",
         "Command: `.venv/bin/python -m bench.queue_bench --write` (real photos and models, "
-        "SQLite, default settings: 10 candidates per face, floor 0.22). Each fold: 100 LAG "
+        f"SQLite, recipe `{recipe}`, default settings: 10 candidates per face, floor "
+        f"{analyzer.target.candidate_threshold}). Each fold: 100 LAG "
         "identities (childhood photos → one missing record; each adult photo → a found "
         "record) and 300 lfw-dev strangers (each photo a found record). Pairs read: the "
         "position in the pending queue at which 50% / 80% of the possible true links have "
@@ -202,7 +211,7 @@ def main() -> None:
         "The age axis (`facedb reindex --remove-age-axis`), learned from each fold's whole "
         "database (both registers and the strangers):", "", *notes,
     ]  # fmt: skip
-    report("\n".join(lines) + "\n", SECTION, args.write)
+    report("\n".join(lines) + "\n", section, args.write)
 
 
 if __name__ == "__main__":
