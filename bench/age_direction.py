@@ -45,7 +45,7 @@ from facedb.pipeline.age_axis import (
     join_parts,
 )
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.pipeline.recipes import FUSED_VERSION, RECIPES, TRIPLE_VERSION
+from facedb.pipeline.recipes import FUSED_VERSION, RECIPES, TRIPLE_VERSION, Recipe
 from facedb.sample_data import photos
 
 SECTION = "## Age direction: removing it from the embeddings"
@@ -59,13 +59,15 @@ def unit(x: Vectors) -> Vectors:
     return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), np.float32)
 
 
-def learned(facenet: Vectors, dlib: Vectors, ages: NDArray[np.float32]) -> AgeAxis:
+def learned(recipe: Recipe, embedded: list[rec.Embedded]) -> AgeAxis:
     """What `facedb reindex --remove-age-axis` learns from these faces (the rows that hold
-    one), as the fused recipe's parts: each model's first principal component, with how
-    the faces' positions along it follow their estimated ages."""
-    keep = ~np.isnan(facenet[:, 0])
-    learner = AxisLearner(FUSED)
-    learner.add(join_parts([facenet[keep], dlib[keep]], FUSED), ages[keep])
+    one), as ``recipe``'s parts: each network's first principal component, with how the
+    faces' positions along it follow their estimated ages."""
+    learner = AxisLearner(recipe)
+    for e in embedded:
+        keep = ~np.isnan(e.facenet[:, 0])
+        parts = [getattr(e, network)[keep] for network, _ in recipe.parts]
+        learner.add(join_parts(parts, recipe), e.age[keep])
     return learner.learned()
 
 
@@ -81,13 +83,15 @@ def age_axis(x: Vectors, ages: NDArray[np.int64]) -> Vectors:
     return np.asarray(np.linalg.eigh(scatter)[1][:, -1], np.float32)
 
 
-def without(e: rec.Embedded, facenet_axis: Vectors, dlib_axis: Vectors) -> rec.Embedded:
-    """The embeddings with each model's axis removed (renormalised)."""
+def without(e: rec.Embedded, axes: tuple[Vectors, ...]) -> rec.Embedded:
+    """The embeddings with each network's axis removed (renormalised), in the order FaceNet,
+    dlib, SFace; a network without an axis given keeps its vectors."""
 
     def drop(x: Vectors, axis: Vectors) -> Vectors:
         return unit(x - np.outer(x @ axis, axis))
 
-    return replace(e, facenet=drop(e.facenet, facenet_axis), dlib=drop(e.dlib, dlib_axis))
+    networks = ("facenet", "dlib", "sface")
+    return replace(e, **{n: drop(getattr(e, n), u) for n, u in zip(networks, axes, strict=False)})
 
 
 def stranger_thresholds(e: rec.Embedded, owner: NDArray[np.int64], weight: float) -> str:
@@ -97,23 +101,6 @@ def stranger_thresholds(e: rec.Embedded, owner: NDArray[np.int64], weight: float
     strangers = scores[upper][owner[upper[0]] != owner[upper[1]]]
     found = [metrics.threshold_for_rate(strangers, far)[0] for far in (1e-4, 0.1)]
     return " / ".join(f"{t:.3f}" for t in found)
-
-
-def triple_axis(embedded: list[rec.Embedded]) -> AgeAxis:
-    """What `facedb reindex --remove-age-axis` keeps, learned from these faces with the
-    default recipe's three parts (each network's component checked on its own)."""
-    learner = AxisLearner(TRIPLE)
-    for e in embedded:
-        keep = ~np.isnan(e.facenet[:, 0])
-        learner.add(join_parts([e.facenet[keep], e.dlib[keep], e.sface[keep]], TRIPLE),
-                    e.age[keep])  # fmt: skip
-    return AxisGuard().keep(learner.learned())
-
-
-def triple_without(e: rec.Embedded, axis: AgeAxis) -> rec.Embedded:
-    """The three networks' embeddings with the axis's directions removed."""
-    facenet, dlib, sface = axis.remove([e.facenet, e.dlib, e.sface])
-    return replace(e, facenet=facenet, dlib=dlib, sface=sface)
 
 
 def paired(new: NDArray[np.int64], base: NDArray[np.int64], k: int) -> str:
@@ -154,14 +141,10 @@ def main() -> None:
     utk_ages = np.array([int(p.name.split("_")[0]) for p in utk_paths])
 
     populations = {
-        "PC1 of utk-dev": learned(utk_emb.facenet, utk_emb.dlib, utk_emb.age),
-        "PC1 of the LAG gallery": learned(young_emb.facenet, young_emb.dlib, young_emb.age),
-        "PC1 of the LAG gallery and searches": learned(
-            np.concatenate([young_emb.facenet, adult_emb.facenet]),
-            np.concatenate([young_emb.dlib, adult_emb.dlib]),
-            np.concatenate([young_emb.age, adult_emb.age]),
-        ),
-        "PC1 of lfw-dev": learned(lfw_emb.facenet, lfw_emb.dlib, lfw_emb.age),
+        "PC1 of utk-dev": learned(FUSED, [utk_emb]),
+        "PC1 of the LAG gallery": learned(FUSED, [young_emb]),
+        "PC1 of the LAG gallery and searches": learned(FUSED, [young_emb, adult_emb]),
+        "PC1 of lfw-dev": learned(FUSED, [lfw_emb]),
     }
     axes: dict[str, tuple[Vectors, ...]] = {
         "utk-dev ages": (age_axis(utk_emb.facenet, utk_ages), age_axis(utk_emb.dlib, utk_ages)),
@@ -190,7 +173,7 @@ def main() -> None:
          stranger_thresholds(lfw_emb, lfw_owner, 0.5)]
     ]  # fmt: skip
     for name, axis in populations.items():
-        changed = without(lfw_emb, *axes[name])
+        changed = without(lfw_emb, axes[name])
         guard_rows.append([
             name,
             f"{axis.children / axis.aged_faces:.0%} / {axis.adults / axis.aged_faces:.0%}",
@@ -204,17 +187,19 @@ def main() -> None:
     variants: list[tuple[str, Callable[[rec.Embedded], rec.Embedded]]] = [
         ("none (as served)", lambda e: e)
     ]
-    variants += [(name, lambda e, a=a: without(e, *a)) for name, a in axes.items()]
+    variants += [(name, lambda e, a=a: without(e, a)) for name, a in axes.items()]
     triple_axes = {
-        "the service's rule, LAG gallery": triple_axis([young_emb]),
-        "the service's rule, LAG gallery and searches": triple_axis([young_emb, adult_emb]),
+        "the service's rule, LAG gallery": guard.keep(learned(TRIPLE, [young_emb])),
+        "the service's rule, LAG gallery and searches": guard.keep(
+            learned(TRIPLE, [young_emb, adult_emb])
+        ),
     }
     rows, diffs = [], []
     fusions = {
         "FaceNet": (rec.Fusion("", 1.0), variants),
         "facenet+dlib": (rec.Fusion("", 0.5), variants),
         "facenet+dlib+sface": (rec.Fusion("", 0.5, sface=1 / 3), [variants[0]] + [
-            (name, lambda e, a=a: triple_without(e, a)) for name, a in triple_axes.items()
+            (name, lambda e, a=a: without(e, a.directions)) for name, a in triple_axes.items()
         ]),
     }  # fmt: skip
     for recipe, (fusion, recipe_variants) in fusions.items():
