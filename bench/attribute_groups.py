@@ -80,9 +80,9 @@ def main() -> None:
     cut = settings.gender_min_probability
     rows = []
     for crop in load(args.devsets / "utk-dev", analyzer, 0.0):
-        if crop.box is None:
+        if crop.detection is None:
             continue
-        got = analyzer.attributes.estimate(crop.bgr, [crop.box])[0]
+        got = analyzer.attributes.estimate(crop.bgr, [crop.detection])[0]
         if got is not None:
             rows.append(
                 (crop.age, crop.female, crop.race, got.age, got.gender, got.gender_probability)

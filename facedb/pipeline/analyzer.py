@@ -9,6 +9,8 @@ many photos the whole process decodes and analyses at once.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,7 +39,7 @@ from facedb.pipeline.recipes import (
 )
 from facedb.pipeline.sface import SFaceRecogniser
 from facedb.pipeline.types import Detection, Face
-from facedb.provision import age_gender_dir, dlib_dir, onnx_dir, require_models
+from facedb.provision import age_gender_dir, dlib_dir, faceres_path, onnx_dir, require_models
 
 THUMBNAIL_SIDE = 160
 
@@ -66,10 +68,13 @@ class FaceAnalyzer:
             NetworkName.SFACE: SFaceRecogniser(settings.models_path),
         }
         self._add_installed()
-        self.attributes = AgeGenderEstimator(age_gender_dir(settings.models_path))
+        self.attributes = AgeGenderEstimator(
+            age_gender_dir(settings.models_path), faceres_path(settings.models_path)
+        )
         self._checked = False
         self._check_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(settings.inference_threads)
+        self._beside = ThreadPoolExecutor(thread_name_prefix="facedb-network")
         self.target: Recipe = chosen_recipe(settings.recipe)
         self.recipe: Recipe = self.target
         self.model_name = self.embedder.name
@@ -170,7 +175,7 @@ class FaceAnalyzer:
                 and min(d.box.w, d.box.h) >= self.settings.min_face_size
             ]
             detections.sort(key=lambda d: (d.box.y, d.box.x))
-            attributes = self.attributes.estimate(bgr, [d.box for d in detections])
+            attributes = self.attributes.estimate(bgr, detections)
             recipe = self.recipe
             located = [
                 LocatedFace(
@@ -214,13 +219,37 @@ class FaceAnalyzer:
     def embed_views(self, recipe: Recipe, views: list[Views]) -> NDArray[np.float32]:
         """Return the recipe's (n, dimension) embeddings of faces' views, each part's
         network called once for all of them."""
-        parts = [
-            self.networks[name].embed([v[i] for v in views])
-            for i, (name, _) in enumerate(recipe.parts)
+        inputs = [
+            (self.networks[name], [v[i] for v in views]) for i, (name, _) in enumerate(recipe.parts)
         ]
+        parts = self._side_by_side(inputs)
         if isinstance(recipe, AxisRemovedRecipe):
             parts = recipe.axis.remove(parts)
         return join_parts(parts, recipe)
+
+    def _side_by_side(
+        self, inputs: list[tuple[Network, list[NDArray[Any]]]]
+    ) -> list[NDArray[np.float32]]:
+        """Run each network on its inputs, those that release the GIL in helper threads.
+
+        The helpers are started, and have entered their network, before this thread runs
+        the networks that keep the GIL (dlib's descriptor): on a 2-core CPU the ONNX
+        networks then compute beside dlib rather than after it (bench/RESULTS.md, "Search
+        latency per recipe").
+        """
+        if len(inputs) == 1:
+            network, views = inputs[0]
+            return [network.embed(views)]
+        started: list[threading.Event] = []
+        helpers: dict[int, Future[NDArray[np.float32]]] = {}
+        for k, (network, views) in enumerate(inputs):
+            if network.releases_gil:
+                started.append(threading.Event())
+                helpers[k] = self._beside.submit(_signalled, started[-1], network, views)
+        for event in started:
+            event.wait()
+        here = {k: n.embed(v) for k, (n, v) in enumerate(inputs) if k not in helpers}
+        return [helpers[k].result() if k in helpers else here[k] for k in range(len(inputs))]
 
     def embed_stored(
         self, data: bytes, detections: list[Detection], recipe: Recipe | None = None
@@ -234,3 +263,11 @@ class FaceAnalyzer:
             views = [recipe.views(bgr, d, self.networks) for d in detections]
             del bgr
         return self.embed_views(recipe, views)
+
+
+def _signalled(
+    event: threading.Event, network: Network, views: list[NDArray[Any]]
+) -> NDArray[np.float32]:
+    """Say that the helper has started, then run the network (see ``_side_by_side``)."""
+    event.set()
+    return network.embed(views)

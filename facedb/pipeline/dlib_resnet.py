@@ -31,6 +31,7 @@ class DlibDescriptor(LazyModel):
 
     name = "dlib-resnet"
     dimension = DIMENSION
+    releases_gil = False  # dlib's Python binding keeps the GIL while it computes
 
     def __init__(self, folder: Path) -> None:
         super().__init__()

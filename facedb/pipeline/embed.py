@@ -26,6 +26,8 @@ class OnnxRecogniser(LazyModel):
     """A recognition network on ONNX Runtime; ``embed`` runs one call per ``max_batch``
     inputs. FaceNet is one; an operator's recogniser (``cards.py``) another."""
 
+    releases_gil = True  # ONNX Runtime computes with the GIL released
+
     def __init__(self, path: Path, name: str, dimension: int, max_batch: int = 32) -> None:
         super().__init__()
         self.path = path

@@ -26,8 +26,8 @@ def providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
-def session(path: Path, threads: int | None = None, arena: bool = True) -> Any:
-    """Return an inference session for the model at ``path``.
+def session(path: Path | bytes, threads: int | None = None, arena: bool = True) -> Any:
+    """Return an inference session for the model at ``path`` (or the serialised model).
 
     ``threads``: intra-op threads (default: the machine's cores); one call then uses every
     core, and the callers take turns (each network has one lock). ``arena``: keep freed
@@ -47,9 +47,27 @@ def session(path: Path, threads: int | None = None, arena: bool = True) -> Any:
     # spinning pool of one network slowed the next network's call threefold (measured).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     chosen = providers()
-    created = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
-    log.debug("ONNX session %s on %s", path.name, created.get_providers()[0])
+    model = path if isinstance(path, bytes) else str(path)
+    created = ort.InferenceSession(model, sess_options=options, providers=chosen)
+    log.debug("ONNX session on %s", created.get_providers()[0])
     return created
+
+
+def freed(path: Path) -> bytes:
+    """Return the model at ``path`` with its batch dimension left free and its weights no
+    longer listed as inputs (an old export's habit: as inputs, ONNX Runtime may not fold
+    them into the layers, and a fixed batch of one costs a call per input). The weights
+    and the graph are unchanged."""
+    import onnx
+
+    model = onnx.load(str(path))
+    weights = {w.name for w in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    return bytes(model.SerializeToString())
 
 
 def run(model: Any, inputs: NDArray[Any]) -> list[NDArray[np.float32]]:

@@ -48,9 +48,14 @@ Views = tuple[NDArray[Any], ...]  # a face's inputs, one array per part of its r
 
 
 class Network(Protocol):
-    """A recognition network: inputs of a face → one unit vector (built on first use)."""
+    """A recognition network: inputs of a face → one unit vector (built on first use).
+
+    ``releases_gil``: whether the network computes without holding Python's GIL (ONNX
+    Runtime does; dlib's descriptor does not), so it can run beside another network.
+    """
 
     dimension: int
+    releases_gil: bool
 
     def embed(self, views: list[NDArray[Any]]) -> NDArray[np.float32]:
         """Return (n, dimension) unit vectors, face i's views (v, ...) averaged."""

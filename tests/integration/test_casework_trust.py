@@ -180,7 +180,7 @@ def test_the_queue_reads_warned_pairs_last_and_rank_is_the_missing_persons_order
     child = person(db, "Lev (missing)", PersonStatus.MISSING,
                    [fake_photo(30, 0, age=8), fake_photo(30, 1, age=8)], date(2010, 6, 1),
                    birth_date=date(2002, 5, 1), gender="male")  # fmt: skip
-    unlikely = person(db, "Found, reads old", PersonStatus.FOUND, [fake_photo(30, 2, age=55)],
+    unlikely = person(db, "Found, reads old", PersonStatus.FOUND, [fake_photo(30, 2, age=40)],
                       date(2024, 6, 1))  # fmt: skip
     fitting = person(db, "Found, fits", PersonStatus.FOUND, [fake_photo(30, 3, age=22)],
                      date(2024, 6, 1))  # fmt: skip

