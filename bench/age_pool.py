@@ -26,7 +26,7 @@ from bench.attributes_explore import load
 from bench.common import arguments, report, table
 from facedb.config import Settings
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.pipeline.attributes import predict_box, read_views
+from facedb.pipeline.attributes import class_ages, predict_box, read_views
 from facedb.pipeline.faceres import pooled_age
 
 SECTION = "## Age: pooling two networks (utk-dev)"
@@ -99,7 +99,7 @@ def main() -> None:
     truth, served, rounded, faceres, single, costs = [], [], [], [], [], []
     estimator = analyzer.attributes
     with estimator.using() as predictor:
-        ages = np.asarray(predictor._engine.age.spec.age_weights, np.float64)
+        ages = class_ages(predictor)
         for crop in crops:
             assert crop.detection is not None
             seen = read_views(predictor, crop.bgr, crop.detection.box, True, predict_box)

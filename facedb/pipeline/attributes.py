@@ -78,7 +78,7 @@ class AgeGenderEstimator(LazyModel):
         read_view = predict or predict_box
         results: list[AgeGender | None] = []
         with self.using() as predictor:
-            class_ages = np.asarray(predictor._engine.age.spec.age_weights, np.float64)
+            ages = class_ages(predictor)
             for detection in detections:
                 seen = read_views(predictor, bgr, detection.box, mirror, read_view)
                 if not seen:
@@ -87,7 +87,7 @@ class AgeGenderEstimator(LazyModel):
                 if pooled:
                     served = np.mean([v.ages for v in seen], axis=0)
                     faceres = self.faceres.distribution(bgr, detection, mirror)
-                    age = pooled_age(served, class_ages, faceres)
+                    age = pooled_age(served, ages, faceres)
                 else:
                     age = float(np.mean([v.age for v in seen]))
                 female = float(np.mean([v.female for v in seen]))
@@ -117,6 +117,12 @@ def read_views(
         mirrored = Box(region.shape[1] - local.x - local.w, local.y, local.w, local.h)
         views.append(read_view(predictor, flipped, mirrored))
     return [v for v in views if v is not None]
+
+
+def class_ages(predictor: Any) -> NDArray[np.float64]:
+    """Return the ages the package's age classes stand for (0.25, 1, ..., 80: "80 or
+    older"), read where ``predict_box`` reads the probabilities."""
+    return np.asarray(predictor._engine.age.spec.age_weights, np.float64)
 
 
 # Reads one view: the package's networks on a box of an RGB image, or None.
