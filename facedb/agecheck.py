@@ -98,7 +98,8 @@ class AgeBands:
     far: float
 
     def group(self, age: float) -> AgeGroup:
-        return [g for g in self.groups if g.start <= age][-1]
+        """Return the group of an age (an age below the first group's start: the first)."""
+        return next((g for g in reversed(self.groups) if g.start <= age), self.groups[0])
 
     def distance(self, expected: float, estimated: float) -> float:
         """Return how far the reading lies from the median, in band-widths (1 = the band's

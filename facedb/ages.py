@@ -10,10 +10,18 @@ DAYS_PER_YEAR = 365.2425
 
 
 def age_on(day: date, birth_date: date | None, birth_year: int | None) -> float | None:
-    """Return the age in years on ``day`` (mid-year assumed when only the year is known)."""
+    """Return the age in years on ``day``.
+
+    When only the birth year is known the birth is taken at the middle of the days it can
+    have fallen on: mid-year, or, for a day within the birth year itself (an infant's
+    photo), halfway between 1 January and that day, so the age is never negative.
+    """
     if birth_date is not None:
         return round((day - birth_date).days / DAYS_PER_YEAR, 2)
     if birth_year is not None:
+        first = date(birth_year, 1, 1)
+        if day.year == birth_year:
+            return round((day - first).days / 2 / DAYS_PER_YEAR, 2)
         return round((day - date(birth_year, 7, 2)).days / DAYS_PER_YEAR, 2)
     return None
 

@@ -221,11 +221,12 @@ class RowOutcome(StrEnum):
     """What `facedb import` did with one manifest row."""
 
     STORED = "stored"
-    ALREADY_STORED = "already_stored"  # an earlier run (or an upload) stored these bytes
+    ALREADY_STORED = "already_stored"  # stored (or decided) here already: an earlier run, an upload
     DUPLICATE = "duplicate"  # the same photo appears earlier in this manifest
     REFUSED = "refused"
     VALID = "valid"  # --dry-run: the row would be imported (its faces are not looked for)
     RECORD = "record"  # a row without a photo: the person's record only
+    RESTORED = "restored"  # an export's decision (matches.jsonl) written here
 
 
 class PersonChange(StrEnum):

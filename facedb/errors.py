@@ -65,6 +65,12 @@ class FileUnreadable(ImageError):
     code = "file_unreadable"
 
 
+class PathOutsideImport(FileUnreadable):
+    """A manifest row names a file outside the import's folder (or archive)."""
+
+    code = "path_outside_import"
+
+
 class RequestTooLarge(FaceDBError):
     """A request carries more files or pixels than one request may."""
 
@@ -93,6 +99,13 @@ class AlreadyLinked(Conflict):
     """A confirmation would link a person who is linked to another record already."""
 
     code = "already_linked"
+
+
+class Contention(Conflict):
+    """Another transaction changed the same records at the same moment (PostgreSQL chose
+    this one to give way); the caller may look again and repeat."""
+
+    code = "contention"
 
 
 class AgeAxisRefused(Conflict):

@@ -16,22 +16,23 @@ Layout:
 from __future__ import annotations
 
 import json
+import os
 import time
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from facedb.bulk.report import CaseFile, render
+from facedb.bulk.source import MANIFEST
 from facedb.domain import AuditAction, PairOrder, Register
 from facedb.errors import InvalidInput
 from facedb.records import Caller, FaceRecord, PairFilter, PairRecord, PersonRecord, PhotoRecord
 from facedb.services.audit import LOCAL, AuditService
 from facedb.store.unit import Store, Unit
 
-MANIFEST = "manifest.jsonl"
 FACES = "faces.jsonl"
 MATCHES = "matches.jsonl"
 AUDIT_SCAN = 10_000  # the newest audit entries searched for a case report's extract
@@ -54,17 +55,37 @@ class _Writer(Protocol):
     def close(self) -> None: ...
 
 
+# An export holds children's photos in plaintext: only its owner may read it, whatever the
+# umask (folders 0700, files 0600), as the data key file is kept.
+FOLDER_MODE, FILE_MODE = 0o700, 0o600
+
+
+def _private_file(path: Path) -> BinaryIO:
+    """Return a new file open for writing that only its owner may read."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    os.fchmod(descriptor, FILE_MODE)  # os.open's mode passes through the umask
+    return os.fdopen(descriptor, "wb")
+
+
+def _private_folder(path: Path) -> None:
+    path.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    path.chmod(FOLDER_MODE)  # mkdir's mode passes through the umask
+
+
 class _Folder:
     def __init__(self, root: Path) -> None:
         if root.exists() and any(root.iterdir()):
             raise InvalidInput(f"{root} is not empty; export into a new folder")
-        root.mkdir(parents=True, exist_ok=True)
+        _private_folder(root)
         self.root = root
 
     def put(self, name: str, data: bytes) -> None:
         path = self.root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        missing = [f for f in path.relative_to(self.root).parents if not (self.root / f).exists()]
+        for folder in reversed(missing):  # photos/, then photos/<person id>/
+            _private_folder(self.root / folder)
+        with _private_file(path) as handle:
+            handle.write(data)
 
     def close(self) -> None:
         pass
@@ -75,7 +96,7 @@ class _Zip:
         if path.exists():
             raise InvalidInput(f"{path} exists; export into a new file")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.archive = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED)
+        self.archive = zipfile.ZipFile(_private_file(path), "w", compression=zipfile.ZIP_STORED)
 
     def put(self, name: str, data: bytes) -> None:
         self.archive.writestr(name, data)

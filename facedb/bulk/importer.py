@@ -24,12 +24,20 @@ from typing import Any
 
 from facedb.bulk.exporter import MATCHES
 from facedb.bulk.manifest import Row, read_manifest
+from facedb.bulk.source import ImportSource, opened
+from facedb.casework.review import link_confirmed, refuse_relink
 from facedb.config import Settings
-from facedb.domain import AuditAction, PersonChange, Register, RowOutcome, UploadStatus
+from facedb.domain import (
+    AuditAction,
+    MatchState,
+    PersonChange,
+    Register,
+    RowOutcome,
+    UploadStatus,
+)
 from facedb.errors import (
     ConflictingRecord,
     FaceDBError,
-    FileUnreadable,
     ImageError,
     InvalidInput,
     NotFound,
@@ -123,15 +131,30 @@ class Importer:
         dry_run: bool = False,
         batch: int = BATCH,
         caller: Caller = LOCAL,
+        root: Path | None = None,
     ) -> ImportSummary:
-        """Import every row, giving each row's result to ``sink`` as soon as it is known.
+        """Import every row of a manifest (or of an archive `facedb export` wrote), giving
+        each row's result to ``sink`` as soon as it is known. Photo paths resolve inside
+        ``root`` (default: the manifest's folder).
 
         A bad row never stops the rest; only an unreadable manifest raises (InvalidInput).
         """
+        with opened(manifest, root) as source:
+            return self._run(source, str(manifest), sink, dry_run, batch, caller)
+
+    def _run(
+        self,
+        source: ImportSource,
+        manifest: str,
+        sink: Sink,
+        dry_run: bool,
+        batch: int,
+        caller: Caller,
+    ) -> ImportSummary:
         start = time.perf_counter()
         summary = ImportSummary()
         groups: dict[str, list[Row]] = {}
-        for row in read_manifest(manifest):
+        for row in read_manifest(source):
             groups.setdefault(row.key, []).append(row)
 
         def emit(result: RowResult) -> None:
@@ -144,7 +167,8 @@ class Importer:
             if not accepted:
                 continue
             summary.persons[change] = summary.persons.get(change, 0) + 1
-            for row, upload in self._photos(person_id, accepted, change, emit, dry_run):
+            photos = self._photos(source, person_id, accepted, change, emit, dry_run)
+            for row, upload in photos:
                 assert person_id is not None
                 try:
                     pending.append((row, self.enrollment.prepare(person_id, [upload]), change))
@@ -156,16 +180,16 @@ class Importer:
                     pending = []
         if pending:
             self._commit(pending, emit)
-        decisions = manifest.resolve().parent / MATCHES
-        if decisions.is_file():
-            summary.matches = self.restore_matches(decisions, dry_run)
+        decisions = source.sidecar(MATCHES)
+        if decisions is not None:
+            summary.matches = self.restore_matches(decisions, emit, dry_run)
         summary.seconds = time.perf_counter() - start
         if not dry_run:
             self.audit.record(
                 AuditAction.IMPORT,
                 caller,
                 summary.outcomes.get(RowOutcome.STORED, 0),
-                [{"manifest": str(manifest), **summary.as_dict()}],
+                [{"manifest": manifest, **summary.as_dict()}],
                 summary.seconds,
             )
         return summary
@@ -253,6 +277,7 @@ class Importer:
 
     def _photos(
         self,
+        source: ImportSource,
         person_id: str | None,
         rows: list[Row],
         change: PersonChange,
@@ -265,13 +290,13 @@ class Importer:
         seen: set[str] = set()
         birth = self._birth(person_id, rows)
         for row in rows:
-            if row.path is None:
+            if not row.raw_path:
                 emit(_result(row, RowOutcome.RECORD, change, person_id))
                 continue
             try:
                 if row.taken_at is not None:
                     check_taken_at(row.taken_at, *birth)
-                data = _read(row.path, settings.max_image_bytes)
+                data = source.read(row.raw_path, settings.max_image_bytes)
                 read_header(data, settings.max_image_bytes, settings.max_image_pixels)
             except (InvalidInput, ImageError) as exc:
                 emit(_result(row, RowOutcome.REFUSED, change, person_id, error=exc))
@@ -325,22 +350,57 @@ class Importer:
                 emit(_result(row, RowOutcome.REFUSED, change, prepared.person_id,
                              error=result.error))  # fmt: skip
 
-    def restore_matches(self, path: Path, dry_run: bool) -> int:
-        """Restore an export's decided candidates whose two persons exist here; return how
-        many. A pair decided here already is left alone; a pending one takes the exported
-        decision."""
+    def restore_matches(self, decisions: bytes, emit: Sink, dry_run: bool) -> int:
+        """Restore an export's decided candidates whose two persons and photos are stored
+        here, each line's outcome given to ``emit`` (``path`` is ``matches.jsonl``); return
+        how many were restored. A pair decided here already is left alone; a pending one
+        takes the exported decision. A confirmation obeys the review's rule (one link per
+        person): one that would link a person linked elsewhere is refused (``already_linked``)
+        and nothing of it is written."""
         restored = 0
-        with path.open(encoding="utf-8") as handle:
-            items = [json.loads(line) for line in handle if line.strip()]
-        with self.store.unit() as unit:
-            for item in items:
-                missing, found = (
-                    _face_of(unit, item[f"{side}_person_id"], item[f"{side}_photo_sha256"])
-                    for side in Register
-                )
-                if missing is not None and found is not None:
-                    restored += unit.pairs.restore(item, missing, found, write=not dry_run)
+        for line, text in enumerate(decisions.decode("utf-8").splitlines(), start=1):
+            if not text.strip():
+                continue
+            try:
+                item = json.loads(text)
+                outcome = self._restore(item, dry_run)
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                error = InvalidInput(f"not an exported decision: {exc}")
+                emit(RowResult(line, "", MATCHES, RowOutcome.REFUSED, error=error))
+                continue
+            except FaceDBError as exc:
+                key = f"{item['missing_person_id']} / {item['found_person_id']}"
+                emit(RowResult(line, key, MATCHES, RowOutcome.REFUSED, error=exc))
+                continue
+            if outcome is not None:
+                key = f"{item['missing_person_id']} / {item['found_person_id']}"
+                emit(RowResult(line, key, MATCHES, outcome))
+                restored += outcome in (RowOutcome.RESTORED, RowOutcome.VALID)
         return restored
+
+    def _restore(self, item: dict[str, Any], dry_run: bool) -> RowOutcome | None:
+        """Restore one exported decision in a serialized unit of its own; None when one of
+        its persons or photos is not stored here."""
+        with self.store.unit(serialized=True) as unit:
+            missing, found = (
+                _face_of(unit, item[f"{side}_person_id"], item[f"{side}_photo_sha256"])
+                for side in Register
+            )
+            if missing is None or found is None:
+                return None
+            if unit.pairs.decided_between(item["missing_person_id"], item["found_person_id"]):
+                return RowOutcome.ALREADY_STORED
+            confirmed = item.get("state") == MatchState.CONFIRMED
+            if dry_run:
+                if confirmed:
+                    persons = (item["missing_person_id"], item["found_person_id"])
+                    refuse_relink(unit, persons, unit.persons.lock_links(persons))
+                return RowOutcome.VALID
+            pair_id = unit.pairs.restore(item, missing, found)
+            if confirmed:
+                link_confirmed(unit, (item["missing_person_id"], item["found_person_id"]),
+                               pair_id)  # fmt: skip
+        return RowOutcome.RESTORED
 
 
 def _face_of(unit: Unit, person_id: str, sha: str | None) -> tuple[str, int] | None:
@@ -355,15 +415,6 @@ def _find(unit: Unit, person_id: str | None, external_ref: str | None) -> Person
     if person_id:
         return unit.persons.find(person_id)
     return unit.persons.by_external_ref(external_ref or "")
-
-
-def _read(path: Path, max_bytes: int) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(max_bytes + 1)
-    except OSError as exc:
-        raise FileUnreadable(f"cannot read {path}: {exc.strerror or exc}") from None
-    return Upload(path.name, io.BytesIO(data)).read(max_bytes)
 
 
 def _result(

@@ -5,8 +5,12 @@ Columns (CSV header or JSON keys):
   (written by `facedb export`; it keeps a person's id across databases); one is required.
 - ``name`` (required for a new person), ``status``, ``gender``, ``birth_date``
   (YYYY-MM-DD), ``birth_year``, ``linked_person_id``: the person's record.
-- ``path``: the photo, relative to the manifest's folder (a row without one gives the
-  person's record only); ``taken_at``: its date.
+- ``path``: the photo, relative to the manifest's folder, which it may not leave
+  (``facedb.bulk.source``; a row without one gives the person's record only);
+  ``taken_at``: its date.
+- ``linked_person_id`` is what an export says a person was linked to; an import never sets
+  a link from it: links come from the confirmed decisions an export carries
+  (``matches.jsonl``), each checked as a confirmation is.
 - any other column: a free attribute of the person (JSON Lines may also give an
   ``attributes`` object). Empty cells say nothing.
 """
@@ -21,13 +25,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from facedb.bulk.source import ImportSource
 from facedb.domain import Gender, PersonStatus
 from facedb.errors import InvalidInput
 
-PERSON_FIELDS = ("name", "status", "gender", "birth_date", "birth_year", "linked_person_id")
+PERSON_FIELDS = ("name", "status", "gender", "birth_date", "birth_year")
+INFORMATIONAL = ("linked_person_id",)  # read from an export, never written by an import
 KEY_FIELDS = ("person_id", "external_ref")
 PHOTO_FIELDS = ("path", "taken_at")
-COLUMNS = (*KEY_FIELDS, *PERSON_FIELDS, *PHOTO_FIELDS)
+COLUMNS = (*KEY_FIELDS, *PERSON_FIELDS, *INFORMATIONAL, *PHOTO_FIELDS)
 MAX_TEXT = 300
 
 
@@ -40,23 +46,22 @@ class Row:
     person_id: str | None
     external_ref: str | None
     person: dict[str, Any] = field(default_factory=dict)  # the record fields it gives
-    path: Path | None = None  # None: the row gives the person's record only
-    raw_path: str = ""
+    raw_path: str = ""  # the photo as the manifest names it; empty: the record only
     taken_at: date | None = None
     error: InvalidInput | None = None
 
 
-def read_manifest(manifest: Path) -> Iterator[Row]:
+def read_manifest(source: ImportSource) -> Iterator[Row]:
     """Yield every row of a ``.csv`` or ``.jsonl`` manifest, in file order."""
-    folder = manifest.resolve().parent
-    for line, record in _records(manifest):
-        yield parse_row(line, record, folder)
+    for line, record in _records(source):
+        yield parse_row(line, record)
 
 
-def _records(manifest: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    suffix = manifest.suffix.lower()
+def _records(source: ImportSource) -> Iterator[tuple[int, dict[str, Any]]]:
+    manifest = source.name
+    suffix = Path(manifest).suffix.lower()
     if suffix == ".csv":
-        with manifest.open(newline="", encoding="utf-8-sig") as handle:
+        with source.manifest() as handle:
             reader = csv.DictReader(handle)
             if not reader.fieldnames or not set(KEY_FIELDS) & set(reader.fieldnames):
                 raise InvalidInput(
@@ -66,7 +71,7 @@ def _records(manifest: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             for record in reader:
                 yield reader.line_num, {k: v for k, v in record.items() if k is not None}
     elif suffix in (".jsonl", ".ndjson", ".json"):
-        with manifest.open(encoding="utf-8") as handle:
+        with source.manifest() as handle:
             for line, text in enumerate(handle, start=1):
                 if not text.strip():
                     continue
@@ -80,7 +85,7 @@ def _records(manifest: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise InvalidInput(f"{manifest}: a manifest is a .csv or a .jsonl file")
 
 
-def parse_row(line: int, record: dict[str, Any], folder: Path) -> Row:
+def parse_row(line: int, record: dict[str, Any]) -> Row:
     """Return the row's fields, or a row carrying the InvalidInput that refuses it."""
     person_id = _text(record.get("person_id"))
     external_ref = _text(record.get("external_ref"))
@@ -91,7 +96,6 @@ def parse_row(line: int, record: dict[str, Any], folder: Path) -> Row:
         if not row.key:
             raise InvalidInput("the row has no external_ref (case number)", field="external_ref")
         row.raw_path = _text(record.get("path")) or ""
-        row.path = (folder / row.raw_path).resolve() if row.raw_path else None
         row.taken_at = _date(record.get("taken_at"), "taken_at")
         row.person = _person_fields(record, external_ref)
     except InvalidInput as exc:
@@ -116,8 +120,6 @@ def _person_fields(record: dict[str, Any], external_ref: str | None) -> dict[str
             fields["birth_year"] = int(year)
         except ValueError:
             raise InvalidInput(f"birth_year {year!r} is not a year", field="birth_year") from None
-    if linked := _text(record.get("linked_person_id")):
-        fields["linked_person_id"] = _bounded(linked, "linked_person_id", 36)
     attributes = record.get("attributes")
     extra = dict(attributes) if isinstance(attributes, dict) else {}
     for key, value in record.items():
@@ -161,13 +163,3 @@ def _date(value: Any, name: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise InvalidInput(f"{name} {text!r} is not a date (YYYY-MM-DD)", field=name) from None
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write manifest rows (the standard columns first, attributes after) as CSV."""
-    extra = sorted({k for r in rows for k in r} - set(COLUMNS))
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, *extra])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})

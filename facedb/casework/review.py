@@ -57,14 +57,11 @@ class ReviewService:
                 raise InvalidInput("a decision is `confirmed` or `rejected`", field="decision")
             if note is not None and len(note) > MAX_NOTE:
                 raise InvalidInput(f"the note is longer than {MAX_NOTE} characters", field="note")
-            with self.store.unit() as unit:
+            with self.store.unit(serialized=True) as unit:  # one decision at a time
                 pair = unit.pairs.lock(pair_id)
-                linked = unit.persons.lock_links(pair.persons)
                 statuses, moved = None, 0
                 if decision is MatchState.CONFIRMED and pair.state is not MatchState.CONFIRMED:
-                    _refuse_relink(unit, pair.persons, linked)
-                    statuses = unit.persons.link(pair.persons, PersonStatus.CLOSED)
-                    moved = unit.pairs.supersede(pair.persons, pair_id)
+                    statuses, moved = link_confirmed(unit, pair.persons, pair_id)
                 elif pair.state is MatchState.CONFIRMED and decision is MatchState.REJECTED:
                     unit.persons.unlink(pair.persons, pair.statuses_before)
                     moved = _reopen(unit, pair_id)
@@ -87,7 +84,20 @@ class ReviewService:
         return self.get(pair_id)
 
 
-def _refuse_relink(unit: Unit, persons: tuple[str, str], linked: dict[str, str | None]) -> None:
+def link_confirmed(
+    unit: Unit, persons: tuple[str, str], pair_id: int
+) -> tuple[dict[str, PersonStatus], int]:
+    """Link the two persons of a confirmed pair (both closed) and take their other pending
+    pairs out of the queue; return their statuses before and how many pairs moved.
+    AlreadyLinked when either is linked to someone else. The unit must be serialized
+    (``Store.unit(serialized=True)``): a decision, and a decision an import restores, obey
+    this one rule."""
+    refuse_relink(unit, persons, unit.persons.lock_links(persons))
+    statuses = unit.persons.link(persons, PersonStatus.CLOSED)
+    return statuses, unit.pairs.supersede(persons, pair_id)
+
+
+def refuse_relink(unit: Unit, persons: tuple[str, str], linked: dict[str, str | None]) -> None:
     """Raise AlreadyLinked when either person is linked to someone other than the other."""
     for person_id, other_id in (persons, persons[::-1]):
         elsewhere = linked.get(person_id)

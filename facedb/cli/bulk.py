@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +37,12 @@ def add_commands(commands: Any) -> None:
     importer.add_argument(
         "--batch", type=int, default=16, help="photos embedded per model call (default 16)"
     )
+    importer.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="the folder photo paths must stay inside (default: the manifest's folder)",
+    )
     importer.set_defaults(handler=_import)
 
     exporter = commands.add_parser(
@@ -63,39 +66,23 @@ def _import(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise InvalidInput("--batch must be at least 1")
     report_path = args.report or manifest.with_name(manifest.name + ".report.csv")
-    with tempfile.TemporaryDirectory(prefix="facedb-import-") as unpacked:
-        if manifest.suffix.lower() == ".zip":
-            manifest = _unzip(manifest, Path(unpacked))
-        return _import_rows(args, manifest, report_path)
-
-
-def _unzip(archive: Path, folder: Path) -> Path:
-    from facedb.bulk.exporter import MANIFEST
-    from facedb.errors import InvalidInput
-
-    try:
-        with zipfile.ZipFile(archive) as source:
-            source.extractall(folder)  # extractall keeps every member inside ``folder``
-    except zipfile.BadZipFile as exc:
-        raise InvalidInput(f"{archive} is not a zip file: {exc}") from None
-    if not (folder / MANIFEST).is_file():
-        raise InvalidInput(f"{archive} holds no {MANIFEST}; it was not written by facedb export")
-    return folder / MANIFEST
+    return _import_rows(args, manifest, report_path)
 
 
 def _import_rows(args: argparse.Namespace, manifest: Path, report_path: Path) -> int:
     from tqdm import tqdm
 
+    from facedb.bulk.cells import SafeWriter
     from facedb.bulk.importer import REPORT_COLUMNS, RowResult
 
-    rows = _count_rows(manifest)
+    rows = _count_rows(manifest, args.root)
     built = services(start=True, load_models=not args.dry_run, background=not args.dry_run)
     faces = 0
     with (
         report_path.open("w", newline="", encoding="utf-8") as handle,
         tqdm(total=rows, unit="row", desc="dry run" if args.dry_run else "import") as bar,
     ):
-        writer = csv.DictWriter(handle, fieldnames=list(REPORT_COLUMNS))
+        writer = SafeWriter(handle, REPORT_COLUMNS)  # caseworkers open it in spreadsheets
         writer.writeheader()
 
         def sink(result: RowResult) -> None:
@@ -108,7 +95,9 @@ def _import_rows(args: argparse.Namespace, manifest: Path, report_path: Path) ->
             bar.set_postfix_str(f"{faces} faces, {rate:.1f} faces/s", refresh=False)
 
         try:
-            summary = built.importer.run(manifest, sink, dry_run=args.dry_run, batch=args.batch)
+            summary = built.importer.run(
+                manifest, sink, dry_run=args.dry_run, batch=args.batch, root=args.root
+            )
             waiting = built.crossmatch.pending() if not args.dry_run else 0
         finally:
             built.close()
@@ -132,10 +121,12 @@ def _import_rows(args: argparse.Namespace, manifest: Path, report_path: Path) ->
     return 0 if not summary.errors else 3
 
 
-def _count_rows(manifest: Path) -> int:
-    with manifest.open("rb") as handle:
+def _count_rows(manifest: Path, root: Path | None) -> int:
+    from facedb.bulk.source import opened
+
+    with opened(manifest, root) as source, source.manifest() as handle:
         lines = sum(1 for line in handle if line.strip())
-    return lines - 1 if manifest.suffix.lower() == ".csv" else lines
+        return lines - 1 if source.name.lower().endswith(".csv") else lines
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ their photos."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -22,8 +23,50 @@ EARLIEST_BIRTH = date(1900, 1, 1)
 MAX_ATTRIBUTES_BYTES = 16 * 1024
 
 
+TRIMMED = ("name", "external_ref")  # text fields stored without surrounding white space
+
+
+def trimmed(fields: dict[str, Any]) -> dict[str, Any]:
+    """Return the fields with the name and case number trimmed; InvalidInput naming the
+    field when nothing is left of one (a blank name cannot be read, opened or erased)."""
+    out = dict(fields)
+    for name in TRIMMED:
+        value = out.get(name)
+        if isinstance(value, str):
+            out[name] = value.strip()
+            if not out[name]:
+                raise InvalidInput(f"{name} is blank: give it some text", field=name)
+    return out
+
+
+def check_storable(value: Any, field: str) -> None:
+    """Raise InvalidInput naming the field unless a value can be stored as it was sent on
+    both databases: no NUL character, no lone surrogate, no NaN or infinite number."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput(f"{field} holds a NUL character", field=field)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                f"{field} holds a lone surrogate (half of a character): send valid Unicode",
+                field=field,
+            ) from None
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput(f"{field} is {value}: numbers must be finite", field=field)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_storable(key, field)  # a key that passes can name the field below it
+            check_storable(item, f"{field}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            check_storable(item, field)
+
+
 def check_person(fields: dict[str, Any]) -> None:
     """Raise InvalidInput naming the field unless a person's fields agree with each other."""
+    for name in ("name", "external_ref", "attributes"):
+        check_storable(fields.get(name), name)
     birth_date: date | None = fields.get("birth_date")
     birth_year: int | None = fields.get("birth_year")
     today = date.today()
@@ -52,10 +95,19 @@ def check_person(fields: dict[str, Any]) -> None:
             )
 
 
+def check_photo_date(taken_at: date) -> None:
+    """Raise InvalidInput unless a photo date lies between 1900-01-01 and today."""
+    if not EARLIEST_BIRTH <= taken_at <= date.today():
+        raise InvalidInput(
+            f"taken_at {taken_at} is not a possible photo date: give a date between "
+            f"{EARLIEST_BIRTH} and today",
+            field="taken_at",
+        )
+
+
 def check_taken_at(taken_at: date, birth_date: date | None, birth_year: int | None) -> None:
     """Raise InvalidInput unless a photo date is possible for a person born then."""
-    if taken_at > date.today():
-        raise InvalidInput(f"taken_at {taken_at} is in the future", field="taken_at")
+    check_photo_date(taken_at)
     born = birth_date or (date(birth_year, 1, 1) if birth_year else None)
     if born is not None and taken_at < born:
         raise InvalidInput(
@@ -79,6 +131,7 @@ class PersonService:
 
     def create(self, fields: dict[str, Any], caller: Caller = LOCAL) -> PersonRecord:
         with self.audit.audited(AuditAction.PERSON_CREATE, caller) as trail:
+            fields = trimmed(fields)
             check_person(fields)
             with self.store.unit() as unit:
                 person = unit.persons.add(**fields)
@@ -102,6 +155,7 @@ class PersonService:
         """Change some fields; the merged record must obey the same rules as a new one. The
         audit keeps each changed field before and after."""
         with self.audit.audited(AuditAction.PERSON_UPDATE, caller) as trail:
+            fields = trimmed(fields)
             updated, before = self._update(person_id, fields)
             changed = {k: v for k, v in fields.items() if getattr(before, k) != getattr(updated, k)}
             trail.results = [{
@@ -123,6 +177,8 @@ class PersonService:
         with self.store.unit() as unit:
             person = unit.persons.get(person_id)
             merged = {
+                "name": fields.get("name"),
+                "external_ref": fields.get("external_ref"),
                 "birth_date": fields.get("birth_date", person.birth_date),
                 "birth_year": fields.get("birth_year", person.birth_year),
                 "attributes": fields.get("attributes"),
@@ -150,7 +206,7 @@ class PersonService:
         this one is told the link's record was erased. The index drops the faces before
         this returns (during an index outage, before any search is answered again)."""
         with self.audit.audited(AuditAction.PERSON_DELETE, caller) as trail:
-            with self.store.unit() as unit:
+            with self.store.unit(serialized=True) as unit:  # never beside a decision
                 person = unit.persons.get(person_id)
                 if person.linked_person_id is not None:
                     unit.persons.link_erased(person.linked_person_id, person_id)

@@ -19,6 +19,7 @@ from facedb.pipeline.base import Analyzer
 from facedb.pipeline.types import Face as DetectedFace
 from facedb.records import Caller, FaceInContext, FaceRecord, PersonRecord
 from facedb.services.audit import AuditService
+from facedb.services.persons import check_photo_date
 from facedb.services.uploads import Upload
 from facedb.store.unit import Store
 
@@ -135,8 +136,8 @@ class SearchService:
         with self.audit.audited(AuditAction.SEARCH, caller) as trail:
             if not 1 <= k <= 100:
                 raise InvalidInput("k must lie between 1 and 100", field="k")
-            if photo.taken_at is not None and photo.taken_at > date.today():
-                raise InvalidInput(f"taken_at {photo.taken_at} is in the future", field="taken_at")
+            if photo.taken_at is not None:
+                check_photo_date(photo.taken_at)
             filters.check()
             faces = self._analyze(photo.read(self.settings.max_image_bytes))
             if not faces:

@@ -436,26 +436,27 @@ class PairRepository:
                     out[row.id] = item
         return [out[k] for k in sorted(out)]
 
+    def decided_between(self, missing_person_id: str, found_person_id: str) -> bool:
+        """Return whether these two persons' pair is decided here (confirmed or rejected)."""
+        state = self._session.execute(
+            select(MatchCandidate.state).where(
+                MatchCandidate.missing_person_id == missing_person_id,
+                MatchCandidate.found_person_id == found_person_id,
+            )
+        ).scalar_one_or_none()
+        return state is not None and MatchState(state).decided
+
     def restore(
-        self,
-        item: dict[str, Any],
-        missing: tuple[str, int],
-        found: tuple[str, int],
-        write: bool = True,
-    ) -> bool:
-        """Write an exported decided pair unless it is decided here already (``write``
-        false: only say whether it would be); ``missing`` and ``found`` are the (photo id,
-        face id) of each side here."""
+        self, item: dict[str, Any], missing: tuple[str, int], found: tuple[str, int]
+    ) -> int:
+        """Write an exported decided pair over its pending twin (or as a new pair); return
+        its id. ``missing`` and ``found`` are the (photo id, face id) of each side here."""
         row = self._session.execute(
             select(MatchCandidate).where(
                 MatchCandidate.missing_person_id == item["missing_person_id"],
                 MatchCandidate.found_person_id == item["found_person_id"],
             )
         ).scalar_one_or_none()
-        if row is not None and row.state != MatchState.PENDING:
-            return False
-        if not write:
-            return True
         if row is None:
             row = MatchCandidate()
             self._session.add(row)
@@ -463,7 +464,9 @@ class PairRepository:
             setattr(row, key, _parsed(key, item.get(key)))
         row.missing_photo_id, row.missing_face_id = missing
         row.found_photo_id, row.found_face_id = found
-        return True
+        row.superseded_by = None
+        self._session.flush()
+        return int(row.id)
 
     # --- the batch run ----------------------------------------------------------------
     def run_start(self) -> tuple[Register, int]:

@@ -8,14 +8,15 @@ the block ends and rolls back when it raises; an unreachable database becomes
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from facedb.errors import DatabaseUnavailable, DataKeyError
+from facedb.errors import Contention, DatabaseUnavailable, DataKeyError
 from facedb.store import seal
 from facedb.store.age_axes import AgeAxisRepository
 from facedb.store.audit import AuditRepository
@@ -29,6 +30,14 @@ from facedb.store.pairs import PairRepository, RegisterFaces
 from facedb.store.persons import PersonRepository
 from facedb.store.photos import PhotoRepository
 from facedb.store.seal import Keyring
+
+log = logging.getLogger(__name__)
+
+# PostgreSQL's codes for a transaction that lost to another: deadlock, serialization failure,
+# lock not available. The loser may simply try again.
+CONTENTION_CODES = frozenset({"40P01", "40001", "55P03"})
+# The transaction-wide advisory lock that serialized units take on PostgreSQL.
+SERIAL_LOCK = 0x46414345  # "FACE"
 
 
 class Unit:
@@ -67,15 +76,28 @@ class Store:
         self._sessions: sessionmaker[Session] = make_sessionmaker(self.engine)
 
     @contextmanager
-    def unit(self) -> Iterator[Unit]:
-        """Yield a unit of work that commits on success and rolls back on any error."""
+    def unit(self, serialized: bool = False) -> Iterator[Unit]:
+        """Yield a unit of work that commits on success and rolls back on any error.
+
+        A ``serialized`` unit waits for every other serialized one before it reads anything:
+        the casework writes whose rules span several rows (a decision, a person's erasure,
+        an imported decision: one link per person) take it, so two of them never check
+        their rule against the same state. On SQLite it takes the write lock at its start
+        (``BEGIN IMMEDIATE``: the reads come after it), on PostgreSQL a transaction-wide
+        advisory lock (one lock, so one order: no deadlock between them).
+        """
         session = self._sessions()
         try:
+            if serialized:
+                _serialize(session)
             yield Unit(session)
             session.commit()
-        except OperationalError as exc:
+        except DBAPIError as exc:
             session.rollback()
-            raise DatabaseUnavailable(f"the database is unreachable: {exc.orig}") from exc
+            translated = _translated(exc)
+            if translated is None:
+                raise
+            raise translated from exc
         except BaseException:
             session.rollback()
             raise
@@ -112,3 +134,28 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _serialize(session: Session) -> None:
+    """Take the lock that serialized units share (see ``Store.unit``)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("BEGIN IMMEDIATE"))
+    else:
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SERIAL_LOCK})
+
+
+def _translated(exc: DBAPIError) -> Exception | None:
+    """Return the domain error for a database failure, its details logged, not shown: the
+    database's own text (tables, DETAIL lines) never reaches a caller."""
+    code = getattr(exc.orig, "pgcode", None)
+    if code not in CONTENTION_CODES and not isinstance(exc, OperationalError):
+        return None
+    log.warning("database error (%s): %s", code or type(exc.orig).__name__, exc.orig)
+    if code in CONTENTION_CODES:
+        return Contention(
+            "another change to the same records was saved at the same moment; "
+            "look at the record again and repeat the request if it still applies"
+        )
+    if isinstance(exc, OperationalError):
+        return DatabaseUnavailable("the database is unreachable; try again shortly")
+    return None

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from facedb.bulk.exporter import MATCHES
 from facedb.bulk.importer import RowResult
 from facedb.domain import JobKind, MatchState, PersonChange, RowOutcome
 from facedb.records import PairFilter
@@ -54,11 +55,20 @@ def write(data: bytes, folder: Path, name: str) -> str:
     return name
 
 
-def run_import(db: Services, manifest: Path, **options: Any) -> dict[int, RowResult]:
+def run_import(
+    db: Services, manifest: Path, decisions: list[RowResult] | None = None, **options: Any
+) -> dict[int, RowResult]:
+    """Import; return each manifest row's result by line (an export's restored decisions,
+    reported by their line of matches.jsonl, go to ``decisions``)."""
     results: list[RowResult] = []
     db.importer.run(manifest, results.append, **options)
-    assert len({r.line for r in results}) == len(results)  # one outcome per row
-    return {r.line: r for r in results}
+    rows = [r for r in results if r.path != MATCHES]
+    restored = [r for r in results if r.path == MATCHES]
+    for part in (rows, restored):
+        assert len({r.line for r in part}) == len(part)  # one outcome per line
+    if decisions is not None:
+        decisions.extend(restored)
+    return {r.line: r for r in rows}
 
 
 def state(db: Services) -> dict[str, Any]:
@@ -255,8 +265,10 @@ def test_export_then_import_into_a_fresh_database_round_trips(db: Services, tmp_
         archive.extractall(unpacked)
     fresh = started(make_settings(tmp_path / "fresh", f"sqlite:///{tmp_path / 'fresh.sqlite3'}"))
     try:
-        got = run_import(fresh, unpacked / "manifest.jsonl")
+        restored: list[RowResult] = []
+        got = run_import(fresh, unpacked / "manifest.jsonl", restored)
         assert {r.outcome for r in got.values()} == {RowOutcome.STORED}
+        assert [r.outcome for r in restored] == [RowOutcome.RESTORED] * len(decided(db))
         assert state(fresh)["persons"] == state(db)["persons"]
         assert state(fresh)["photos"] == state(db)["photos"]
         assert persons_by_id(fresh) == persons_by_id(db)  # ids and links kept
