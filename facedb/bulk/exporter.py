@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, Protocol
 
 from facedb.bulk.report import CaseFile, render
 from facedb.bulk.source import MANIFEST
+from facedb.casework.disclosure import FULL, Disclosure
 from facedb.domain import AuditAction, PairOrder, Register
 from facedb.errors import InvalidInput
 from facedb.records import Caller, FaceRecord, PairFilter, PairRecord, PersonRecord, PhotoRecord
@@ -131,12 +132,13 @@ class Exporter:
         """Return one person's case report for a caller (audited as an export: the photos
         leave the service inside it)."""
         with self.audit.audited(AuditAction.EXPORT, caller) as trail:
-            page = self.case_report(person_id)
+            page = self.case_report(person_id, Disclosure.for_caller(caller))
             trail.results = [{"report": person_id, "persons": [person_id]}]
         return page
 
-    def case_report(self, person_id: str) -> str:
-        """Return one person's case report (HTML, self-contained)."""
+    def case_report(self, person_id: str, disclosure: Disclosure = FULL) -> str:
+        """Return one person's case report (HTML, self-contained), showing what
+        ``disclosure`` allows."""
         with self.store.unit() as unit:
             person = unit.persons.get(person_id)
             linked = unit.persons.get(person.linked_person_id) if person.linked_person_id else None
@@ -147,7 +149,9 @@ class Exporter:
                 [(photo, unit.photos.content(photo.id)[0]) for photo in photos],
                 self._pairs(unit, person_id),
                 unit.notes.of_person(person_id),
-                [e for e in unit.audit.recent(AUDIT_SCAN) if person_id in json.dumps(e.results)],
+                [e for e in unit.audit.recent(AUDIT_SCAN) if person_id in json.dumps(e.results)]
+                if disclosure.audit
+                else None,
             )
         return render(case)
 
@@ -193,7 +197,8 @@ class Exporter:
             writer.put(FACES, "".join(faces_out).encode())
             writer.put(MATCHES, "".join(_line(m) for m in matches).encode())
             for person_id in reports or []:
-                writer.put(f"case-{person_id}.html", self.case_report(person_id).encode())
+                page = self.case_report(person_id, Disclosure.for_caller(caller))
+                writer.put(f"case-{person_id}.html", page.encode())
         finally:
             writer.close()
         self.audit.record(

@@ -42,7 +42,8 @@ class CaseFile:
     photos: list[tuple[PhotoRecord, bytes]]  # date order
     pairs: list[PairRecord]
     notes: list[NoteRecord]
-    audit: list[AuditRecord]  # the entries that name the person, newest first
+    audit: list[AuditRecord] | None  # the entries naming the person, newest first; None:
+    # the reader may not see the audit (``facedb.casework.disclosure``)
 
 
 def render(case: CaseFile, made_at: datetime | None = None) -> str:
@@ -62,7 +63,7 @@ def render(case: CaseFile, made_at: datetime | None = None) -> str:
         _photos(case.photos),
         _pairs(person, case.pairs),
         _notes(case.notes),
-        _audit(case.audit),
+        _audit(case.audit) if case.audit is not None else "",
         "</body></html>",
     ]
     return "\n".join(parts)

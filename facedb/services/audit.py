@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 from facedb.domain import AuditAction, Role
 from facedb.errors import FaceDBError
 from facedb.records import AuditRecord, Caller
-from facedb.store.unit import Store
+from facedb.store.unit import Store, Unit
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ class Trail:
 
     faces_found: int = 0
     results: list[Any] = field(default_factory=list)
+    # Written in the same transaction as the entry of a success (what the answer settles).
+    along: Callable[[Unit], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,8 @@ class AuditService:
         except FaceDBError as exc:
             self.refused(action, caller, exc.code, (time.perf_counter() - start) * 1000)
             raise
-        self.record(action, caller, trail.faces_found, trail.results, time.perf_counter() - start)
+        took_s = time.perf_counter() - start
+        self.record(action, caller, trail.faces_found, trail.results, took_s, trail.along)
 
     def record(
         self,
@@ -56,9 +59,12 @@ class AuditService:
         faces_found: int,
         results: list[Any],
         took_s: float,
+        along: Callable[[Unit], None] | None = None,
     ) -> None:
         with self.store.unit() as unit:
             unit.audit.add(action, caller, faces_found, results, round(took_s * 1000, 2))
+            if along is not None:
+                along(unit)
 
     def refused(self, action: AuditAction, caller: Caller, code: str, took_ms: float = 0.0) -> None:
         """Audit an attempt refused with an error code; never raises."""

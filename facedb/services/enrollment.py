@@ -148,13 +148,16 @@ class EnrollmentService:
                     f"{len(uploads)} files in one upload; the limit is {limit}. "
                     "Send the rest in further requests."
                 )
-            report = self.commit([self.prepare(person_id, uploads)])[0]
+            report = self.commit([self.prepare(person_id, uploads)], acknowledged=False)[0]
             gone = next((r.error for r in report.results if isinstance(r.error, NotFound)), None)
             if gone is not None:
                 raise gone
             trail.faces_found = sum(r.photo is not None for r in report.results)
             files = [_audited(r) for r in report.results]
             trail.results = [{"person_id": person_id, "files": files}]
+            stored = [r.photo.id for r in report.results
+                      if r.status is UploadStatus.STORED and r.photo is not None]  # fmt: skip
+            trail.along = lambda unit: unit.photos.acknowledge(stored)  # with the audit entry
         return report
 
     def prepare(self, person_id: str, uploads: list[Upload]) -> Prepared:
@@ -191,13 +194,17 @@ class EnrollmentService:
                 data = b""  # release this file's bytes before the next is read
         return Prepared(person_id, uploads, person.birth_date, person.birth_year, results, pending)
 
-    def commit(self, batch: list[Prepared], sweep: bool = True) -> list[EnrollmentReport]:
+    def commit(
+        self, batch: list[Prepared], sweep: bool = True, acknowledged: bool = True
+    ) -> list[EnrollmentReport]:
         """Embed the faces of every prepared upload in one model call, then store each
         photo in its own transaction. A person deleted meanwhile gets NotFound on each of
         their files.
 
         ``sweep`` cross-matches the new faces at once (else the background sweep or
-        `facedb crossmatch` does).
+        `facedb crossmatch` does). ``acknowledged`` false: the photos are stored as not
+        yet answered for (the upload acknowledges them with its audit entry), so a retry
+        of an upload whose answer was lost answers ``stored`` as the first would have.
         """
         faces = self.analyzer.embed([p.face for item in batch for p in item.pending])
         reports = []
@@ -211,7 +218,8 @@ class EnrollmentService:
                     else None
                 )
                 try:
-                    result = self._store(item.person_id, upload, waiting.header, face, age)
+                    result = self._store(item.person_id, upload, waiting.header, face, age,
+                                         acknowledged)  # fmt: skip
                 except (Conflict, NotFound) as exc:
                     result = PhotoResult(upload.filename, UploadStatus.REFUSED, error=exc)
                 item.results[waiting.index] = result
@@ -228,6 +236,7 @@ class EnrollmentService:
         header: ImageHeader,
         face: DetectedFace,
         age_at_photo: float | None,
+        acknowledged: bool = True,
     ) -> PhotoResult:
         data = upload.read(self.settings.max_image_bytes)
         sha = hashlib.sha256(data).hexdigest()
@@ -241,7 +250,11 @@ class EnrollmentService:
                 )
             existing = unit.photos.by_sha(person_id, sha)
             if existing is not None:
-                return PhotoResult(upload.filename, UploadStatus.DUPLICATE, existing)
+                # Stored by an upload never answered (an outage cut it off): answer as the
+                # first success would have; its audit entry acknowledges it now.
+                first = not acknowledged and not unit.photos.acknowledged(existing.id)
+                status = UploadStatus.STORED if first else UploadStatus.DUPLICATE
+                return PhotoResult(upload.filename, status, existing)
             photo = NewPhoto(
                 person_id,
                 sha,
@@ -253,6 +266,7 @@ class EnrollmentService:
                 age_at_photo,
                 age_conflict(age_at_photo, [face.age]),
                 filename=upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:255] or None,
+                acknowledged=acknowledged,
             )
             embedded = Embedded(generation, self.analyzer.model_name, face.model_version)
             record = unit.photos.add(photo, [new_face(face)], embedded)

@@ -5,7 +5,9 @@ Each event is POSTed as JSON with the headers ``X-FaceDB-Event`` (its type),
 ``X-FaceDB-Event-Id`` (the same id as the body's ``event_id``: a receiver drops repeats by
 it) and, with ``FACEDB_WEBHOOK_SECRET``, ``X-FaceDB-Signature: sha256=<hex HMAC-SHA256 of the
 body>``. A 2xx answer delivers it. Anything else (another status, a redirect, a refused
-connection, a timeout) is a failed attempt: tried again after ``webhook_retry_s``, doubled
+connection, no whole answer within ``webhook_timeout_s``, a deadline for the whole
+attempt, so a receiver trickling its answer holds the sender no longer and the lease
+outlives the attempt) is a failed attempt: tried again after ``webhook_retry_s``, doubled
 each time (at most an hour apart), and after ``webhook_max_attempts`` the event is parked:
 kept, counted in ``/v1/health`` and ``/metrics``, and sent again after
 ``POST /v1/admin/notifications/retry``. An event is leased while it is being sent, so a
@@ -15,13 +17,15 @@ PostgreSQL share the work without sending an event twice at once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import http.client
 import json
 import logging
+import socket
 import threading
-import urllib.error
-import urllib.request
+import urllib.parse
 from datetime import UTC, datetime, timedelta
 
 from facedb.config import Settings
@@ -33,19 +37,48 @@ POLL_S = 1.0  # how often a sender looks for due events
 MAX_BACKOFF_S = 3600.0
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer the receiver must fix, not one to follow with the body."""
-
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-
-
 def signature(secret: str, body: bytes) -> str:
     """Return the value of X-FaceDB-Signature for a body."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def post_within(url: str, body: bytes, headers: dict[str, str], deadline_s: float) -> int:
+    """POST ``body`` and return the answer's status, the whole exchange (connecting,
+    sending, the status line, every header and the body) within ``deadline_s``: a
+    receiver that trickles its answer a byte at a time is cut off at the deadline
+    (TimeoutError), not after a timeout per byte. A redirect is a status like any other
+    (never followed: the receiver must fix its address)."""
+    target = urllib.parse.urlsplit(url)
+    kind = http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
+    connection = kind(target.hostname or "", target.port, timeout=deadline_s)
+    expired = threading.Event()
+
+    def cut_off() -> None:
+        expired.set()
+        if connection.sock is not None:
+            with contextlib.suppress(OSError):  # already closed
+                connection.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked read
+
+    timer = threading.Timer(deadline_s, cut_off)
+    timer.daemon = True
+    timer.start()
+    try:
+        path = target.path or "/"
+        connection.request("POST", f"{path}?{target.query}" if target.query else path, body,
+                           headers)  # fmt: skip
+        answer = connection.getresponse()
+        answer.read()
+        status = int(answer.status)
+    except (OSError, http.client.HTTPException):
+        if expired.is_set():
+            raise TimeoutError from None
+        raise
+    finally:
+        timer.cancel()
+        connection.close()
+    if expired.is_set():
+        raise TimeoutError
+    return status
 
 
 def backoff(attempts: int, first_s: float) -> float:
@@ -138,15 +171,12 @@ class WebhookSender:
         }
         if self.secret:
             headers["X-FaceDB-Signature"] = signature(self.secret, body)
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         try:
-            with _OPENER.open(request, timeout=self.timeout_s) as answer:
-                status = int(answer.status)
-        except urllib.error.HTTPError as exc:
-            return f"the receiver answered HTTP {exc.code}"
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            return f"could not deliver: {reason}"
+            status = post_within(self.url, body, headers, self.timeout_s)
+        except TimeoutError:
+            return f"the receiver did not answer within {self.timeout_s:g} s"
+        except (OSError, http.client.HTTPException) as exc:
+            return f"could not deliver: {exc}"
         return None if 200 <= status < 300 else f"the receiver answered HTTP {status}"
 
     def _run(self) -> None:

@@ -138,6 +138,10 @@ class Photo(Base):
     age_at_photo: Mapped[float | None] = mapped_column(Float)
     # The declared age (birth and photo date) fits none of the photo's faces' estimated ages.
     age_conflict: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The upload that stored it was answered "stored" (false from the photo's commit until
+    # the upload's audited answer): a retry of an upload left unanswered (a 503 during an
+    # outage) answers "stored" again, as the first success would have, not "duplicate".
+    acknowledged: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     person: Mapped[Person] = relationship(back_populates="photos", lazy="raise")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,7 @@ class NewPhoto:
     age_at_photo: float | None
     age_conflict: bool = False
     filename: str | None = None
+    acknowledged: bool = True  # False: the upload's answer is still to be given
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,19 @@ class PhotoRepository:
             select(Photo).where(Photo.person_id == person_id, Photo.sha256 == sha256)
         ).scalar_one_or_none()
         return photo_record(row, self._faces_of([row.id])[row.id]) if row is not None else None
+
+    def acknowledged(self, photo_id: str) -> bool:
+        """Return whether the upload that stored this photo was answered."""
+        return bool(
+            self._session.execute(select(Photo.acknowledged).where(Photo.id == photo_id)).scalar()
+        )
+
+    def acknowledge(self, photo_ids: Sequence[str]) -> None:
+        """Record that the uploads of these photos were answered (with the audit entry)."""
+        if photo_ids:
+            self._session.execute(
+                update(Photo).where(Photo.id.in_(list(photo_ids))).values(acknowledged=True)
+            )
 
     def get(self, photo_id: str) -> PhotoRecord:
         row = get_or_404(self._session, Photo, photo_id, "photo")

@@ -114,23 +114,33 @@ class Store:
 
     def require_keys(self) -> None:
         """Raise DataKeyError at start-up, saying what to do, when stored data is sealed
-        under a key this process lacks (or sealed at all and no key is set)."""
+        under a key this process lacks (or sealed at all and no key is set). Every row is
+        counted (one query per sealed column), so a rotation stopped part-way, with old
+        rows left under a key since removed from the file, is found."""
         held = {seal.key_id(k).hex() for k in self.keyring.keys} if self.keyring else set()
         lack = "no FACEDB_DATA_KEY_FILE is set" if self.keyring is None else "the key file lacks it"
+        for (table, column), counts in self.sealed_key_counts().items():
+            for sealed_by, rows in sorted(counts.items()):
+                if sealed_by not in held:
+                    raise DataKeyError(
+                        f"{rows} stored {table}.{column} values are sealed under data key "
+                        f"{sealed_by} and {lack}: point FACEDB_DATA_KEY_FILE at a key file "
+                        "that holds it (the first line the current key, older keys after it)"
+                    )
+
+    def sealed_key_counts(self) -> dict[tuple[str, str], dict[str, int]]:
+        """Return, per sealed column, how many stored values each data key id sealed."""
+        start, width = len(seal.MAGIC) + 1, seal.KEY_ID_BYTES  # SQL counts from 1
+        out: dict[tuple[str, str], dict[str, int]] = {}
         with self.engine.connect() as connection:
-            for table, order, column in seal.SEALED_COLUMNS:
-                for end in ("ASC", "DESC"):  # the oldest and the newest value
-                    query = f"SELECT {column} FROM {table} ORDER BY {order} {end} LIMIT 1"
-                    sample = connection.execute(text(query)).scalar()
-                    if sample is None or not seal.is_sealed(bytes(sample)):
-                        continue
-                    sealed_by = seal.sealed_key_id(bytes(sample))
-                    if sealed_by not in held:
-                        raise DataKeyError(
-                            f"the stored {table}.{column} values are sealed under data key "
-                            f"{sealed_by} and {lack}: point FACEDB_DATA_KEY_FILE at the key "
-                            "file they were sealed with"
-                        )
+            for table, _, column in seal.SEALED_COLUMNS:
+                query = (
+                    f"SELECT substr({column}, {start}, {width}), count(*) FROM {table} "
+                    f"WHERE substr({column}, 1, {len(seal.MAGIC)}) = :magic GROUP BY 1"
+                )
+                rows = connection.execute(text(query), {"magic": seal.MAGIC})
+                out[(table, column)] = {bytes(k).hex(): int(n) for k, n in rows}
+        return out
 
     def close(self) -> None:
         self.engine.dispose()

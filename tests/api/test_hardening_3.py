@@ -126,3 +126,25 @@ def test_a_blank_name_or_case_number_is_422_and_names_are_stored_trimmed(
         patched = client.patch(f"/v1/persons/{made.json()['id']}", json={"name": name})
         assert patched.status_code == 422, patched.text
         assert client.get(f"/v1/persons/{made.json()['id']}").json()["name"] == "Ana Silva"
+
+
+# --- 13: the case report tells a caller no more than the API would ------------------------
+def test_the_case_report_shows_the_audit_extract_only_to_those_who_may_read_the_audit(
+    server: Server,
+) -> None:
+    someone = new_person(server)
+    with server.client("admin") as admin:
+        assert admin.get(f"/v1/persons/{someone}/report").status_code == 200  # audited
+    seen = {}
+    for role in ("admin", "enroller", "searcher", "reviewer"):
+        with server.client(role) as client:
+            audit = client.get("/v1/audit").status_code
+            report = client.get(f"/v1/persons/{someone}/report")
+            assert report.status_code == 200, report.text
+            seen[role] = (audit, "Audit extract" in report.text, "export" in report.text)
+    assert seen == {
+        "admin": (200, True, True),
+        "enroller": (403, False, False),
+        "searcher": (403, False, False),
+        "reviewer": (403, False, False),
+    }

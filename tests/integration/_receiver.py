@@ -24,11 +24,13 @@ class Received:
 @dataclass
 class Receiver:
     """Listens on 127.0.0.1:``port`` once started; answers ``failures`` 500s first, then
-    200s; with ``hang``, reads each request and never answers."""
+    200s; with ``hang``, reads each request and never answers; with ``trickle``, answers
+    ``200 OK`` and then one byte of a header a second, for a minute."""
 
     port: int
     failures: int = 0
     hang: bool = False
+    trickle: bool = False
     received: list[Received] = field(default_factory=list)
     got_request: threading.Event = field(default_factory=threading.Event)
     _server: ThreadingHTTPServer | None = None
@@ -51,6 +53,17 @@ class Receiver:
                 receiver.got_request.set()
                 if receiver.hang:
                     receiver._release.wait(60)
+                    return
+                if receiver.trickle:
+                    try:
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                        for byte in b"X-Slow: " + b"x" * 60:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            if receiver._release.wait(1):
+                                return
+                    except OSError:  # the sender gave up and closed
+                        return
                     return
                 if receiver.failures > 0:
                     receiver.failures -= 1

@@ -1,5 +1,6 @@
 """Casework writes that race, repeated: two reviewers confirming two pairs of one person at
-the same moment, and a confirmation racing the erasure of one of its persons. Each trial
+the same moment, and a confirmation racing the erasure of one of its persons; and an upload
+whose answer an outage cut off, sent again. Each trial
 starts both at once (a barrier) and checks the database after it, not only the answers:
 one link per person, no link to an erased record, no error but the domain's own.
 Both databases; 50 trials each."""
@@ -15,10 +16,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from facedb.domain import MatchState, PersonStatus
-from facedb.errors import AlreadyLinked, Conflict, Contention, NotFound
+from facedb.domain import AuditAction, MatchState, PersonStatus, UploadStatus
+from facedb.errors import AlreadyLinked, Conflict, Contention, DatabaseUnavailable, NotFound
 from facedb.records import PairFilter
-from facedb.services.audit import LOCAL
+from facedb.services.audit import LOCAL, AuditService
 from facedb.wiring import Services
 from tests.factories import enroll_bytes, make_settings, started
 from tests.fakes import fake_photo
@@ -143,3 +144,32 @@ def test_the_loser_of_a_deadlock_is_told_to_look_again_without_database_internal
     lost = [o for o in outcomes if isinstance(o, Exception)]
     assert len(lost) == 1 and isinstance(lost[0], Contention), outcomes
     assert "DETAIL" not in lost[0].message and "deadlock" not in lost[0].message
+
+
+def test_an_upload_whose_answer_was_lost_answers_stored_when_sent_again(
+    db: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The photo committed, then the database went away before the upload's audited answer
+    (a 503). Sent again, the same bytes answer as the first success would have: stored,
+    the same photo; a third time, they are a duplicate."""
+    someone = db.persons.create({"name": "Retried"}).id
+    photo = fake_photo(220, 0)
+
+    def outage(*args: Any, **kwargs: Any) -> None:
+        raise DatabaseUnavailable("the database is unreachable; try again shortly")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(AuditService, "record", outage)
+        with pytest.raises(DatabaseUnavailable):
+            enroll_bytes(db, someone, photo)
+    (stored,) = db.enrollment.photos_of(someone)  # committed, never answered
+
+    again = enroll_bytes(db, someone, photo).results[0]
+    assert again.status is UploadStatus.STORED and again.photo is not None
+    assert again.photo.id == stored.id
+    assert len(db.enrollment.photos_of(someone)) == 1
+    third = enroll_bytes(db, someone, photo).results[0]
+    assert third.status is UploadStatus.DUPLICATE and third.photo is not None
+    assert third.photo.id == stored.id
+    uploads = db.audit.recent(limit=10, action=AuditAction.PHOTO_UPLOAD)
+    assert [e.results[0]["files"][0]["status"] for e in uploads] == ["duplicate", "stored"]

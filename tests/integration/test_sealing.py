@@ -135,6 +135,19 @@ def test_a_rotation_stopped_midway_resumes_and_old_rows_open_meanwhile(
     assert ids == {old_id, new_id}  # half done: both keys in use, and both open
     assert answers(rotating) == before
 
+    # The oldest rows are re-sealed and a newer one is written under the new key: only the
+    # rows between them still need the old key. A key file without it does not start.
+    newest = rotating.persons.create({"name": "sealed after the stop"})
+    upload = Upload("new.png", io.BytesIO(fake_photo(PEOPLE[0], 8)))
+    assert rotating.enrollment.enroll(newest.id, [upload]).stored == 1
+    only_new = tmp_path / "only-new.key"
+    only_new.write_text(keys.read_text().splitlines()[0] + "\n")
+    with pytest.raises(DataKeyError, match=f"sealed under data key {old_id}"):
+        started(make_settings(tmp_path / "c", url, data_key_file=only_new), migrate=False)
+    counts = rotating.store.sealed_key_counts()
+    assert set(counts[("photos", "content")]) == {old_id, new_id}
+    rotating.persons.delete(newest.id)  # the searches below compare with before
+
     reseal(rotating.store, batch=5)  # started again: carries on
     assert {seal.sealed_key_id(v) for v in raw_values(rotating)} == {new_id}
     assert reseal(rotating.store, batch=5) == dict.fromkeys(

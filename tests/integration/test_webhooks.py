@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -193,3 +194,25 @@ def test_killed_minus_9_while_sending_the_event_is_sent_again_by_the_next_proces
         db.close()
     finally:
         answering.stop()
+
+
+def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_deadline(
+    url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    """The timeout is a deadline for the whole attempt: a receiver answering a byte a second
+    (a minute for its headers) holds each event 1 s, not a minute, so the events behind it
+    are tried, and each lease (timeout + 5 s) outlives its attempt."""
+    receiver.trickle = True
+    receiver.start()
+    db = services(url, tmp_path, receiver, webhook_timeout_s=1.0, webhook_retry_s=600.0)
+    make_pair(db, 5)
+    make_pair(db, 6)
+    start = time.monotonic()
+    assert db.webhooks.deliver_due() == 0
+    took = time.monotonic() - start
+    assert took < 2 * 1.0 + 4, took  # two attempts cut off at 1 s each (a trickle: 2 minutes)
+    with db.store.unit() as unit:
+        events = unit.outbox.events()
+    assert [(e.state, e.attempts) for e in events] == [(Delivery.PENDING, 1)] * 2
+    assert db.health.notifications()["last_error"] == "the receiver did not answer within 1 s"
+    db.close()
