@@ -208,6 +208,7 @@ class EnrollmentService:
         """
         faces = self.analyzer.embed([p.face for item in batch for p in item.pending])
         reports = []
+        stored_now: set[str] = set()  # a second copy in this very batch is a duplicate
         for item in batch:
             mine, faces = faces[: len(item.pending)], faces[len(item.pending) :]
             for waiting, face in zip(item.pending, mine, strict=True):
@@ -219,7 +220,9 @@ class EnrollmentService:
                 )
                 try:
                     result = self._store(item.person_id, upload, waiting.header, face, age,
-                                         acknowledged)  # fmt: skip
+                                         acknowledged, stored_now)  # fmt: skip
+                    if result.status is UploadStatus.STORED and result.photo is not None:
+                        stored_now.add(result.photo.id)
                 except (Conflict, NotFound) as exc:
                     result = PhotoResult(upload.filename, UploadStatus.REFUSED, error=exc)
                 item.results[waiting.index] = result
@@ -237,6 +240,7 @@ class EnrollmentService:
         face: DetectedFace,
         age_at_photo: float | None,
         acknowledged: bool = True,
+        stored_now: frozenset[str] | set[str] = frozenset(),
     ) -> PhotoResult:
         data = upload.read(self.settings.max_image_bytes)
         sha = hashlib.sha256(data).hexdigest()
@@ -252,7 +256,11 @@ class EnrollmentService:
             if existing is not None:
                 # Stored by an upload never answered (an outage cut it off): answer as the
                 # first success would have; its audit entry acknowledges it now.
-                first = not acknowledged and not unit.photos.acknowledged(existing.id)
+                first = (
+                    not acknowledged
+                    and existing.id not in stored_now
+                    and not unit.photos.acknowledged(existing.id)
+                )
                 status = UploadStatus.STORED if first else UploadStatus.DUPLICATE
                 return PhotoResult(upload.filename, status, existing)
             photo = NewPhoto(
