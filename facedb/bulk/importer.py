@@ -25,7 +25,7 @@ from typing import Any
 from facedb.bulk.exporter import MATCHES
 from facedb.bulk.manifest import Row, read_manifest
 from facedb.bulk.source import ImportSource, opened
-from facedb.casework.review import link_confirmed, refuse_relink
+from facedb.casework.review import check_link, link_confirmed
 from facedb.config import Settings
 from facedb.domain import (
     AuditAction,
@@ -391,15 +391,14 @@ class Importer:
             if unit.pairs.decided_between(item["missing_person_id"], item["found_person_id"]):
                 return RowOutcome.ALREADY_STORED
             confirmed = item.get("state") == MatchState.CONFIRMED
+            persons = (item["missing_person_id"], item["found_person_id"])
             if dry_run:
                 if confirmed:
-                    persons = (item["missing_person_id"], item["found_person_id"])
-                    refuse_relink(unit, persons, unit.persons.lock_links(persons))
+                    check_link(unit, persons)
                 return RowOutcome.VALID
             pair_id = unit.pairs.restore(item, missing, found)
             if confirmed:
-                link_confirmed(unit, (item["missing_person_id"], item["found_person_id"]),
-                               pair_id)  # fmt: skip
+                link_confirmed(unit, persons, pair_id)
         return RowOutcome.RESTORED
 
 

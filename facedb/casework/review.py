@@ -92,9 +92,15 @@ def link_confirmed(
     AlreadyLinked when either is linked to someone else. The unit must be serialized
     (``Store.unit(serialized=True)``): a decision, and a decision an import restores, obey
     this one rule."""
-    refuse_relink(unit, persons, unit.persons.lock_links(persons))
+    check_link(unit, persons)
     statuses = unit.persons.link(persons, PersonStatus.CLOSED)
     return statuses, unit.pairs.supersede(persons, pair_id)
+
+
+def check_link(unit: Unit, persons: tuple[str, str]) -> None:
+    """Raise AlreadyLinked unless the two persons may be linked to each other (their rows
+    locked until the unit ends)."""
+    refuse_relink(unit, persons, unit.persons.lock_links(persons))
 
 
 def refuse_relink(unit: Unit, persons: tuple[str, str], linked: dict[str, str | None]) -> None:
