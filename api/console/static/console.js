@@ -89,6 +89,9 @@ function el(tag, attrs = {}, ...children) {
     if (value === null || value === undefined || value === false) continue;
     if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else if (name === "text") node.textContent = value;
+    // Positions and widths go through the CSSOM: the policy (style-src 'self') refuses
+    // style attributes, and a bar or a box set that way would silently not draw.
+    else if (name === "style") Object.assign(node.style, value);
     else node.setAttribute(name, value === true ? "" : value);
   }
   for (const child of children.flat()) {
@@ -153,8 +156,8 @@ function scoreBar(score) {
   return el("div", { class: "score" },
     el("div", { class: "bar", role: "img",
       "aria-label": `score ${score.toFixed(3)}, match threshold ${state.me.match_threshold}` },
-      el("span", { class: `fill ${kind}`, style: `width:${pct(score)}` }),
-      el("span", { class: "threshold", style: `left:${pct(state.me.match_threshold)}`,
+      el("span", { class: `fill ${kind}`, style: { width: pct(score) } }),
+      el("span", { class: "threshold", style: { left: pct(state.me.match_threshold) },
         title: `match threshold ${state.me.match_threshold}` })),
     el("span", { class: `verdict ${kind}` }, `${label} · ${score.toFixed(3)}`));
 }
@@ -165,8 +168,10 @@ function boxedPhoto(src, width, height, boxes, alt) {
   boxes.forEach((box, i) => {
     frame.append(el("span", {
       class: "box",
-      style: `left:${(100 * box.x) / width}%;top:${(100 * box.y) / height}%;` +
-        `width:${(100 * box.w) / width}%;height:${(100 * box.h) / height}%`,
+      style: {
+        left: `${(100 * box.x) / width}%`, top: `${(100 * box.y) / height}%`,
+        width: `${(100 * box.w) / width}%`, height: `${(100 * box.h) / height}%`,
+      },
     }, el("span", { class: "tag" }, `${i + 1}`)));
   });
   return frame;
