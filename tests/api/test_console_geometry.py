@@ -52,8 +52,10 @@ def test_search_draws_bars_to_their_scores_and_boxes_over_the_faces(
     with server.client("enroller") as client:
         person = client.post("/v1/persons", json={"name": unique("Measured")}).json()["id"]
         for variant in range(2):
-            stored = client.post(f"/v1/persons/{person}/photos", files=[
-                ("files", (f"m{variant}.png", fake_photo(MEASURED, variant), "image/png"))])
+            stored = client.post(
+                f"/v1/persons/{person}/photos",
+                files=[("files", (f"m{variant}.png", fake_photo(MEASURED, variant), "image/png"))],
+            )
             assert stored.status_code == 201, stored.text
     probe = tmp_path / "probe.png"
     probe.write_bytes(fake_photo(MEASURED, 5, size=(320, 240)))
