@@ -15,6 +15,11 @@ from tests.fakes import fake_photo
 
 INFANT = 71  # the identities this module enrolls (tests/fakes.py)
 
+# What these tests find lives in the database layer: both databases, not every index tier.
+pytestmark = pytest.mark.parametrize(
+    "server", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
 
 def new_person(server: Server, **fields: Any) -> str:
     with server.client("enroller") as client:
