@@ -60,8 +60,9 @@ def test_search_draws_bars_to_their_scores_and_boxes_over_the_faces(
     probe = tmp_path / "probe.png"
     probe.write_bytes(fake_photo(MEASURED, 5, size=(320, 240)))
     with server.client("searcher") as client:
+        # k=5 is the console form's default: the page shows as many candidates.
         answer = client.post("/v1/search", files={"file": ("p.png", probe.read_bytes())},
-                             data={"k": "3"}).json()  # fmt: skip
+                             data={"k": "5"}).json()  # fmt: skip
         threshold = client.get("/v1/me").json()["match_threshold"]
 
     page.add_init_script(WATCH_CSP)
