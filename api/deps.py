@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from facedb.bulk.exporter import Exporter
+from facedb.bulk.tables import Tables
 from facedb.casework.crossmatch import CrossMatcher
 from facedb.casework.review import ReviewService
 from facedb.services.audit import AuditService
@@ -38,6 +39,7 @@ def _service(name: str) -> Callable[[Request], Any]:
 Persons = Annotated[PersonService, Depends(_service("persons"))]
 Notes = Annotated[NoteService, Depends(_service("notes"))]
 Exports = Annotated[Exporter, Depends(_service("exporter"))]
+TableExports = Annotated[Tables, Depends(_service("tables"))]
 Enrollment = Annotated[EnrollmentService, Depends(_service("enrollment"))]
 Search = Annotated[SearchService, Depends(_service("search"))]
 Review = Annotated[ReviewService, Depends(_service("review"))]

@@ -335,6 +335,9 @@ class MeOut(BaseModel):
     auth: str = Field(description="`keys`, or `keyless-local` (no key was ever created)")
     match_threshold: float
     candidate_threshold: float
+    reject_note_required: bool = Field(
+        description="rejecting a pair needs a note (FACEDB_REJECT_NOTE_REQUIRED)"
+    )
 
 
 AuditOut = AuditRecord

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.envelope import envelope
 from facedb.domain import Permission
+from facedb.sizes import readable
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -131,8 +132,8 @@ def declared_length(scope: Scope) -> int | None:
 def too_large(limit: int) -> dict[str, Any]:
     return envelope(
         "request_too_large",
-        f"the request body is larger than {limit:,} bytes (FACEDB_MAX_REQUEST_BYTES); send "
-        "fewer or smaller photos per request",
+        f"the request is larger than {readable(limit)}, the most this service accepts at once "
+        "(FACEDB_MAX_REQUEST_BYTES); send fewer or smaller photos per request",
     )
 
 

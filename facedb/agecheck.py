@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facedb.ages import age_on
+from facedb.ages import age_on, completed_years
 from facedb.domain import AgeVerdict
 from facedb.records import AgeCheckRecord
 
@@ -58,16 +58,16 @@ class AgeCheck:
         if self.predates_birth:
             return "the photo is dated before the person's birth"
         assert self.expected_age is not None and self.estimated_age is not None and self.band
-        low, high = self.band
+        low, high = (completed_years(a) for a in self.band)
         said = (
-            f"the face looks about {self.estimated_age:.0f}; the person was "
+            f"the face looks about {completed_years(self.estimated_age)}; the person was "
             f"{_years(self.expected_age)} at the photo's date"
         )
         if self.verdict is AgeVerdict.CONSISTENT:
-            return f"{said}, and the age model reads faces of that age as {low:.0f}–{high:.0f}"
+            return f"{said}, and the age model reads faces of that age as {low}–{high}"
         if self.verdict is AgeVerdict.UNLIKELY:
-            return f"{said}; the age model usually reads faces of that age as {low:.0f}–{high:.0f}"
-        return f"{said}: far beyond the age model's errors at that age ({low:.0f}–{high:.0f} usual)"
+            return f"{said}; the age model usually reads faces of that age as {low}–{high}"
+        return f"{said}: far beyond the age model's errors at that age ({low}–{high} usual)"
 
     def record(self) -> AgeCheckRecord:
         return AgeCheckRecord(
@@ -109,12 +109,17 @@ class AgeBands:
         return r / (g.high - g.median) if r > 0 else -r / (g.median - g.low)
 
     def check(self, expected: float, estimated: float) -> AgeCheck:
+        """Check a reading against the band. The verdict is taken on the whole years the
+        sentence shows (a reading of 25.6 against a band from 25.9 is "about 25" within
+        "25–46": it fits), so the sentence never contradicts it."""
         g = self.group(expected)
         band = (_age(expected, g.low), _age(expected, g.high))
+        shown = completed_years(round(estimated, 1))
+        within = completed_years(band[0]) <= shown <= completed_years(band[1])
         z = self.distance(expected, estimated)
         verdict = (
             AgeVerdict.CONSISTENT
-            if z <= 1
+            if within or z <= 1
             else AgeVerdict.UNLIKELY
             if z <= self.far
             else AgeVerdict.IMPOSSIBLE
@@ -198,6 +203,7 @@ def _age(expected: float, r: float) -> float:
 
 
 def _years(age: float) -> str:
+    """An age as a person says it: completed months under two, completed years after."""
     if age < 2:
-        return f"{round(age * 12)} months old"
-    return f"{age:.0f}"
+        return f"{completed_years(age * 12)} months old"
+    return f"{completed_years(age)}"

@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     # Empty: the recipe's own value (0.22 for the default recipe).
     candidate_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
 
+    # A unit that wants every rejection explained: rejecting a pair without a note is
+    # refused (422), and the console asks for one. Confirmations may always carry a note.
+    reject_note_required: bool = False
+
     # A face's estimated gender is reported only when the network is at least this sure,
     # else `unknown` (docs/ACCURACY.md: how it was calibrated, what it costs).
     gender_min_probability: float = Field(default=0.78, ge=0.5, le=1.0)

@@ -19,6 +19,36 @@ class PersonStatus(StrEnum):
     OTHER = "other"
 
 
+class CaseDetail(StrEnum):
+    """The case details a unit records on every person (keys of ``attributes``); a
+    person's ``attributes`` may hold others too, shown under their own key."""
+
+    LAST_SEEN = "last_seen"
+    PLACE = "place"
+    CIRCUMSTANCES = "circumstances"
+    OFFICER = "officer"
+
+    @property
+    def label(self) -> str:
+        return CASE_DETAIL_LABELS[self]
+
+
+CASE_DETAIL_LABELS = {
+    CaseDetail.LAST_SEEN: "Last seen",
+    CaseDetail.PLACE: "Place",
+    CaseDetail.CIRCUMSTANCES: "Circumstances",
+    CaseDetail.OFFICER: "Officer in charge",
+}
+
+
+def detail_label(key: str) -> str:
+    """The label a case detail is shown under: its own, or its key in words."""
+    if key in CaseDetail.__members__.values():
+        return CaseDetail(key).label
+    words = key.replace("_", " ").replace("-", " ").strip()
+    return words[:1].upper() + words[1:] if words else key
+
+
 class EstimatedGender(StrEnum):
     """What the gender network says of a face; ``unknown`` when it is unsure."""
 
@@ -200,6 +230,7 @@ class AuditAction(StrEnum):
     CROSSMATCH = "crossmatch"  # a batch cross-match run
     REINDEX = "reindex"  # a re-index or re-embed job
     NOTE_CREATE = "note_create"  # a case note was added to a person
+    CLAIM = "claim"  # a reviewer claimed a pair to work on it, or released it
 
 
 class EventType(StrEnum):

@@ -101,6 +101,12 @@ class AlreadyLinked(Conflict):
     code = "already_linked"
 
 
+class Claimed(Conflict):
+    """Another reviewer holds an unexpired claim on the pair."""
+
+    code = "claimed"
+
+
 class Contention(Conflict):
     """Another transaction changed the same records at the same moment (PostgreSQL chose
     this one to give way); the caller may look again and repeat."""

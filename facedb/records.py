@@ -172,12 +172,23 @@ class PairSide(Record):
     taken_at: date | None
     age_at_photo: float | None
     age_source: AgeSource | None
+    photo_warning: AgeCheckRecord | None = Field(
+        None,
+        description="the photo's own age check when its declared age (birth and photo "
+        "date) fits none of its faces (the case page's age conflict: a misfiled photo or a "
+        "wrong date); null when it fits or cannot be checked",
+    )
 
 
 class Decision(Record):
     by: str | None = Field(description="the name of the key that decided")
     at: Moment
     note: str | None
+
+
+class Claim(Record):
+    by: str = Field(description="the name of the key working on the pair")
+    until: Moment = Field(description="when the claim lapses unless renewed")
 
 
 class PairRecord(Record):
@@ -209,17 +220,24 @@ class PairRecord(Record):
     created_at: Moment
     raised_at: Moment = Field(description="when a face pair last raised the score")
     decision: Decision | None
+    claim: Claim | None = Field(
+        None, description="a reviewer working on the pair, until when; null when none"
+    )
     superseded_by: int | None = Field(
         description="the confirmed pair that took this one out of the queue"
     )
 
 
 class PairFilter(Record):
-    """Which pairs the queue shows: a state, a score floor, one person's pairs."""
+    """Which pairs the queue shows: a state, a score floor, one person's pairs, the pairs
+    of a case number (either side), with or without warnings, within an age gap."""
 
     state: MatchState | None = None
     min_score: float | None = None
     person_id: str | None = None
+    external_ref: str | None = None
+    warned: bool | None = None
+    max_years_between: float | None = None
 
 
 class Caller(Record):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from facedb.bulk.exporter import Exporter
 from facedb.bulk.importer import Importer
+from facedb.bulk.tables import Tables
 from facedb.casework.crossmatch import CrossMatcher
 from facedb.casework.review import ReviewService
 from facedb.config import Settings
@@ -52,6 +53,7 @@ class Services:
     reindex: ReindexService
     importer: Importer
     exporter: Exporter
+    tables: Tables
     health: HealthService
     jobs: JobRegistry
     background: Background
@@ -106,10 +108,11 @@ def build(settings: Settings, analyzer: Analyzer | None = None) -> Services:
         enrollment=enrollment,
         search=SearchService(settings, store, index, analyzer, audit),
         crossmatch=crossmatch,
-        review=ReviewService(store, audit, notices),
+        review=ReviewService(store, audit, notices, settings.reject_note_required),
         reindex=ReindexService(store, index, analyzer, audit),
         importer=Importer(settings, store, persons, enrollment, audit),
         exporter=Exporter(store, audit),
+        tables=Tables(store, audit),
         health=HealthService(store, index, analyzer, crossmatch, webhooks),
         jobs=JobRegistry(),
         background=Background(index, crossmatch.sweep),

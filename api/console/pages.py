@@ -1,4 +1,5 @@
-"""The console's pages: one HTML shell per page; console.js fills it from the JSON API.
+"""The console's pages: one HTML shell per page, which the ES modules under static/js/ fill
+from the JSON API (main.js routes; one module per page; no build step).
 
 Why this shape: the pages need no build step and nothing from the internet (an air-gapped
 site gets them from the installed package), and the API key never leaves the browser tab
@@ -18,7 +19,7 @@ from fastapi import APIRouter, FastAPI, Path
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from facedb.domain import AuditAction, Gender, MatchState, PersonStatus
+from facedb.domain import AuditAction, CaseDetail, Gender, MatchState, PersonStatus
 
 STATIC = files("api.console") / "static"
 PAGES = {
@@ -37,6 +38,7 @@ VOCABULARY = json.dumps(
         "genders": [g.value for g in Gender],
         "actions": [a.value for a in AuditAction],
         "states": [s.value for s in MatchState],
+        "details": {d.value: d.label for d in CaseDetail},
     }
 )
 

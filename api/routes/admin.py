@@ -69,6 +69,7 @@ def me(request: Request, caller: Annotated[Caller, Depends(require(Permission.RE
         auth=modes.current().value,
         match_threshold=index.match_threshold,
         candidate_threshold=index.candidate_threshold,
+        reject_note_required=request.app.state.services.review.reject_note_required,
     )
 
 

@@ -6,11 +6,11 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
-from api.deps import Enrollment, Exports, Notes, Persons
+from api.deps import Enrollment, Exports, Notes, Persons, TableExports
 from api.envelope import documented, envelope
 from api.errors import status_of
 from api.routes.common import FaceId, Limit, Offset, PersonId, PhotoId, strict_query
@@ -59,6 +59,25 @@ def list_persons(
     where = PersonFilter(status=status, name=name, external_ref=external_ref)
     items, total = persons.page(where, limit, offset)
     return PersonPage.of(items, total, limit, offset)
+
+
+@router.get("/exports/persons.csv", response_class=PlainTextResponse,
+            responses=documented(*COMMON))  # fmt: skip
+def persons_csv(
+    tables: TableExports,
+    caller: Reader,
+    status: PersonStatus | None = None,
+    name: Annotated[Text | None, Query(max_length=300, description="a substring")] = None,
+    external_ref: Annotated[Text | None, Query(max_length=200)] = None,
+) -> PlainTextResponse:
+    """The persons `GET /v1/persons` lists with these filters, every one, as CSV for a
+    spreadsheet (a cell that would run as a formula is defused); audited as an export."""
+    where = PersonFilter(status=status, name=name, external_ref=external_ref)
+    return PlainTextResponse(
+        tables.persons(where, caller),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="persons.csv"'},
+    )
 
 
 @router.get("/persons/{person_id}", response_model=PersonOut, responses=documented(*COMMON, 404))
@@ -140,38 +159,58 @@ async def upload_photos(
     caller: Enroller,
     files: Annotated[list[UploadFile], File(description="one or more photos")],
     taken_at: Annotated[
-        list[date],
-        Form(description="when the photos were taken: one date for all, or one per file"),
+        list[str],
+        Form(
+            description="when the photos were taken (YYYY-MM-DD): one date for all, or one "
+            "per file in the files' order, an empty one for a photo of unknown date"
+        ),
     ] = [],  # noqa: B006 - FastAPI copies defaults
 ) -> UploadReport | JSONResponse:
-    """Store each photo that shows exactly one face; every file is reported on its own.
+    """Store each photo that shows exactly one face; every file is reported on its own,
+    its date too (a file whose date is impossible is refused, saying why, and the others
+    are stored).
 
     201 when at least one photo was stored, 200 when all were already stored, and the
     first refusal's status (400, 413, 415, 422) when every file was refused.
     """
     dates = _dates_per_file(taken_at, len(files))
     uploads = [
-        Upload(f.filename or f"file{i}", f.file, day)
-        for i, (f, day) in enumerate(zip(files, dates, strict=True))
+        Upload(f.filename or f"file{i}", f.file, _as_date(sent), _not_a_date(sent))
+        for i, (f, sent) in enumerate(zip(files, dates, strict=True))
     ]
     report = await run_in_threadpool(enrollment.enroll, person_id, uploads, caller)
     body = UploadReport.model_validate(report)
     if report.outcome is UploadOutcome.REFUSED and (first := report.first_error) is not None:
-        results = [r.model_dump(mode="json") for r in body.results]
-        return JSONResponse(envelope(first.code, first.message, results=results), status_of(first))
+        extra: dict[str, object] = {"results": [r.model_dump(mode="json") for r in body.results]}
+        if isinstance(first, InvalidInput) and first.field:
+            extra["details"] = [{"field": first.field, "problem": first.message}]
+        return JSONResponse(envelope(first.code, first.message, **extra), status_of(first))
     status = 201 if report.outcome is UploadOutcome.CREATED else 200
     return JSONResponse(body.model_dump(mode="json"), status_code=status)
 
 
-def _dates_per_file(dates: list[date], files: int) -> list[date | None]:
+def _dates_per_file(dates: list[str], files: int) -> list[str]:
     if not dates:
-        return [None] * files
+        return [""] * files
     if len(dates) in (1, files):
         return [dates[0] if len(dates) == 1 else dates[i] for i in range(files)]
     raise InvalidInput(
-        f"{len(dates)} taken_at values for {files} files: send one for all, or one per file",
+        f"{len(dates)} photo dates for {files} files: send one date for all, or one per file "
+        "(empty for a photo of unknown date)",
         field="taken_at",
     )
+
+
+def _as_date(sent: str) -> date | None:
+    try:
+        return date.fromisoformat(sent.strip()) if sent.strip() and len(sent) <= 10 else None
+    except ValueError:
+        return None
+
+
+def _not_a_date(sent: str) -> str | None:
+    """What was sent, when it is neither empty nor a date (its file is refused, saying so)."""
+    return sent[:40] if sent.strip() and _as_date(sent) is None else None
 
 
 @router.get(

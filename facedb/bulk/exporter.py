@@ -143,15 +143,19 @@ class Exporter:
             person = unit.persons.get(person_id)
             linked = unit.persons.get(person.linked_person_id) if person.linked_person_id else None
             photos = sorted(unit.photos.of_person(person_id), key=_by_date)
+            pairs = self._pairs(unit, person_id)
+            others = {s.face_id for p in pairs for s in (p.missing, p.found)
+                      if s.person_id != person_id and s.face_id is not None}  # fmt: skip
             case = CaseFile(
                 person,
                 linked,
                 [(photo, unit.photos.content(photo.id)[0]) for photo in photos],
-                self._pairs(unit, person_id),
+                pairs,
                 unit.notes.of_person(person_id),
                 [e for e in unit.audit.recent(AUDIT_SCAN) if person_id in json.dumps(e.results)]
                 if disclosure.audit
                 else None,
+                {face_id: unit.photos.crop(face_id) for face_id in sorted(others)},
             )
         return render(case)
 

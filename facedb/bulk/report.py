@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 
+from facedb.ages import completed_years
+from facedb.domain import AgeVerdict, detail_label
 from facedb.records import AuditRecord, NoteRecord, PairRecord, PersonRecord, PhotoRecord
 
 STYLE = """
@@ -24,13 +26,21 @@ dl { display: grid; grid-template-columns: max-content 1fr; gap: .1em 1em; }
 dt { font-weight: bold; }
 dd { margin: 0; } .photos { display: flex; flex-wrap: wrap; gap: 1em; }
 figure { margin: 0; width: 45mm; break-inside: avoid; } figure img { width: 45mm; height: auto; }
-figcaption { font-size: 9pt; } table { border-collapse: collapse; width: 100%; font-size: 9.5pt; }
+figcaption { font-size: 9pt; } img.face { width: 20mm; height: 20mm; }
+table { border-collapse: collapse; width: 100%; font-size: 9.5pt; }
 th, td { text-align: left; border-bottom: 1px solid #d0d7de; padding: .25em .4em;
   vertical-align: top; }
 tr { break-inside: avoid; } .note { white-space: pre-wrap; border-left: 3px solid #c9d1d9;
   padding-left: .6em; margin: .4em 0; break-inside: avoid; }
 @page { size: A4; margin: 15mm; } @media print { body { margin: 0; } }
 """
+
+
+AGE_VERDICTS = {
+    AgeVerdict.CONSISTENT: "age fits",
+    AgeVerdict.UNLIKELY: "age unlikely",
+    AgeVerdict.IMPOSSIBLE: "age impossible",
+}
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,7 @@ class CaseFile:
     notes: list[NoteRecord]
     audit: list[AuditRecord] | None  # the entries naming the person, newest first; None:
     # the reader may not see the audit (``facedb.casework.disclosure``)
+    faces: dict[int, bytes] = field(default_factory=dict)  # the other records' faces (JPEG)
 
 
 def render(case: CaseFile, made_at: datetime | None = None) -> str:
@@ -61,7 +72,7 @@ def render(case: CaseFile, made_at: datetime | None = None) -> str:
         "Candidate pairs are leads for people to check, not identifications.</p>",
         _record(person, case.linked),
         _photos(case.photos),
-        _pairs(person, case.pairs),
+        _pairs(person, case.pairs, case.faces),
         _notes(case.notes),
         _audit(case.audit) if case.audit is not None else "",
         "</body></html>",
@@ -78,8 +89,9 @@ def _record(person: PersonRecord, linked: PersonRecord | None) -> str:
         rows.append(("Linked to", f"{linked.name} (case {linked.external_ref or '—'})"))
     elif person.linked_erased_at is not None:
         rows.append(("Linked to", f"a record erased on {person.linked_erased_at.date()}"))
-    if person.attributes:
-        rows.append(("Details", json.dumps(person.attributes, ensure_ascii=False)))
+    for key, value in person.attributes.items():  # the case details, each on its row
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        rows.append((detail_label(key), shown))
     cells = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in rows)
     return f"<h2>Record</h2><dl>{cells}</dl>"
 
@@ -92,9 +104,9 @@ def _photos(photos: list[tuple[PhotoRecord, bytes]]) -> str:
         data = base64.b64encode(content).decode()
         face = photo.faces[0] if photo.faces else None
         if photo.age_at_photo is not None:
-            age = f"age {photo.age_at_photo:.0f} (from the birth date)"
+            age = f"age {completed_years(photo.age_at_photo)} (from the birth date)"
         elif face is not None and face.age is not None:
-            age = f"age about {face.age:.0f} (estimated from the face)"
+            age = f"age about {completed_years(face.age)} (estimated from the face)"
         else:
             age = "age unknown"
         flag = " · <b>age does not fit the date</b>" if photo.age_conflict else ""
@@ -107,7 +119,7 @@ def _photos(photos: list[tuple[PhotoRecord, bytes]]) -> str:
     return f"<h2>Photos over time</h2><div class='photos'>{''.join(figures)}</div>"
 
 
-def _pairs(person: PersonRecord, pairs: list[PairRecord]) -> str:
+def _pairs(person: PersonRecord, pairs: list[PairRecord], faces: dict[int, bytes]) -> str:
     if not pairs:
         return "<h2>Candidate pairs</h2><p class='muted'>No candidate pair.</p>"
     rows = []
@@ -115,8 +127,21 @@ def _pairs(person: PersonRecord, pairs: list[PairRecord]) -> str:
         other = pair.found if pair.missing.person_id == person.id else pair.missing
         who = other.person
         name = f"{who.name} (case {who.external_ref or '—'})" if who else "an erased record"
+        crop = faces.get(other.face_id) if other.face_id is not None else None
+        face = (
+            f"<img class='face' alt='face of {escape(name)}' "
+            f"src='data:image/jpeg;base64,{base64.b64encode(crop).decode()}'>"
+            if crop
+            else "<span class='muted'>no face</span>"
+        )
         years = f"{pair.years_between:.1f}" if pair.years_between is not None else "—"
-        check = pair.age_check.reason if pair.age_check else "no age check (no birth data)"
+        check = (
+            f"<b>{AGE_VERDICTS[pair.age_check.verdict]}</b>: {escape(pair.age_check.reason)}"
+            if pair.age_check
+            else "no age check (no birth data)"
+        )
+        warned = [s.photo_warning.reason for s in (pair.missing, pair.found) if s.photo_warning]
+        check += "".join(f"<br>photo in doubt: {escape(w)}" for w in warned)
         decided = (
             f"{pair.state.value} by {pair.decision.by or '—'} on {pair.decision.at:%Y-%m-%d}"
             + (f": “{pair.decision.note}”" if pair.decision.note else "")
@@ -124,11 +149,12 @@ def _pairs(person: PersonRecord, pairs: list[PairRecord]) -> str:
             else pair.state.value
         )
         rows.append(
-            f"<tr><td>{pair.id}</td><td>{escape(name)}</td><td>{pair.score:.3f}</td>"
-            f"<td>{years}</td><td>{escape(check)}</td><td>{escape(decided)}</td></tr>"
+            f"<tr><td>{pair.id}</td><td>{face}</td><td>{escape(name)}</td>"
+            f"<td>{pair.score:.3f}</td><td>{years}</td><td>{check}</td>"
+            f"<td>{escape(decided)}</td></tr>"
         )
-    head = ("<tr><th>pair</th><th>other record</th><th>score</th><th>years between</th>"
-            "<th>age check</th><th>decision</th></tr>")  # fmt: skip
+    head = ("<tr><th>pair</th><th>face</th><th>other record</th><th>score</th>"
+            "<th>years between</th><th>age check</th><th>decision</th></tr>")  # fmt: skip
     return f"<h2>Candidate pairs</h2><table>{head}{''.join(rows)}</table>"
 
 

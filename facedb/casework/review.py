@@ -14,16 +14,17 @@ never changes a decided pair.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from facedb.domain import AgeVerdict, AuditAction, MatchState, PairOrder, PersonStatus
-from facedb.errors import AlreadyLinked, InvalidInput
-from facedb.records import Caller, PairFilter, PairRecord
+from facedb.errors import AlreadyLinked, Claimed, InvalidInput
+from facedb.records import Caller, Claim, PairFilter, PairRecord
 from facedb.services.audit import AuditService
 from facedb.services.notices import Decided, Notices
 from facedb.store.unit import Store, Unit
 
 MAX_NOTE = 2000
+CLAIM_MINUTES = 30  # how long a reviewer's claim on a pair holds unless renewed
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ReviewService:
     store: Store
     audit: AuditService
     notices: Notices
+    reject_note_required: bool = False  # FACEDB_REJECT_NOTE_REQUIRED
 
     def page(
         self,
@@ -57,8 +59,19 @@ class ReviewService:
                 raise InvalidInput("a decision is `confirmed` or `rejected`", field="decision")
             if note is not None and len(note) > MAX_NOTE:
                 raise InvalidInput(f"the note is longer than {MAX_NOTE} characters", field="note")
+            if (
+                self.reject_note_required
+                and decision is MatchState.REJECTED
+                and not (note or "").strip()
+            ):
+                raise InvalidInput(
+                    "this unit asks for a note with every rejection: say why the two are "
+                    "not one person",
+                    field="note",
+                )
             with self.store.unit(serialized=True) as unit:  # one decision at a time
                 pair = unit.pairs.lock(pair_id)
+                refuse_others_claim(pair.claim, caller, pair_id)
                 statuses, moved = None, 0
                 if decision is MatchState.CONFIRMED and pair.state is not MatchState.CONFIRMED:
                     statuses, moved = link_confirmed(unit, pair.persons, pair_id)
@@ -82,6 +95,34 @@ class ReviewService:
                 }
             ]
         return self.get(pair_id)
+
+    def claim(self, caller: Caller, pair_id: int, claim: bool = True) -> PairRecord:
+        """Claim a pair for CLAIM_MINUTES (again: renewed), or release it (audited). Another
+        reviewer's unexpired claim is refused (``Claimed``) and so is their decision."""
+        with self.audit.audited(AuditAction.CLAIM, caller) as trail:
+            with self.store.unit(serialized=True) as unit:
+                pair = unit.pairs.lock(pair_id)
+                if claim and pair.state.decided:
+                    raise InvalidInput(f"pair {pair_id} is {pair.state.value}: nothing to claim")
+                refuse_others_claim(pair.claim, caller, pair_id)
+                until = datetime.now(UTC) + timedelta(minutes=CLAIM_MINUTES) if claim else None
+                unit.pairs.claim(pair_id, claimant(caller) if claim else None, until)
+            trail.results = [{"match_id": pair_id, "claimed": claim,
+                              "until": until.isoformat() if until else None}]  # fmt: skip
+        return self.get(pair_id)
+
+
+def claimant(caller: Caller) -> str:
+    return caller.key_name or "local admin"
+
+
+def refuse_others_claim(claim: Claim | None, caller: Caller, pair_id: int) -> None:
+    """Refuse to act on a pair another reviewer is working on (their claim unexpired)."""
+    if claim is not None and claim.by != claimant(caller):
+        raise Claimed(
+            f"pair {pair_id} is being reviewed by {claim.by} until "
+            f"{claim.until:%Y-%m-%d %H:%M} UTC; work on another pair, or ask them"
+        )
 
 
 def link_confirmed(

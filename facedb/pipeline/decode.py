@@ -21,6 +21,7 @@ from facedb.errors import (
     TruncatedImage,
     UnsupportedImageFormat,
 )
+from facedb.sizes import readable
 
 # Our own pixel cap runs first; Pillow's bomb guard is lifted so it never pre-empts it
 # with a warning or an error of another type.
@@ -107,7 +108,9 @@ def _open(data: bytes, max_bytes: int, max_pixels: int) -> tuple[Image.Image, Im
     if not data:
         raise EmptyImage("the file is empty")
     if len(data) > max_bytes:
-        raise ImageTooLarge(f"the file has {len(data)} bytes; the limit is {max_bytes}")
+        raise ImageTooLarge(
+            f"the file takes {readable(len(data))}; the limit is {readable(max_bytes)}"
+        )
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:

@@ -89,10 +89,15 @@ class AuditService:
 
 
 def _person_ids(value: Any) -> set[str]:
-    """Return the person ids an entry's results hold (under keys ending in ``person_id``)."""
+    """Return the person ids an entry's results hold (under keys ending in ``person_id``,
+    and ``report``: the person whose case report was made)."""
     if isinstance(value, list):
         return set().union(*(_person_ids(item) for item in value)) if value else set()
     if isinstance(value, dict):
-        found = {v for k, v in value.items() if k.endswith("person_id") and isinstance(v, str)}
+        found = {
+            v
+            for k, v in value.items()
+            if (k.endswith("person_id") or k == "report") and isinstance(v, str)
+        }
         return found.union(*(_person_ids(v) for v in value.values() if isinstance(v, list | dict)))
     return set()

@@ -170,14 +170,22 @@ class EnrollmentService:
             raise InvalidInput("send at least one photo", field="files")
         with self.store.unit() as unit:
             person = unit.persons.get(person_id)
-        for upload in uploads:
-            if upload.taken_at is not None:
-                check_taken_at(upload.taken_at, person.birth_date, person.birth_year)
 
         results: list[PhotoResult | None] = [None] * len(uploads)
         pending: list[_Pending] = []
         pixels = 0
         for i, upload in enumerate(uploads):
+            try:  # each file's date on its own: one wrong date refuses that file alone
+                if upload.date_sent is not None:
+                    raise InvalidInput(
+                        f"{upload.date_sent!r} is not a date: write the photo date YYYY-MM-DD",
+                        field="taken_at",
+                    )
+                if upload.taken_at is not None:
+                    check_taken_at(upload.taken_at, person.birth_date, person.birth_year)
+            except InvalidInput as exc:
+                results[i] = PhotoResult(upload.filename, UploadStatus.REFUSED, error=exc)
+                continue
             try:
                 data = upload.read(settings.max_image_bytes)
                 header = read_header(data, settings.max_image_bytes, settings.max_image_pixels)

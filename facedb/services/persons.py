@@ -17,6 +17,7 @@ from facedb.errors import InvalidInput
 from facedb.index.face_index import FaceIndex
 from facedb.records import Caller, PersonFilter, PersonRecord, PhotoRecord
 from facedb.services.audit import LOCAL, AuditService
+from facedb.sizes import readable
 from facedb.store.unit import Store, Unit
 
 EARLIEST_BIRTH = date(1900, 1, 1)
@@ -72,17 +73,20 @@ def check_person(fields: dict[str, Any]) -> None:
     today = date.today()
     if birth_date is not None and not EARLIEST_BIRTH <= birth_date <= today:
         raise InvalidInput(
-            f"birth_date must lie between {EARLIEST_BIRTH} and today", field="birth_date"
+            f"the birth date {birth_date} is not possible: give a date between "
+            f"{EARLIEST_BIRTH} and today",
+            field="birth_date",
         )
     if birth_year is not None and not EARLIEST_BIRTH.year <= birth_year <= today.year:
         raise InvalidInput(
-            f"birth_year must lie between {EARLIEST_BIRTH.year} and {today.year}",
+            f"the birth year {birth_year} is not possible: give a year between "
+            f"{EARLIEST_BIRTH.year} and {today.year}",
             field="birth_year",
         )
     if birth_date is not None and birth_year is not None and birth_date.year != birth_year:
         raise InvalidInput(
-            f"birth_year {birth_year} contradicts birth_date {birth_date}; send one, or both "
-            "agreeing",
+            f"the birth year {birth_year} is not the year of the birth date {birth_date}: "
+            "give the birth date alone, or a year that agrees with it",
             field="birth_year",
         )
     attributes = fields.get("attributes")
@@ -90,7 +94,8 @@ def check_person(fields: dict[str, Any]) -> None:
         size = len(json.dumps(attributes, ensure_ascii=False).encode())
         if size > MAX_ATTRIBUTES_BYTES:
             raise InvalidInput(
-                f"attributes take {size} bytes as JSON; the limit is {MAX_ATTRIBUTES_BYTES}",
+                f"the details take {readable(size)} as JSON; the limit is "
+                f"{readable(MAX_ATTRIBUTES_BYTES)}",
                 field="attributes",
             )
 
@@ -99,7 +104,7 @@ def check_photo_date(taken_at: date) -> None:
     """Raise InvalidInput unless a photo date lies between 1900-01-01 and today."""
     if not EARLIEST_BIRTH <= taken_at <= date.today():
         raise InvalidInput(
-            f"taken_at {taken_at} is not a possible photo date: give a date between "
+            f"the photo date {taken_at} is not possible: give a date between "
             f"{EARLIEST_BIRTH} and today",
             field="taken_at",
         )
@@ -111,7 +116,7 @@ def check_taken_at(taken_at: date, birth_date: date | None, birth_year: int | No
     born = birth_date or (date(birth_year, 1, 1) if birth_year else None)
     if born is not None and taken_at < born:
         raise InvalidInput(
-            f"taken_at {taken_at} is before the person's birth ({birth_date or birth_year})",
+            f"the photo date {taken_at} is before the person's birth ({birth_date or birth_year})",
             field="taken_at",
         )
 

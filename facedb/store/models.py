@@ -388,6 +388,9 @@ class MatchCandidate(Base):
     # When the pair was first pending at or above FACEDB_NOTIFY_MIN_SCORE and so announced
     # (an outbox event, when a webhook is set): a pair is announced once.
     announced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A reviewer working the pair (``casework/review.py``: claims expire, decisions clear them).
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CrossmatchRun(Base):

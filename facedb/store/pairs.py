@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any, cast
 
@@ -26,9 +26,11 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from facedb.agecheck import AgeCheck
+from facedb.agecheck import AgeCheck, best_fit
 from facedb.domain import REGISTER_OF, AgeVerdict, MatchState, PairOrder, PersonStatus, Register
 from facedb.records import (
+    AgeCheckRecord,
+    Claim,
     Decision,
     PairFilter,
     PairRecord,
@@ -111,6 +113,7 @@ class LockedPair:
     found_person_id: str
     statuses_before: dict[str, PersonStatus]
     age_verdict: AgeVerdict | None
+    claim: Claim | None = None  # an unexpired claim
 
     @property
     def persons(self) -> tuple[str, str]:
@@ -300,6 +303,20 @@ class PairRepository:
             query = query.where(MatchCandidate.score >= where.min_score)
         if where.person_id is not None:
             query = query.where(involving([where.person_id]))
+        if where.external_ref is not None:
+            cased = select(Person.id).where(Person.external_ref == where.external_ref)
+            query = query.where(
+                or_(
+                    MatchCandidate.missing_person_id.in_(cased),
+                    MatchCandidate.found_person_id.in_(cased),
+                )
+            )
+        if where.warned is not None:
+            query = query.where(
+                MatchCandidate.warnings > 0 if where.warned else MatchCandidate.warnings == 0
+            )
+        if where.max_years_between is not None:
+            query = query.where(MatchCandidate.years_between <= where.max_years_between)
         total = self._session.execute(
             select(func.count()).select_from(query.subquery())
         ).scalar_one()
@@ -324,7 +341,15 @@ class PairRepository:
         assert row is not None
         before = {k: PersonStatus(v) for k, v in (row.statuses_before or {}).items()}
         return LockedPair(row.id, row.state, row.missing_person_id, row.found_person_id, before,
-                          row.age_verdict)  # fmt: skip
+                          row.age_verdict, _claim(row))  # fmt: skip
+
+    def claim(self, pair_id: int, by: str | None, until: datetime | None) -> None:
+        """Record who works on the pair until when (None, None: nobody)."""
+        self._session.execute(
+            update(MatchCandidate)
+            .where(MatchCandidate.id == pair_id)
+            .values(claimed_by=by, claimed_until=until)
+        )
 
     def decide(
         self,
@@ -337,7 +362,8 @@ class PairRepository:
     ) -> None:
         """Record a decision (and, for a confirmation, the statuses it changed)."""
         values: dict[str, Any] = {"state": state, "decided_by": by, "decided_at": at, "note": note,
-                                  "superseded_by": None}  # fmt: skip
+                                  "superseded_by": None, "claimed_by": None,
+                                  "claimed_until": None}  # fmt: skip
         if statuses_before is not None:
             values["statuses_before"] = {k: v.value for k, v in statuses_before.items()}
         self._session.execute(
@@ -507,7 +533,29 @@ class PairRepository:
         found = self._session.execute(select(Person).where(Person.id.in_(ids))).scalars()
         persons = {p.id: person_record(p) for p in found} if ids else {}
         ranks = self._ranks(rows)
-        return [_record(r, persons, ranks[r.id]) for r in rows]
+        warnings = self._photo_warnings(
+            {r.missing_photo_id for r in rows} | {r.found_photo_id for r in rows}
+        )
+        return [_record(r, persons, ranks[r.id], warnings) for r in rows]
+
+    def _photo_warnings(self, photo_ids: set[str | None]) -> dict[str, AgeCheckRecord]:
+        """The age check of each of these photos that is flagged as an age conflict."""
+        wanted = sorted(i for i in photo_ids if i is not None)
+        if not wanted:
+            return {}
+        query = select(Photo.id, Photo.age_at_photo).where(
+            Photo.id.in_(wanted), Photo.age_conflict.is_(True)
+        )
+        declared = dict(self._session.execute(query).tuples().all())
+        if not declared:
+            return {}
+        ages: dict[str, list[float | None]] = {}
+        for photo_id, age in self._session.execute(
+            select(Face.photo_id, Face.age).where(Face.photo_id.in_(sorted(declared)))
+        ).tuples():
+            ages.setdefault(photo_id, []).append(age)
+        checks = {i: best_fit(declared[i], ages.get(i, [])) for i in declared}
+        return {i: c.record() for i, c in checks.items() if c is not None}
 
     def _ranks(self, rows: list[MatchCandidate]) -> dict[int, int]:
         """Return each pair's rank: 1 + the missing person's candidates scoring higher."""
@@ -705,7 +753,9 @@ def _columns(pair: PairFields, at: datetime) -> dict[str, Any]:
     }
 
 
-def _side(person: PersonRecord | None, side: PairSideColumns) -> PairSide:
+def _side(
+    person: PersonRecord | None, side: PairSideColumns, warnings: dict[str, AgeCheckRecord]
+) -> PairSide:
     """One side as the queue shows it: without its face once the person is erased."""
     return PairSide(
         person=person,
@@ -715,12 +765,18 @@ def _side(person: PersonRecord | None, side: PairSideColumns) -> PairSide:
         taken_at=side.taken_at,
         age_at_photo=side.age,
         age_source=side.age_source,
+        photo_warning=warnings.get(side.photo_id) if person and side.photo_id else None,
     )
 
 
-def _record(row: MatchCandidate, persons: dict[str, PersonRecord], rank: int) -> PairRecord:
-    missing = _side(persons.get(row.missing.person_id), row.missing)
-    found = _side(persons.get(row.found.person_id), row.found)
+def _record(
+    row: MatchCandidate,
+    persons: dict[str, PersonRecord],
+    rank: int,
+    warnings: dict[str, AgeCheckRecord],
+) -> PairRecord:
+    missing = _side(persons.get(row.missing.person_id), row.missing, warnings)
+    found = _side(persons.get(row.found.person_id), row.found, warnings)
     decision = (
         Decision(by=row.decided_by, at=row.decided_at, note=row.note) if row.decided_at else None
     )
@@ -740,5 +796,15 @@ def _record(row: MatchCandidate, persons: dict[str, PersonRecord], rank: int) ->
         created_at=row.created_at,
         raised_at=row.raised_at,
         decision=decision,
+        claim=_claim(row),
         superseded_by=row.superseded_by,
     )
+
+
+def _claim(row: MatchCandidate) -> Claim | None:
+    """The row's claim, while it has not lapsed."""
+    until = row.claimed_until
+    if row.claimed_by is None or until is None:
+        return None
+    until = until if until.tzinfo is not None else until.replace(tzinfo=UTC)
+    return Claim(by=row.claimed_by, until=until) if until > datetime.now(UTC) else None

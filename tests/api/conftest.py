@@ -190,7 +190,7 @@ def sign_in(page: Any, server: Server, role: str) -> None:
     page.goto(f"{server.url}/console/signin")
     page.get_by_label("API key").fill(server.keys[role])
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/console/search")
+    page.wait_for_url(lambda url: "/console/signin" not in url)  # the role's first page
 
 
 def shot(page: Any, name: str) -> None:

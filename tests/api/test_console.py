@@ -8,6 +8,7 @@ A screenshot of every page is saved under test-artifacts/console/.
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,7 @@ def test_a_caseworker_enrolls_searches_and_reviews(
     assert found["name"] in ask.inner_text() and "both records closed" in ask.inner_text()
     shot(page, "review-confirm-dialog")
     ask.get_by_role("button", name="Yes, confirm").click()
-    page.get_by_text("confirmed.").wait_for()
+    page.get_by_text(re.compile(r"Pair \d+ confirmed: Jerry Console")).wait_for()
     page.goto(f"{server.url}/console/review?state=confirmed")
     page.get_by_text("same ears").first.wait_for()
 
@@ -144,12 +145,10 @@ def test_a_caseworker_enrolls_searches_and_reviews(
     taken = page.locator(".pair", has=page.get_by_role("link", name=other["name"])).first
     taken.wait_for()
     assert "Out of the queue since pair" in taken.inner_text()
-    taken.get_by_role("button", name="Confirm: same person").click()
-    page.get_by_role("dialog").get_by_role("button", name="Yes, confirm").click()
-    refusal = page.get_by_role("alert")
-    refusal.get_by_text("already linked to another record").wait_for()
-    assert "{" not in refusal.inner_text()
-    shot(page, "review-already-linked")
+    assert taken.get_by_role("button").count() == 0  # nothing to decide on a superseded pair
+    taken.get_by_role("link", name=re.compile(r"open pair \d+")).click()
+    page.get_by_text("same ears").wait_for()  # the confirmation that took it out
+    shot(page, "review-superseded-by")
 
     page.goto(f"{server.url}/console/persons/{found['id']}")  # the case file of the found side
     page.get_by_role("link", name="Jerry Console (case MP-CONSOLE-1)").wait_for()  # by name
@@ -270,9 +269,10 @@ def test_an_exported_case_report_opens_offline_and_prints(
     ]
     for words in expected:
         assert words in text, words
-    assert page.locator("img").count() == 2 and all(
-        page.locator("img").nth(i).evaluate("i => i.naturalWidth > 0") for i in range(2)
-    )
+    images = page.locator("img")  # two photos, and the other record's face in the pairs table
+    assert page.locator("figure img").count() == 2 and page.locator("td img.face").count() == 1
+    assert all(images.nth(i).evaluate("i => i.naturalWidth > 0") for i in range(images.count()))
+    assert "age fits" in page.locator("table").first.inner_text()  # the verdict, in words
     assert [u for u in requests if not u.startswith(("file:", "data:"))] == []  # offline
     shot(page, "case-report")
     pdf = page.pdf(path=str(ARTIFACTS / "case-report.pdf"), format="A4")

@@ -109,7 +109,7 @@ def test_every_kind_of_answer_carries_the_security_headers(server: Server) -> No
         face = photo["faces"][0]["id"]
         answers = {
             "page": client.get("/console/search"),
-            "asset": client.get("/console-assets/console.js"),
+            "asset": client.get("/console-assets/js/main.js"),
             "record": client.get(f"/v1/persons/{pid}"),
             "photo": client.get(f"/v1/photos/{photo['id']}/image"),
             "crop": client.get(f"/v1/faces/{face}/crop"),
@@ -138,7 +138,7 @@ def test_the_api_docs_allow_only_their_own_inline_script(server: Server) -> None
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/console/search", "/openapi.json", "/docs", "/console-assets/console.js"]
+    "path", ["/", "/console/search", "/openapi.json", "/docs", "/console-assets/js/main.js"]
 )
 def test_a_405_names_what_the_path_allows(server: Server, path: str) -> None:
     reply = httpx.delete(f"{server.url}{path}")
