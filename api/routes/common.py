@@ -6,12 +6,24 @@ from typing import Annotated
 
 from fastapi import Path, Query, Request
 from fastapi.dependencies.models import Dependant
+from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 
 from api.auth import audit_refusal
+from api.envelope import documented
 from facedb.errors import InvalidInput
 
 MAX_ID = 2**63 - 1
+
+
+class CsvResponse(PlainTextResponse):
+    """A table for a spreadsheet, downloaded as a file."""
+
+    media_type = "text/csv"
+
+    @classmethod
+    def download(cls, text: str, filename: str) -> CsvResponse:
+        return cls(text, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def strict_query(request: Request) -> None:
@@ -48,3 +60,10 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000, description="items skipped")]
 PersonId = Annotated[str, Path(min_length=1, max_length=100)]
 PhotoId = Annotated[str, Path(min_length=1, max_length=100)]
 FaceId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+# A CSV download's answers: the table, or an error envelope (as JSON, as every error).
+CSV_RESPONSES = {
+    200: {"content": {"text/csv": {}}, "description": "the table, a header row first"},
+    **documented(401, 403, 422, 503),
+}

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
 from api.deps import Review, TableExports
 from api.envelope import documented
-from api.routes.common import MAX_ID, Limit, Offset, strict_query
+from api.routes.common import CSV_RESPONSES, MAX_ID, CsvResponse, Limit, Offset, strict_query
 from api.schemas import DecisionIn, MatchOut, MatchPage, Text
 from facedb.domain import MatchState, PairOrder, Permission
 from facedb.records import Caller, PairFilter
@@ -69,22 +68,13 @@ def list_matches(
     return MatchPage.of(items, total, limit, offset)
 
 
-@router.get("/exports/pairs.csv", response_class=PlainTextResponse,
-            responses=documented(*COMMON))  # fmt: skip
+@router.get("/exports/pairs.csv", responses=CSV_RESPONSES)
 def pairs_csv(
     tables: TableExports, caller: Reader, where: Where, sort: Order = PairOrder.EVIDENCE
-) -> PlainTextResponse:
+) -> CsvResponse:
     """The pairs `GET /v1/matches` lists with these filters, every one, as CSV for a
     spreadsheet (a cell that would run as a formula is defused); audited as an export."""
-    return _csv(tables.pairs(where, sort, caller), "pairs.csv")
-
-
-def _csv(text: str, name: str) -> PlainTextResponse:
-    return PlainTextResponse(
-        text,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return CsvResponse.download(tables.pairs(where, sort, caller), "pairs.csv")
 
 
 @router.get("/matches/{match_id}", response_model=MatchOut, responses=documented(*COMMON, 404))

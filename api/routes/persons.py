@@ -6,14 +6,23 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
 from api.deps import Enrollment, Exports, Notes, Persons, TableExports
 from api.envelope import documented, envelope
 from api.errors import status_of
-from api.routes.common import FaceId, Limit, Offset, PersonId, PhotoId, strict_query
+from api.routes.common import (
+    CSV_RESPONSES,
+    CsvResponse,
+    FaceId,
+    Limit,
+    Offset,
+    PersonId,
+    PhotoId,
+    strict_query,
+)
 from api.schemas import (
     NoteIn,
     NoteOut,
@@ -61,23 +70,18 @@ def list_persons(
     return PersonPage.of(items, total, limit, offset)
 
 
-@router.get("/exports/persons.csv", response_class=PlainTextResponse,
-            responses=documented(*COMMON))  # fmt: skip
+@router.get("/exports/persons.csv", responses=CSV_RESPONSES)
 def persons_csv(
     tables: TableExports,
     caller: Reader,
     status: PersonStatus | None = None,
     name: Annotated[Text | None, Query(max_length=300, description="a substring")] = None,
     external_ref: Annotated[Text | None, Query(max_length=200)] = None,
-) -> PlainTextResponse:
+) -> CsvResponse:
     """The persons `GET /v1/persons` lists with these filters, every one, as CSV for a
     spreadsheet (a cell that would run as a formula is defused); audited as an export."""
     where = PersonFilter(status=status, name=name, external_ref=external_ref)
-    return PlainTextResponse(
-        tables.persons(where, caller),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="persons.csv"'},
-    )
+    return CsvResponse.download(tables.persons(where, caller), "persons.csv")
 
 
 @router.get("/persons/{person_id}", response_model=PersonOut, responses=documented(*COMMON, 404))
