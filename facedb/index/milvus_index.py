@@ -80,7 +80,8 @@ def connect(uri: str, token: str = "") -> MilvusClient:
     except Exception as exc:  # pymilvus raises several unrelated classes here
         hint = (
             "is another process using this Milvus Lite file? A Lite file serves one process: "
-            "stop the other, or run a Milvus server for several (README, 'Milvus'); else "
+            "stop the other, or run a Milvus server for several (docs/OPERATIONS.md, "
+            "'Scaling out'); else "
             "check that its folder is writable"
             if is_lite(uri)
             else "check that the Milvus server runs and FACEDB_MILVUS_URI/TOKEN are right"
