@@ -50,6 +50,7 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the rooms' layers (pyproject.toml, [tool.importlinter])
 
 serve: models
 	$(BIN)/facedb db upgrade

@@ -327,7 +327,8 @@ class MatchCandidate(Base):
 
     No foreign keys: a decided pair outlives the deletion of either person, as audit
     history. What each side looked like when the pair was last raised is kept in the row.
-    The queue reads pending pairs by ``warnings`` then ``evidence`` (``casework/evidence.py``).
+    The queue reads pending pairs by ``warnings`` then ``evidence`` (``casework/checks.py``,
+    ``casework/crossmatch.py``).
     """
 
     __tablename__ = "match_candidates"
