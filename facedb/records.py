@@ -24,7 +24,6 @@ from facedb.domain import (
     Register,
     Role,
 )
-from facedb.pipeline.types import Box
 
 
 def utc(moment: datetime) -> datetime:
@@ -37,6 +36,19 @@ ESTIMATED_GENDER = (
     "estimated: `male`, `female`, or `unknown` when the network is less sure than "
     "FACEDB_GENDER_MIN_PROBABILITY; null when no estimate was made"
 )
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face rectangle in pixels of the upright original photo."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"x": self.x, "y": self.y, "w": self.w, "h": self.h}
 
 
 class Record(BaseModel):

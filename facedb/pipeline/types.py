@@ -8,19 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facedb.domain import EstimatedGender
-
-
-@dataclass(frozen=True)
-class Box:
-    """A face rectangle in pixels of the upright original photo."""
-
-    x: int
-    y: int
-    w: int
-    h: int
-
-    def as_dict(self) -> dict[str, int]:
-        return {"x": self.x, "y": self.y, "w": self.w, "h": self.h}
+from facedb.records import Box
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from facedb.domain import (
     Register,
     Role,
 )
-from facedb.pipeline.types import Box
+from facedb.records import Box
 from facedb.store.seal import Sealed
 
 NAMING = {
