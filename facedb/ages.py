@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import math
 from datetime import date
 
@@ -43,13 +44,9 @@ def _calendar_age(day: date, birth: date) -> float:
 
 def _birthday(birth: date, year: int) -> date:
     """The birthday in ``year`` (29 February falls on 28 February in other years)."""
-    if birth.month == 2 and birth.day == 29 and not _leap(year):
+    if birth.month == 2 and birth.day == 29 and not calendar.isleap(year):
         return date(year, 2, 28)
     return birth.replace(year=year)
-
-
-def _leap(year: int) -> bool:
-    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
 def _cut(age: float) -> float:

@@ -43,8 +43,8 @@ CASE_DETAIL_LABELS = {
 
 def detail_label(key: str) -> str:
     """The label a case detail is shown under: its own, or its key in words."""
-    if key in CaseDetail.__members__.values():
-        return CaseDetail(key).label
+    if key in CASE_DETAIL_LABELS:  # a StrEnum member is equal, and hashes equal, to its value
+        return CASE_DETAIL_LABELS[CaseDetail(key)]
     words = key.replace("_", " ").replace("-", " ").strip()
     return words[:1].upper() + words[1:] if words else key
 

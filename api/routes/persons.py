@@ -55,32 +55,29 @@ def create_person(body: PersonIn, persons: Persons, caller: Enroller) -> PersonO
     return PersonOut.model_validate(persons.create(body.model_dump(), caller))
 
 
-@router.get("/persons", response_model=PersonPage, responses=documented(*COMMON))
-def list_persons(
-    persons: Persons,
-    _: Reader,
+def person_filter(
     status: PersonStatus | None = None,
     name: Annotated[Text | None, Query(max_length=300, description="a substring")] = None,
     external_ref: Annotated[Text | None, Query(max_length=200)] = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
+) -> PersonFilter:
+    return PersonFilter(status=status, name=name, external_ref=external_ref)
+
+
+Where = Annotated[PersonFilter, Depends(person_filter)]
+
+
+@router.get("/persons", response_model=PersonPage, responses=documented(*COMMON))
+def list_persons(
+    persons: Persons, _: Reader, where: Where, limit: Limit = 50, offset: Offset = 0
 ) -> PersonPage:
-    where = PersonFilter(status=status, name=name, external_ref=external_ref)
     items, total = persons.page(where, limit, offset)
     return PersonPage.of(items, total, limit, offset)
 
 
 @router.get("/exports/persons.csv", responses=CSV_RESPONSES)
-def persons_csv(
-    tables: TableExports,
-    caller: Reader,
-    status: PersonStatus | None = None,
-    name: Annotated[Text | None, Query(max_length=300, description="a substring")] = None,
-    external_ref: Annotated[Text | None, Query(max_length=200)] = None,
-) -> CsvResponse:
+def persons_csv(tables: TableExports, caller: Reader, where: Where) -> CsvResponse:
     """The persons `GET /v1/persons` lists with these filters, every one, as CSV for a
     spreadsheet (a cell that would run as a formula is defused); audited as an export."""
-    where = PersonFilter(status=status, name=name, external_ref=external_ref)
     return CsvResponse.download(tables.persons(where, caller), "persons.csv")
 
 
@@ -179,7 +176,7 @@ async def upload_photos(
     """
     dates = _dates_per_file(taken_at, len(files))
     uploads = [
-        Upload(f.filename or f"file{i}", f.file, _as_date(sent), _not_a_date(sent))
+        Upload(f.filename or f"file{i}", f.file, *_date_of(sent))
         for i, (f, sent) in enumerate(zip(files, dates, strict=True))
     ]
     report = await run_in_threadpool(enrollment.enroll, person_id, uploads, caller)
@@ -205,16 +202,17 @@ def _dates_per_file(dates: list[str], files: int) -> list[str]:
     )
 
 
-def _as_date(sent: str) -> date | None:
+def _date_of(sent: str) -> tuple[date | None, str | None]:
+    """A file's date as sent: (the date, None), (None, None) when empty, or (None, what was
+    sent) when it is not a date (its file is refused, saying so)."""
+    if not sent.strip():
+        return None, None
     try:
-        return date.fromisoformat(sent.strip()) if sent.strip() and len(sent) <= 10 else None
+        if len(sent) <= 10:
+            return date.fromisoformat(sent.strip()), None
     except ValueError:
-        return None
-
-
-def _not_a_date(sent: str) -> str | None:
-    """What was sent, when it is neither empty nor a date (its file is refused, saying so)."""
-    return sent[:40] if sent.strip() and _as_date(sent) is None else None
+        pass
+    return None, sent[:40]
 
 
 @router.get(

@@ -361,6 +361,7 @@ class Importer:
         for line, text in enumerate(decisions.decode("utf-8").splitlines(), start=1):
             if not text.strip():
                 continue
+            refused: FaceDBError | None = None
             try:
                 item = json.loads(text)
                 outcome = self._restore(item, dry_run)
@@ -369,12 +370,10 @@ class Importer:
                 emit(RowResult(line, "", MATCHES, RowOutcome.REFUSED, error=error))
                 continue
             except FaceDBError as exc:
-                key = f"{item['missing_person_id']} / {item['found_person_id']}"
-                emit(RowResult(line, key, MATCHES, RowOutcome.REFUSED, error=exc))
-                continue
+                outcome, refused = RowOutcome.REFUSED, exc
             if outcome is not None:
                 key = f"{item['missing_person_id']} / {item['found_person_id']}"
-                emit(RowResult(line, key, MATCHES, outcome))
+                emit(RowResult(line, key, MATCHES, outcome, error=refused))
                 restored += outcome in (RowOutcome.RESTORED, RowOutcome.VALID)
         return restored
 

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from facedb.ages import age_on, completed_years
 from facedb.bulk.cells import SafeWriter
 from facedb.domain import AuditAction, PairOrder
 from facedb.records import Caller, PairFilter, PairRecord, PairSide, PersonFilter, PersonRecord
 from facedb.services.audit import AuditService
-from facedb.store.unit import Store
+from facedb.store.unit import Store, Unit
+
+T = TypeVar("T")
 
 PAGE = 1000
 MAX_ROWS = 100_000  # a register's worth; a larger table is `facedb export`'s work
@@ -50,17 +52,16 @@ class Tables:
         return _csv(PAIR_COLUMNS, rows)
 
     def _persons(self, where: PersonFilter) -> Iterator[PersonRecord]:
-        for offset in range(0, MAX_ROWS, PAGE):
-            with self.store.unit() as unit:
-                items, total = unit.persons.page(where, PAGE, offset)
-            yield from items
-            if offset + PAGE >= total:
-                return
+        return self._every(lambda unit, offset: unit.persons.page(where, PAGE, offset))
 
     def _pairs(self, where: PairFilter, order: PairOrder) -> Iterator[PairRecord]:
+        return self._every(lambda unit, offset: unit.pairs.page(where, order, PAGE, offset))
+
+    def _every(self, page: Callable[[Unit, int], tuple[list[T], int]]) -> Iterator[T]:
+        """Every item of a listing, PAGE at a time (a unit each), MAX_ROWS at most."""
         for offset in range(0, MAX_ROWS, PAGE):
             with self.store.unit() as unit:
-                items, total = unit.pairs.page(where, order, PAGE, offset)
+                items, total = page(unit, offset)
             yield from items
             if offset + PAGE >= total:
                 return

@@ -33,7 +33,7 @@ def reseal(
         )
     current = keyring.current_id
     done: dict[str, int] = {}
-    for table_name, _, column in SEALED_COLUMNS:
+    for table_name, column in SEALED_COLUMNS:
         table: Table = Base.metadata.tables[table_name]
         sealed = table.c[column].type
         assert isinstance(sealed, Sealed), f"{table_name}.{column} is not a sealed column"

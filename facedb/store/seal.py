@@ -177,9 +177,9 @@ class Sealed(TypeDecorator[bytes]):
         return keyring.open(value, self.column)
 
 
-SEALED_COLUMNS: Sequence[tuple[str, str, str]] = (
-    # (table, a key to order rows by, column): what `facedb keys rotate-data-key` re-seals
-    ("photos", "id", "content"),
-    ("faces", "id", "crop_jpeg"),
-    ("embeddings", "face_id", "vector"),
+SEALED_COLUMNS: Sequence[tuple[str, str]] = (
+    # (table, column): what `facedb keys rotate-data-key` re-seals
+    ("photos", "content"),
+    ("faces", "crop_jpeg"),
+    ("embeddings", "vector"),
 )

@@ -133,7 +133,7 @@ class Store:
         start, width = len(seal.MAGIC) + 1, seal.KEY_ID_BYTES  # SQL counts from 1
         out: dict[tuple[str, str], dict[str, int]] = {}
         with self.engine.connect() as connection:
-            for table, _, column in seal.SEALED_COLUMNS:
+            for table, column in seal.SEALED_COLUMNS:
                 query = (
                     f"SELECT substr({column}, {start}, {width}), count(*) FROM {table} "
                     f"WHERE substr({column}, 1, {len(seal.MAGIC)}) = :magic GROUP BY 1"

@@ -314,7 +314,7 @@ def test_words_dates_roles_and_decisions_as_a_caseworker_expects(
         page.get_by_role("button", name="Download the case report").click()
 
     page.get_by_role("button", name="Sign out").click()
-    sign_in_as(page, server, "enroller")
+    sign_in(page, server, "enroller")
     page.wait_for_url("**/console/persons")  # an enroller lands where they may work
 
     sign_in(page, server, "admin")
@@ -345,12 +345,6 @@ def pending(page: Any) -> int:
     counted.wait_for()
     text = counted.inner_text()
     return int(re.search(r"\((\d+)\)", text).group(1))  # type: ignore[union-attr]
-
-
-def sign_in_as(page: Any, server: Server, role: str) -> None:
-    page.goto(f"{server.url}/console/signin")
-    page.get_by_label("API key").fill(server.keys[role])
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_a_unit_that_asks_for_a_note_gets_one_with_every_rejection(

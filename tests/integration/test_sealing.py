@@ -43,7 +43,7 @@ def raw_values(services: Services) -> list[bytes]:
     with services.store.engine.connect() as connection:
         return [
             bytes(v)
-            for table, _, column in seal.SEALED_COLUMNS
+            for table, column in seal.SEALED_COLUMNS
             for v in connection.execute(sa.text(f"SELECT {column} FROM {table}")).scalars()
         ]
 

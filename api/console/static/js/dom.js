@@ -101,3 +101,24 @@ export function ask({ title, body, yes, danger = false, onyes }) {
   dialog.showModal();
   return dialog;
 }
+
+// A filter form: submitting it reloads the page with its non-empty fields (after those of
+// ``kept``) as the query string.
+export function filterForm(attrs, kept, ...children) {
+  const form = el("form", { ...attrs, onsubmit: (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams(kept);
+    for (const [name, value] of new FormData(form).entries()) if (value) query.set(name, value);
+    location.search = query.toString();
+  } }, ...children);
+  return form;
+}
+
+// Previous / next links over a listing, keeping the page's other parameters.
+export function pager(params, offset, limit, total) {
+  const nav = el("nav", { class: "pager", "aria-label": "Pages" });
+  const go = (to) => { params.set("offset", to); return `?${params}`; };
+  if (offset > 0) nav.append(el("a", { href: go(Math.max(0, offset - limit)) }, "← Previous"));
+  if (offset + limit < total) nav.append(el("a", { href: go(offset + limit) }, "Next →"));
+  return nav;
+}

@@ -34,6 +34,13 @@ export function ageText(age, source) {
   return `${years(age)} years (${source === "declared" ? "from birth date" : "estimated"})`;
 }
 
+// A case detail's label: the unit's own (from the server), else its key in words.
+export function detailLabel(key, labels) {
+  if (labels[key]) return labels[key];
+  const words = key.replace(/[_-]/g, " ").trim();
+  return words ? words.charAt(0).toUpperCase() + words.slice(1) : key;
+}
+
 // A person as the pages name them: a record whose name is blank is still openable.
 export const nameOf = (person) => (person && person.name && person.name.trim()) || "(no name)";
 

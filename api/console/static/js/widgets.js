@@ -4,7 +4,7 @@ import { imageUrl } from "./api.js";
 import { el } from "./dom.js";
 import { state } from "./session.js";
 
-const VERDICTS = { consistent: "Age fits", unlikely: "Age unlikely", impossible: "Age impossible" };
+export const VERDICTS = { consistent: "Age fits", unlikely: "Age unlikely", impossible: "Age impossible" };
 
 // The age check of a face against a declared birth: a line saying what it found.
 export function ageCheckLine(check) {

@@ -1,7 +1,7 @@
 // The audit trail (admins): who did what, when, with each outcome in words.
 import { api } from "../api.js";
-import { el, field, select, show, showError } from "../dom.js";
-import { when } from "../format.js";
+import { el, field, filterForm, select, show, showError } from "../dom.js";
+import { fixed, when } from "../format.js";
 import { VOCABULARY, choices, may } from "../session.js";
 
 export async function renderAudit() {
@@ -10,12 +10,7 @@ export async function renderAudit() {
     return;
   }
   const params = new URLSearchParams(location.search);
-  const filters = el("form", { class: "card row", onsubmit: (event) => {
-    event.preventDefault();
-    const query = new URLSearchParams();
-    for (const [name, value] of new FormData(filters).entries()) if (value) query.set(name, value);
-    location.search = query.toString();
-  } },
+  const filters = filterForm({ class: "card row" }, {},
   field("Action", select("action", [["", "any"], ...choices(VOCABULARY.actions)], params.get("action") || "")),
   field("Key id", el("input", { name: "key_id", value: params.get("key_id") })),
   el("button", { type: "submit" }, "Filter"));
@@ -37,8 +32,6 @@ export async function renderAudit() {
   show(...nodes);
 }
 
-const score = (value) => (typeof value === "number" ? value.toFixed(3) : "—");
-
 // What an entry did, in words: persons by name (a record since erased says so).
 export function outcome(entry) {
   const who = (id) => entry.names[id] || `an erased record (${String(id).slice(0, 8)}…)`;
@@ -46,7 +39,7 @@ export function outcome(entry) {
     if (r.error) return `refused: ${r.error}`;
     if (r.report) return `case report of ${who(r.report)}`;
     if (r.table) return `the ${r.table} list as CSV, ${r.rows} row(s)`;
-    if (r.candidates) return r.candidates.length ? `top ${who(r.candidates[0].person_id)} ${score(r.candidates[0].score)}` : "no candidate";
+    if (r.candidates) return r.candidates.length ? `top ${who(r.candidates[0].person_id)} ${fixed(r.candidates[0].score, 3)}` : "no candidate";
     if (r.decision) return `${r.decision} pair ${r.match_id}: ${who(r.missing_person_id)} and ${who(r.found_person_id)}`;
     if (r.changed) return `changed ${Object.keys(r.changed).join(", ") || "nothing"} of ${who(r.person_id)}`;
     if (r.files) return `${r.files.filter((f) => f.status === "stored").length} of ${r.files.length} photos stored for ${who(r.person_id)}`;
@@ -57,7 +50,7 @@ export function outcome(entry) {
     if (r.person_id && r.score === undefined) return `person ${who(r.person_id)}`;
     if (r.manifest) return `imported ${r.manifest}: ${Object.entries(r.outcomes).map(([k, n]) => `${n} ${k}`).join(", ") || "no rows"}`;
     if (r.target) return `exported ${r.persons.length} persons, ${r.photos} photos to ${r.target}`;
-    if (r.score !== undefined) return `${r.person_id ? who(r.person_id) : "a face"} score ${score(r.score)}`;
+    if (r.score !== undefined) return `${r.person_id ? who(r.person_id) : "a face"} score ${fixed(r.score, 3)}`;
     return Object.keys(r).join(", ") || "—";
   }).join("; ") || "—";
 }

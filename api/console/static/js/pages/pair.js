@@ -5,7 +5,7 @@ import { ask, el, field, formError, showNotice } from "../dom.js";
 import { ageText, dateText, fixed, nameOf, when, whoText } from "../format.js";
 import { pendingCount } from "../chrome.js";
 import { may, state } from "../session.js";
-import { ageCheckLine, crop, scoreBar, scoreMeaning } from "../widgets.js";
+import { VERDICTS, ageCheckLine, crop, scoreBar, scoreMeaning } from "../widgets.js";
 
 function sideView(side, label) {
   const person = side.person;
@@ -20,7 +20,7 @@ function sideView(side, label) {
 // Every warning the reviewer must weigh, in words.
 export function pairWarnings(m) {
   const warnings = [];
-  if (m.age_check && m.age_check.verdict !== "consistent") warnings.push(`${m.age_check.verdict === "impossible" ? "Age impossible" : "Age unlikely"}: ${m.age_check.reason}.`);
+  if (m.age_check && m.age_check.verdict !== "consistent") warnings.push(`${VERDICTS[m.age_check.verdict]}: ${m.age_check.reason}.`);
   for (const [side, label] of [[m.missing, "missing"], [m.found, "found"]]) {
     if (side.photo_warning) {
       warnings.push(`The ${label} person's photo is in doubt: ${side.photo_warning.reason}. Misfiled photo or wrong date?`);

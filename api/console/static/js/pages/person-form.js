@@ -1,6 +1,7 @@
 // The record's form, to create a person or change one: its fields, the case details, and
 // every error said under the field it concerns.
 import { busy, clearFormError, el, field, formError, select } from "../dom.js";
+import { detailLabel } from "../format.js";
 import { DETAILS, STATUSES, VOCABULARY, choices } from "../session.js";
 
 const BIRTH_RULE = "not in the future, and not after the person's earliest photo";
@@ -10,7 +11,7 @@ const BIRTH_RULE = "not in the future, and not after the person's earliest photo
 function editableDetails(person) {
   const held = (person && person.attributes) || {};
   const keys = [...Object.keys(DETAILS), ...Object.keys(held).filter((k) => !(k in DETAILS) && typeof held[k] === "string")];
-  return keys.map((k) => [k, DETAILS[k] || k.replace(/_/g, " "), typeof held[k] === "string" ? held[k] : ""]);
+  return keys.map((k) => [k, detailLabel(k, DETAILS), typeof held[k] === "string" ? held[k] : ""]);
 }
 
 export function personForm(person, onsave) {

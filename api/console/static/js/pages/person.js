@@ -2,7 +2,7 @@
 // their decisions, the case notes, and (for an enroller) edit, upload and erase.
 import { ApiError, api, describe, download, json } from "../api.js";
 import { ask, busy, clearFormError, el, field, formError, show, showError, showNotice } from "../dom.js";
-import { dateText, day, nameOf, when, whoText, years } from "../format.js";
+import { dateText, day, detailLabel, nameOf, when, whoText, years } from "../format.js";
 import { DETAILS, flash, may } from "../session.js";
 import { boxedPhoto } from "../widgets.js";
 import { pairCard } from "./pair.js";
@@ -58,8 +58,7 @@ function facts(person) {
 function details(person) {
   const held = person.attributes || {};
   const keys = [...Object.keys(DETAILS).filter((k) => k in held), ...Object.keys(held).filter((k) => !(k in DETAILS))];
-  const label = (k) => DETAILS[k] || (k.charAt(0).toUpperCase() + k.slice(1)).replace(/_/g, " ");
-  const rows = keys.flatMap((k) => [el("dt", {}, label(k)),
+  const rows = keys.flatMap((k) => [el("dt", {}, detailLabel(k, DETAILS)),
     el("dd", { class: "detail" }, typeof held[k] === "string" ? held[k] : JSON.stringify(held[k]))]);
   return el("section", { "aria-label": "Case details" }, el("h2", {}, "Case details"),
     rows.length ? el("dl", { class: "facts" }, rows) : el("p", { class: "muted" }, "No case detail recorded."));

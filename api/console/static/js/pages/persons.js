@@ -1,18 +1,13 @@
 // Persons: the filtered list, and a new person's form.
 import { api, download, json } from "../api.js";
-import { el, field, select, show, showError } from "../dom.js";
+import { el, field, filterForm, pager, select, show, showError } from "../dom.js";
 import { nameOf, years } from "../format.js";
 import { STATUSES, may } from "../session.js";
 import { personForm } from "./person-form.js";
 
 export async function renderPersons() {
   const params = new URLSearchParams(location.search);
-  const filters = el("form", { class: "card row", role: "search", onsubmit: (event) => {
-    event.preventDefault();
-    const query = new URLSearchParams();
-    for (const [name, value] of new FormData(filters).entries()) if (value) query.set(name, value);
-    location.search = query.toString();
-  } },
+  const filters = filterForm({ class: "card row", role: "search" }, {},
   field("Name contains", el("input", { name: "name", value: params.get("name") })),
   field("Case number", el("input", { name: "external_ref", value: params.get("external_ref") })),
   field("Status", select("status", [["", "any"], ...STATUSES], params.get("status") || "")),
@@ -35,14 +30,10 @@ export async function renderPersons() {
       el("caption", {}, `${page.total} persons`),
       el("thead", {}, el("tr", {}, columns.map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, rows)));
-    const pager = el("nav", { class: "pager", "aria-label": "Pages" });
-    const go = (to) => { params.set("offset", to); return `?${params}`; };
-    if (offset > 0) pager.append(el("a", { href: go(Math.max(0, offset - limit)) }, "← Previous"));
-    if (offset + limit < page.total) pager.append(el("a", { href: go(offset + limit) }, "Next →"));
     const csv = el("button", { type: "button", class: "secondary", onclick: () =>
       download(`/v1/exports/persons.csv?${filtered}`, "persons.csv").catch(showError) },
     `Download these ${page.total} persons as CSV`);
-    nodes.push(pager, el("p", {}, csv));
+    nodes.push(pager(params, offset, limit, page.total), el("p", {}, csv));
   } catch (err) {
     showError(err);
   }

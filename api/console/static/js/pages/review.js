@@ -1,6 +1,6 @@
 // The review queue: pairs by state, filtered, sorted and paged; or one pair by its number.
 import { api, download } from "../api.js";
-import { el, field, select, show, showError } from "../dom.js";
+import { el, field, filterForm, pager, select, show, showError } from "../dom.js";
 import { dateText, nameOf, whoText, years } from "../format.js";
 import { crop } from "../widgets.js";
 import { pairCard } from "./pair.js";
@@ -26,12 +26,7 @@ export async function renderReview() {
     TABS.map(([s, text]) => el("a", { href: `?state=${s}`, "aria-current": s === wanted ? "page" : null }, text)));
   const queue = wanted === "pending" || wanted === "impossible";
   const sort = params.get("sort") || (queue ? "evidence" : "date");
-  const filters = el("form", { class: "card row filters", role: "search", onsubmit: (event) => {
-    event.preventDefault();
-    const query = new URLSearchParams({ state: wanted });
-    for (const [name, value] of new FormData(filters).entries()) if (value) query.set(name, value);
-    location.search = query.toString();
-  } },
+  const filters = filterForm({ class: "card row filters", role: "search" }, { state: wanted },
   field("Score from", el("input", { type: "number", name: "min_score", min: -1, max: 1, step: 0.01, value: params.get("min_score") })),
   field("Case number", el("input", { name: "external_ref", maxlength: 200, value: params.get("external_ref") }), "either side"),
   field("Warnings", select("warned", [["", "any"], ["true", "with a warning"], ["false", "without"]], params.get("warned") || "")),
@@ -47,14 +42,10 @@ export async function renderReview() {
     const shown = page.total ? ` (${offset + 1}–${offset + page.items.length} shown)` : "";
     nodes.push(el("p", { class: "muted" }, `${page.total} pair(s)${shown}${EXPLAINED[wanted] || ", newest first"}`));
     nodes.push(...page.items.map((m) => pairCard(m, renderReview)));
-    const pager = el("nav", { class: "pager", "aria-label": "Pages" });
-    const go = (to) => { params.set("offset", to); return `?${params}`; };
-    if (offset > 0) pager.append(el("a", { href: go(Math.max(0, offset - LIMIT)) }, "← Previous"));
-    if (offset + LIMIT < page.total) pager.append(el("a", { href: go(offset + LIMIT) }, "Next →"));
     const csv = el("button", { type: "button", class: "secondary", onclick: () =>
       download(`/v1/exports/pairs.csv?${filtered}`, `pairs-${wanted}.csv`).catch(showError) },
     `Download these ${page.total} pairs as CSV`);
-    nodes.push(pager, el("p", {}, csv));
+    nodes.push(pager(params, offset, LIMIT, page.total), el("p", {}, csv));
   } catch (err) {
     showError(err);
   }
