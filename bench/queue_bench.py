@@ -38,7 +38,6 @@ from facedb.domain import EstimatedGender, JobKind, MatchState, PairOrder, Perso
 from facedb.errors import AgeAxisRefused
 from facedb.pipeline.age_axis import AxisGuard
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.pipeline.recipes import name_of
 from facedb.records import PairFilter
 from facedb.services.jobs import Job
 from facedb.services.uploads import Upload
@@ -180,7 +179,7 @@ def main() -> None:
     parser.add_argument("--recipe", default="", help="FACEDB_RECIPE (default: the default)")
     args = parser.parse_args()
     analyzer = FaceAnalyzer(Settings(recipe=args.recipe))
-    recipe = name_of(analyzer.target_version)
+    recipe = analyzer.recipes.name_of(analyzer.target_version)
     section = SECTION.format(recipe=recipe)
     analyzer.load()
     labels = {PairOrder.SCORE: "by score (before)", PairOrder.EVIDENCE: "by evidence (now)",

@@ -21,8 +21,8 @@ import numpy as np
 from bench.common import arguments, report, serving, sqlite_services, table
 from bench.service_bench import enroll_all, post_search
 from facedb.config import Settings
+from facedb.models.sample_data import celebrity_dataset, photos
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.sample_data import celebrity_dataset, photos
 
 SECTION = "## Search latency per recipe"
 RECIPES = ("facenet", "facenet+dlib", "facenet+dlib+sface")

@@ -41,19 +41,14 @@ from bench.common import arguments, report, table
 from facedb.config import Settings
 from facedb.domain import NetworkName
 from facedb.evaluation import metrics
+from facedb.models.sample_data import photos
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.base import LocatedFace
+from facedb.pipeline.chips import sface_chip
 from facedb.pipeline.decode import decode_image
 from facedb.pipeline.dlib_resnet import DlibDescriptor
-from facedb.pipeline.recipes import (
-    FUSED_VERSION,
-    MARGIN_MIRROR_VERSION,
-    RECIPES,
-    TRIPLE_VERSION,
-    name_of,
-)
+from facedb.pipeline.recipes import BUILT_IN, MARGIN_MIRROR_VERSION, TRIPLE_VERSION
 from facedb.pipeline.sface import SFaceRecogniser
-from facedb.sample_data import photos
 
 SECTION = "## Recognisers: FaceNet, dlib, SFace and their fusions"
 LAG_PIC = Path("/work/devdata/lag/FaceDetection/FaceDetection/data/Pic")
@@ -109,7 +104,7 @@ def embed_all(paths: list[Path], analyzer: FaceAnalyzer) -> Embedded:
         dlib[i], other = dlib_model.embed([chip[None], mirrored[None]])
         both = dlib[i] + other
         dlib_mirror[i] = both / np.linalg.norm(both)
-        sface_vectors[i] = sface.embed([sface.views(bgr, face.detection)])[0]
+        sface_vectors[i] = sface.embed([sface_chip(bgr, face.detection, {})])[0]
         if face.attributes is not None:
             age[i] = face.attributes.age
         if i % 100 == 99:
@@ -281,7 +276,7 @@ def lfw_row(label: str, ranks: NDArray[np.int64], mate_scores: NDArray[np.float6
 def cost(analyzer: FaceAnalyzer, paths: list[Path]) -> list[list[str]]:
     """Median ms to analyse one photo (decode, detect, age/gender, embed) per recipe, the
     recipes alternated photo by photo; each photo's one face."""
-    recipes = [RECIPES[v] for v in (MARGIN_MIRROR_VERSION, FUSED_VERSION, TRIPLE_VERSION)]
+    recipes = [BUILT_IN[n] for n in ("facenet", "facenet+dlib", "facenet+dlib+sface")]
     times: dict[str, list[float]] = {r.version: [] for r in recipes}
     for path in paths:
         data = path.read_bytes()
@@ -291,7 +286,7 @@ def cost(analyzer: FaceAnalyzer, paths: list[Path]) -> list[list[str]]:
             analyzer.analyze(data)
             times[recipe.version].append(time.perf_counter() - started)
     base = float(np.median(times[MARGIN_MIRROR_VERSION]))
-    return [[name_of(r.version), f"{1000 * np.median(times[r.version]):.0f}",
+    return [[analyzer.recipes.name_of(r.version), f"{1000 * np.median(times[r.version]):.0f}",
              f"{np.median(times[r.version]) / base:.2f}x"] for r in recipes]  # fmt: skip
 
 

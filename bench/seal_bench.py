@@ -23,8 +23,8 @@ from pathlib import Path
 from bench.common import arguments, face_like, insert_synthetic, report, sqlite_services, table
 from bench.service_bench import enroll_all
 from facedb.config import Settings
+from facedb.models.sample_data import celebrity_dataset, photos
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.sample_data import celebrity_dataset, photos
 from facedb.services.audit import LOCAL
 from facedb.services.uploads import Upload
 from facedb.store.seal import Keyring, write_new_key

@@ -45,9 +45,9 @@ from bench.common import (
 from bench.index_bench import deepface_db
 from bench.tensorflow_path import tensorflow_analyzer
 from facedb.config import Settings
+from facedb.models.sample_data import celebrity_dataset, photos
 from facedb.pipeline import analyzer as analyzer_module
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.sample_data import celebrity_dataset, photos
 from facedb.services.uploads import Upload
 from facedb.wiring import Services
 

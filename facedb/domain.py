@@ -314,7 +314,7 @@ class Colour(StrEnum):
 
 
 class Normalisation(StrEnum):
-    """How a chip's pixels are scaled for a recogniser (cards.py says each)."""
+    """How a chip's pixels are scaled for a recogniser (models/cards.py says each)."""
 
     PREWHITEN = "prewhiten"
     UNIT = "unit"
@@ -322,7 +322,7 @@ class Normalisation(StrEnum):
 
 
 class Alignment(StrEnum):
-    """How a face is cut out for a recogniser (cards.py says each)."""
+    """How a face is cut out for a recogniser (models/cards.py says each)."""
 
     BOX = "box"
     ARCFACE = "arcface-112"

@@ -7,10 +7,13 @@ extend these records (adding links and derived values) instead of restating them
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
+import numpy as np
+from numpy.typing import NDArray
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from facedb.domain import (
@@ -284,3 +287,37 @@ class KeyRecord(Record):
     prefix: str
     created_at: Moment
     revoked_at: Moment | None
+
+
+# --- an age axis ------------------------------------------------------------------------------
+AGE_AXIS_TAG = "/minus-age-axis-"  # a version with it: its base's, an age axis removed
+
+
+@dataclass(frozen=True)
+class AgeAxis:
+    """The directions removed (one unit vector per part of the base recipe) and what they
+    were learned from."""
+
+    base_version: str
+    directions: tuple[NDArray[np.float32], ...]
+    faces: int = 0
+    aged_faces: int = 0
+    children: int = 0  # of the faces with an age, those under 13 (age_axis.CHILDHOOD_ENDS)
+    adults: int = 0  # and those of 20 or over (ADULTHOOD_STARTS)
+    age_correlations: tuple[float, ...] = ()
+
+    @property
+    def version(self) -> str:
+        digest = hashlib.sha256(self.packed_directions()).hexdigest()[:8]
+        return f"{self.base_version}{AGE_AXIS_TAG}{digest}"
+
+    def packed_directions(self) -> bytes:
+        """The directions end to end as little-endian float32 (what the version digests and
+        the database stores; ``unpack_directions`` reads it back)."""
+        return b"".join(np.asarray(d, "<f4").tobytes() for d in self.directions)
+
+
+def unpack_directions(data: bytes, part_dimensions: list[int]) -> tuple[NDArray[np.float32], ...]:
+    """Return the directions ``AgeAxis.packed_directions`` wrote, one per part."""
+    flat = np.frombuffer(data, dtype="<f4").astype(np.float32)
+    return tuple(np.split(flat, np.cumsum(part_dimensions)[:-1]))

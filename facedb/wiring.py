@@ -86,8 +86,11 @@ def build(settings: Settings, analyzer: Analyzer | None = None) -> Services:
     store = Store(settings.database_url, read_keyring(settings))
     if analyzer is None:
         from facedb.pipeline.analyzer import FaceAnalyzer
+        from facedb.pipeline.recipes import RecipeBook
 
-        analyzer = FaceAnalyzer(settings)
+        # The process's one book of recipes: the analyzer owns it, the index and the
+        # re-index read and add to it through the analyzer.
+        analyzer = FaceAnalyzer(settings, RecipeBook())
     index = FaceIndex(settings, store, analyzer)
     audit = AuditService(store)
     notices = Notices.of(settings)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from facedb.config import Settings, get_settings
-from facedb.provision import model_status
-from facedb.sample_data import celebrity_dataset
+from facedb.models.sample_data import celebrity_dataset
+from facedb.models.status import model_status
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,19 +23,17 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from facedb.config import Settings
-from facedb.domain import EstimatedGender
-from facedb.errors import ImageError
-from facedb.pipeline.age_axis import AxisRemovedRecipe
+from facedb.domain import EstimatedGender, NetworkName
 from facedb.pipeline.attributes import AgeGender
-from facedb.pipeline.base import LocatedFace
-from facedb.pipeline.decode import decode_image
+from facedb.pipeline.base import LocatedFace, PipelineAnalyzer
 from facedb.pipeline.embed import DIMENSION, MODEL_NAME
-from facedb.pipeline.recipes import MARGIN_MIRROR_VERSION, RECIPES, display_crop, recipe_of
-from facedb.pipeline.types import Box, Detection, Face
+from facedb.pipeline.recipes import BUILT_IN, Recipe, RecipeBook
+from facedb.pipeline.types import Box, Detection, Views
+from facedb.pipeline.vectors import average_views
 
 NOISE = 0.33  # a photo's own share of its embedding
 # The recipe whose embeddings the markers stand for: FaceNet's, 128 values.
-FAKE_RECIPE = RECIPES[MARGIN_MIRROR_VERSION]
+FAKE_RECIPE = BUILT_IN["facenet"]
 
 
 def identity_vector(identity: int) -> NDArray[np.float32]:
@@ -43,94 +42,77 @@ def identity_vector(identity: int) -> NDArray[np.float32]:
     return np.asarray(vector / np.linalg.norm(vector), dtype=np.float32)
 
 
-class FakeAnalyzer:
-    """An ``Analyzer`` that reads faces from marker squares (see the module docstring)."""
+class FakeAnalyzer(PipelineAnalyzer):
+    """The pipeline with fake networks: a detector and an age/gender estimator that read the
+    marker squares, and a FaceNet whose "chip" is the marker's vector (see the module
+    docstring). Everything else (batching, recipes, an age axis removed) is the real one's."""
 
     model_name = MODEL_NAME
-    dimension = DIMENSION
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._version = FAKE_RECIPE.version
+        super().__init__(settings, RecipeBook(), _MarkerDetector(settings.min_face_size),
+                         _MarkerAges(), {NetworkName.FACENET: _PassThrough()})  # fmt: skip
+        self.target = self.recipe = FAKE_RECIPE  # whatever FACEDB_RECIPE says
         self.calls = 0  # photos located (tests check work is not repeated)
 
-    @property
-    def model_version(self) -> str:
-        return self._version
+    def locate(self, data: bytes) -> list[LocatedFace]:
+        self.calls += 1
+        return super().locate(data)
 
-    @property
-    def target_version(self) -> str:
-        return FAKE_RECIPE.version
+    def views(self, recipe: Recipe, bgr: NDArray[np.uint8], detection: Detection) -> Views:
+        """The marker's identity vector and the photo's own noise, whatever the recipe."""
+        marker = _marker_at(bgr, detection)
+        seed = int.from_bytes(hashlib.sha256(bgr.tobytes()).digest()[:8], "little")
+        noise = np.random.default_rng(seed + detection.box.x).standard_normal(DIMENSION)
+        vector = identity_vector(marker.identity) + NOISE * noise / np.linalg.norm(noise)
+        return (np.asarray(vector / np.linalg.norm(vector), dtype=np.float32)[None, :],)
 
-    def use(self, model_version: str) -> None:
-        self._version = recipe_of(model_version).version
+
+class _PassThrough:
+    """A "network" whose input is the embedding already."""
+
+    dimension = DIMENSION
+    releases_gil = False
+    loaded = True
+
+    def embed(self, views: list[NDArray[Any]]) -> NDArray[np.float32]:
+        if not views:
+            return np.zeros((0, DIMENSION), np.float32)
+        return average_views(np.concatenate(views).astype(np.float32), [len(v) for v in views])
 
     def load(self) -> None:
         """Nothing to load."""
 
-    def loaded(self) -> dict[str, bool]:
-        return {"detector": True, "embedder": True, "age_gender": True}
 
-    def locate(self, data: bytes) -> list[LocatedFace]:
-        self.calls += 1
-        s = self.settings
-        bgr = decode_image(data, s.max_image_bytes, s.max_image_pixels).bgr
-        seed = int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
-        located = []
-        for n, marker in enumerate(_markers(bgr, s.min_face_size)):
-            noise = np.random.default_rng(seed + n).standard_normal(DIMENSION)
-            vector = identity_vector(marker.identity) + NOISE * noise / np.linalg.norm(noise)
-            vector = np.asarray(vector / np.linalg.norm(vector), dtype=np.float32)
-            gender = EstimatedGender.MALE if marker.identity % 2 == 0 else EstimatedGender.FEMALE
-            located.append(
-                LocatedFace(
-                    detection=marker.detection,
-                    views=(vector[None, :],),
-                    model_version=self._version,
-                    attributes=AgeGender(float(marker.age), gender, 0.95),
-                    thumbnail=display_crop(bgr, marker.detection, 160),
-                )
-            )
-        return located
+class _MarkerDetector:
+    loaded = True
 
-    def embed(self, located: list[LocatedFace]) -> list[Face]:
-        return [
-            Face(
-                detection=f.detection,
-                embedding=_as_made_by(f.model_version, f.views[0][0]),
-                model_version=f.model_version,
-                age=f.attributes.age if f.attributes else None,
-                gender=f.attributes.gender if f.attributes else None,
-                gender_probability=f.attributes.gender_probability if f.attributes else None,
-                chip=f.thumbnail,
-            )
-            for f in located
-        ]
+    def __init__(self, min_side: int) -> None:
+        self.min_side = min_side
 
-    def analyze(self, data: bytes) -> list[Face]:
-        return self.embed(self.locate(data))
+    def detect(self, bgr: NDArray[np.uint8]) -> list[Detection]:
+        return [m.detection for m in _markers(bgr, self.min_side)]
 
-    def analyze_many(self, photos: list[bytes]) -> list[list[Face] | ImageError]:
-        results: list[list[Face] | ImageError] = []
-        for data in photos:
-            try:
-                results.append(self.analyze(data))
-            except ImageError as exc:
-                results.append(exc)
-        return results
-
-    def embed_stored(self, data: bytes, detections: list[Detection]) -> NDArray[np.float32]:
-        faces = {f.detection.box: f.embedding for f in self.analyze(data)}
-        return np.stack([faces[d.box] for d in detections]).astype(np.float32)
+    def load(self) -> None:
+        """Nothing to load."""
 
 
-def _as_made_by(model_version: str, vector: NDArray[np.float32]) -> NDArray[np.float32]:
-    """The marker's vector as the recipe of ``model_version`` stores it (an age axis removed
-    when it removes one), as the real pipeline does."""
-    recipe = recipe_of(model_version)
-    if isinstance(recipe, AxisRemovedRecipe):
-        return recipe.derive(np.asarray(vector, np.float32)[None, :])[0]
-    return np.asarray(vector, dtype=np.float32)
+class _MarkerAges:
+    loaded = True
+
+    def estimate(
+        self, bgr: NDArray[np.uint8], detections: list[Detection]
+    ) -> list[AgeGender | None]:
+        out: list[AgeGender | None] = []
+        for detection in detections:
+            marker = _marker_at(bgr, detection)
+            male = marker.identity % 2 == 0
+            gender = EstimatedGender.MALE if male else EstimatedGender.FEMALE
+            out.append(AgeGender(float(marker.age), gender, 0.95))
+        return out
+
+    def load(self) -> None:
+        """Nothing to load."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +120,15 @@ class _Marker:
     detection: Detection
     identity: int
     age: int
+
+
+def _marker_at(bgr: NDArray[np.uint8], detection: Detection) -> _Marker:
+    """The marker inside a detection's box (its identity and age: the median of its colours)."""
+    box = detection.box
+    inside = bgr[box.y : box.y + box.h, box.x : box.x + box.w]
+    square = (inside[:, :, 1] == 255) & (inside[:, :, 2] <= 120)
+    return _Marker(detection, int(np.median(inside[:, :, 0][square])),
+                   int(np.median(inside[:, :, 2][square])))  # fmt: skip
 
 
 def _markers(bgr: NDArray[np.uint8], min_side: int) -> list[_Marker]:

@@ -136,8 +136,6 @@ def _db_downgrade(args: argparse.Namespace) -> int:
 def _reindex(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from facedb.pipeline.recipes import name_of
-
     built = services(start=True, load_models=args.re_embed, background=True)
     params = {"re_embed": args.re_embed, "remove_age_axis": args.remove_age_axis}
     job = Job(kind=JobKind.REINDEX, params=params)
@@ -158,7 +156,7 @@ def _reindex(args: argparse.Namespace) -> int:
     for error in job.errors:
         print(f"error: {error}")
     print(f"reindex {job.state}: {job.counts}")
-    print(f"serving {name_of(served)}: {served}")
+    print(f"serving {built.analyzer.recipes.name_of(served)}: {served}")
     return 0 if job.state == JobState.SUCCEEDED else 1
 
 

@@ -74,16 +74,14 @@ def _serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     host, port = settings.host, settings.port
     # Fail here, with the command to run, rather than inside uvicorn's start-up traceback.
-    from facedb.provision import require_models
+    from facedb.models.status import require_models
+    from facedb.pipeline.recipes import RecipeBook
     from facedb.store.seal import read_keyring
     from facedb.store.unit import Store
 
     require_models(settings.models_path, settings.detector)
-    from facedb.pipeline.cards import register_installed
-    from facedb.pipeline.recipes import chosen_recipe
-
-    register_installed(settings.models_path)
-    chosen_recipe(settings.recipe)  # an unknown FACEDB_RECIPE stops here, naming the choices
+    # An unknown FACEDB_RECIPE stops here, naming the choices.
+    RecipeBook.with_installed(settings.models_path).chosen(settings.recipe)
     store = Store(settings.database_url, read_keyring(settings))
     try:
         store.require_migrated()
@@ -96,7 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _models_install(args: argparse.Namespace) -> int:
-    from facedb.provision import install_models
+    from facedb.models.install import install_models
 
     settings = get_settings()
     statuses = install_models(settings.models_path, settings.cache_dir, args.source)
@@ -105,12 +103,13 @@ def _models_install(args: argparse.Namespace) -> int:
 
 
 def _models_add(args: argparse.Namespace) -> int:
-    from facedb.pipeline.card_install import add_recogniser
+    from facedb.models.card_install import add_recogniser
+    from facedb.pipeline.recipes import card_recipe
 
     installed, checked = add_recogniser(args.card, get_settings())
     card = installed.card
     print(f"installed {card.name}: {installed.model}")
-    print(f"  model version  {installed.recipe.version}")
+    print(f"  model version  {card_recipe(card).version}")
     print(f"  licence        {card.licence}")
     print(
         f"  checked on     {checked.faces} faces of {checked.persons} persons (celebrity "
@@ -132,7 +131,7 @@ def _models_add(args: argparse.Namespace) -> int:
 
 
 def _models_status(args: argparse.Namespace) -> int:
-    from facedb.provision import model_status
+    from facedb.models.status import model_status
 
     settings = get_settings()
     statuses = model_status(settings.models_path, settings.detector)
@@ -150,16 +149,14 @@ def _models_status(args: argparse.Namespace) -> int:
                 for s in statuses
             ]
         )
-        from facedb.pipeline.cards import register_installed
-        from facedb.pipeline.recipes import CURRENT, SHORT_NAMES, chosen_recipe
+        from facedb.pipeline.recipes import DEFAULT, RecipeBook
 
-        register_installed(settings.models_path)
-
-        chosen = chosen_recipe(settings.recipe)
+        book = RecipeBook.with_installed(settings.models_path)
+        chosen = book.chosen(settings.recipe)
         print("\nembedding recipes (FACEDB_RECIPE takes the name; `facedb eval --model-version`")
         print("the name or the model version):")
-        for name, recipe in SHORT_NAMES.items():
-            marks = [m for m, on in (("default", recipe is CURRENT), ("chosen", recipe is chosen))
+        for name, recipe in book.named().items():
+            marks = [m for m, on in (("default", recipe is DEFAULT), ("chosen", recipe is chosen))
                      if on]  # fmt: skip
             said = f"  ({', '.join(marks)})" if marks else ""
             print(f"  {name:<13} {recipe.version}{said}")
@@ -171,11 +168,13 @@ def _models_status(args: argparse.Namespace) -> int:
 
 def _analyze(args: argparse.Namespace) -> int:
     from facedb.pipeline.analyzer import FaceAnalyzer
-    from facedb.pipeline.recipes import name_of
 
     analyzer = FaceAnalyzer(get_settings())
     # The chosen recipe (FACEDB_RECIPE): the embedding a database of it searches with.
-    recipe = {"recipe": name_of(analyzer.model_version), "model_version": analyzer.model_version}
+    recipe = {
+        "recipe": analyzer.recipes.name_of(analyzer.model_version),
+        "model_version": analyzer.model_version,
+    }
     reports: list[dict[str, object]] = []
     batch = 16
     paths: list[Path] = args.photos
@@ -207,14 +206,14 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _sample_data(args: argparse.Namespace) -> int:
-    from facedb.sample_data import celebrity_dataset, photos
+    from facedb.models.sample_data import celebrity_dataset, photos
 
     folder = celebrity_dataset(get_settings().cache_dir)
     people = photos(folder / "train")
     print(f"{sum(len(p) for p in people.values())} photos of {len(people)} people in {folder}")
     print(f"  enroll from {folder / 'train'}/<person>/, search with {folder / 'val'}/<person>/")
     if args.import_example is not None:
-        from facedb.sample_data import import_example
+        from facedb.models.sample_data import import_example
 
         manifest = import_example(get_settings().cache_dir, args.import_example)
         print(f"import example: facedb import {manifest}")

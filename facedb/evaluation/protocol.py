@@ -43,9 +43,8 @@ from facedb.config import Settings
 from facedb.domain import IndexBackend, JobKind, UploadStatus
 from facedb.errors import FaceDBError, InvalidInput
 from facedb.evaluation import metrics
+from facedb.models.sample_data import photos
 from facedb.pipeline.base import Analyzer
-from facedb.pipeline.recipes import chosen_recipe
-from facedb.sample_data import photos
 from facedb.services.jobs import Job
 from facedb.services.search import SearchFilters
 from facedb.services.uploads import Upload
@@ -236,7 +235,7 @@ def run(
         before = services.analyzer.model_version
         services.start(load_models=True)
         if config.model_version is not None:
-            _pin(services, chosen_recipe(config.model_version).version)
+            _pin(services, services.analyzer.recipes.chosen(config.model_version).version)
         try:
             enrolled, stored = _enroll(services, layout.gallery, skipped, config)
             if config.remove_age_axis:

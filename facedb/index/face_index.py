@@ -26,7 +26,7 @@ from facedb.index.lane import SearchLane
 from facedb.index.local_home import LocalHome
 from facedb.index.persons import Lookup, OwnerT, PersonHit, top_persons
 from facedb.pipeline.base import Analyzer
-from facedb.pipeline.recipes import base_version, recipe_of
+from facedb.pipeline.recipes import base_version
 from facedb.store.unit import Store
 
 log = logging.getLogger(__name__)
@@ -43,14 +43,15 @@ class FaceIndex:
         self.store = store
         self.settings = settings
         self.model_name = analyzer.model_name
+        self.recipes = analyzer.recipes
         self.target = analyzer.target_version  # the chosen recipe (FACEDB_RECIPE)
         home: Home
         if settings.index_backend == IndexBackend.MILVUS:
             from facedb.index.shared_home import SharedHome  # imports pymilvus: only if chosen
 
-            home = SharedHome(settings, store, self.model_name)
+            home = SharedHome(settings, store, self.model_name, self.recipes)
         else:
-            home = LocalHome(settings, self.model_name, store.keyring)
+            home = LocalHome(settings, self.model_name, store.keyring, self.recipes)
         dimension = analyzer.dimension
         nothing = np.zeros((0, dimension), np.float32)
         empty = FaissIndex.build(dimension, np.zeros(0, np.int64), nothing, device="cpu")
@@ -150,13 +151,13 @@ class FaceIndex:
     def match_threshold(self) -> float:
         """FACEDB_MATCH_THRESHOLD, else the served recipe's own."""
         chosen = self.settings.match_threshold
-        return recipe_of(self.model_version).match_threshold if chosen is None else chosen
+        return self.recipes.of(self.model_version).match_threshold if chosen is None else chosen
 
     @property
     def candidate_threshold(self) -> float:
         """FACEDB_CANDIDATE_THRESHOLD, else the served recipe's own."""
         chosen = self.settings.candidate_threshold
-        return recipe_of(self.model_version).candidate_threshold if chosen is None else chosen
+        return self.recipes.of(self.model_version).candidate_threshold if chosen is None else chosen
 
     @property
     def model_version(self) -> str:

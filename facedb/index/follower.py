@@ -31,9 +31,8 @@ from numpy.typing import NDArray
 from facedb.domain import ChangeOp
 from facedb.index.base import VectorIndex
 from facedb.index.cursor import ChangeCursor
-from facedb.pipeline.age_axis import register
 from facedb.pipeline.base import Analyzer
-from facedb.pipeline.recipes import AGE_AXIS_TAG, RECIPES, recipe_of
+from facedb.records import AGE_AXIS_TAG
 from facedb.store.changes import ChangeEntry, GenerationState
 from facedb.store.unit import Store, Unit
 
@@ -175,7 +174,7 @@ class ChangeFollower:
         with self.store.unit() as unit:
             active = self.active(unit)
         self.know(active.model_version)
-        dimension = recipe_of(active.model_version).dimension
+        dimension = self.analyzer.recipes.of(active.model_version).dimension
         index, coverage = self.home.build(
             active.generation,
             dimension,
@@ -213,12 +212,12 @@ class ChangeFollower:
     def know(self, model_version: str) -> None:
         """Make a recipe this database learned (an age axis removed, ``age_axes``) known to
         this process, so it can embed searches the way the served faces were."""
-        if model_version in RECIPES or AGE_AXIS_TAG not in model_version:
+        if self.analyzer.recipes.knows(model_version) or AGE_AXIS_TAG not in model_version:
             return
         with self.store.unit() as unit:
             axis = unit.age_axes.get(model_version)
         if axis is not None:
-            register(axis)
+            self.analyzer.recipes.add_axis(axis)
 
     def adopt(self, model_version: str) -> None:
         """Tell the analyzer when the served embeddings are another recipe's, so queries are

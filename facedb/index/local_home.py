@@ -25,7 +25,7 @@ from facedb.index.base import VectorIndex
 from facedb.index.cursor import ChangeCursor
 from facedb.index.faiss_index import FaissIndex
 from facedb.index.follower import Coverage, Look, Serving, Sink
-from facedb.pipeline.recipes import recipe_of
+from facedb.pipeline.recipes import RecipeBook
 from facedb.store.changes import GenerationState
 from facedb.store.seal import Keyring, is_sealed, read_keyring
 from facedb.store.unit import Unit
@@ -36,8 +36,15 @@ MANIFEST_FILE = "manifest.json"
 
 
 class LocalHome:
-    def __init__(self, settings: Settings, model_name: str, keyring: Keyring | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        model_name: str,
+        keyring: Keyring | None,
+        recipes: RecipeBook,
+    ) -> None:
         self.settings = settings
+        self.recipes = recipes
         self.model_name = model_name
         self.keyring = keyring  # the snapshot is sealed like the rows it holds
         self._save_lock = threading.Lock()
@@ -52,7 +59,7 @@ class LocalHome:
             return None
         try:
             manifest = json.loads(manifest_path.read_text())
-            dimension = recipe_of(active.model_version).dimension
+            dimension = self.recipes.of(active.model_version).dimension
             expected = {
                 "model_version": active.model_version,
                 "dimension": dimension,

@@ -30,7 +30,7 @@ from facedb.index.base import VectorIndex
 from facedb.index.cursor import ChangeCursor
 from facedb.index.follower import Coverage, Look, Serving, Sink
 from facedb.index.milvus_index import MilvusIndex, connect, disconnect
-from facedb.pipeline.recipes import recipe_of
+from facedb.pipeline.recipes import RecipeBook
 from facedb.store.changes import GenerationState, SharedMark
 from facedb.store.unit import Store, Unit
 
@@ -38,8 +38,11 @@ log = logging.getLogger(__name__)
 
 
 class SharedHome:
-    def __init__(self, settings: Settings, store: Store, model_name: str) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, model_name: str, recipes: RecipeBook
+    ) -> None:
         self.settings = settings
+        self.recipes = recipes
         self.store = store
         self.model_name = model_name
         self._client: MilvusClient | None = None  # connected on first use, not before
@@ -62,7 +65,7 @@ class SharedHome:
             mark = unit.marks.read(self.name)
         if mark.generation != active.generation or not mark.collection:
             return None
-        dimension = recipe_of(active.model_version).dimension
+        dimension = self.recipes.of(active.model_version).dimension
         index = MilvusIndex.open(self.client, mark.collection, dimension)
         if index is None:
             log.warning("Milvus collection %r is missing or stale; rebuilding", mark.collection)

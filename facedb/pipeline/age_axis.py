@@ -9,140 +9,35 @@ first component is something else and removing it only hurts, so a direction is 
 where the faces' ages span childhood and adulthood and their positions along it follow
 their ages (``AxisGuard``).
 
-``AxisRemovedRecipe`` is the base recipe with one direction per part removed. Its version
-names the directions (a digest of them), so a direction learned again is another version:
-a database moves to it like any re-embed, and embeddings made with two directions are never
-compared. The directions live in the database (``age_axes``), not in a model file: they are
-the collection's, learned by ``facedb reindex --remove-age-axis``.
+A recipe with an age axis removed (``Recipe.axis``) is the base recipe with one direction
+per part removed. Its version names the directions (a digest of them), so a direction
+learned again is another version: a database moves to it like any re-embed, and embeddings
+made with two directions are never compared. The directions live in the database
+(``age_axes``), not in a model file: they are the collection's, learned by
+``facedb reindex --remove-age-axis``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from facedb.errors import AgeAxisRefused
-from facedb.pipeline.recipes import (
-    AGE_AXIS_TAG,
-    RECIPES,
-    Networks,
-    Recipe,
-    Views,
-    fuse,
-    recipe_of,
-)
-from facedb.pipeline.types import Detection
+from facedb.pipeline.vectors import Vectors, split_parts, unit
+from facedb.records import AgeAxis
 
-Vectors = NDArray[np.float32]
 CHILDHOOD_ENDS = 13  # ages below it count as childhood
 ADULTHOOD_STARTS = 20
 
 
-@dataclass(frozen=True)
-class AgeAxis:
-    """The directions removed (one unit vector per part of the base recipe) and what they
-    were learned from."""
-
-    base_version: str
-    directions: tuple[Vectors, ...]
-    faces: int = 0
-    aged_faces: int = 0
-    children: int = 0  # of the faces with an age, those under CHILDHOOD_ENDS
-    adults: int = 0  # and those at ADULTHOOD_STARTS or over
-    age_correlations: tuple[float, ...] = ()
-
-    @property
-    def version(self) -> str:
-        digest = hashlib.sha256(self.packed_directions()).hexdigest()[:8]
-        return f"{self.base_version}{AGE_AXIS_TAG}{digest}"
-
-    def packed_directions(self) -> bytes:
-        """The directions end to end as little-endian float32 (what the version digests and
-        the database stores; ``unpack_directions`` reads it back)."""
-        return b"".join(np.asarray(d, "<f4").tobytes() for d in self.directions)
-
-    def remove(self, parts: list[Vectors]) -> list[Vectors]:
-        """Return each part's unit vectors (n, d) without its direction, renormalised (a
-        zero direction leaves its part as it is)."""
-        return [_unit(p - np.outer(p @ u, u)) for p, u in zip(parts, self.directions, strict=True)]
-
-
-@dataclass(frozen=True)
-class AxisRemovedRecipe:
-    """``base``'s chips and networks; each part's unit vector loses its age direction before
-    the parts are joined. Thresholds are the base recipe's: by their rule on lfw-dev, with
-    an age direction removed they move by at most 0.004 (bench.age_direction)."""
-
-    base: Recipe
-    axis: AgeAxis
-
-    @property
-    def version(self) -> str:
-        return self.axis.version
-
-    @property
-    def parts(self) -> tuple[tuple[str, float], ...]:
-        return self.base.parts
-
-    @property
-    def dimension(self) -> int:
-        return self.base.dimension
-
-    @property
-    def part_dimensions(self) -> tuple[int, ...]:
-        return self.base.part_dimensions
-
-    @property
-    def match_threshold(self) -> float:
-        return self.base.match_threshold
-
-    @property
-    def candidate_threshold(self) -> float:
-        return self.base.candidate_threshold
-
-    def views(self, bgr: NDArray[np.uint8], detection: Detection, networks: Networks) -> Views:
-        return self.base.views(bgr, detection, networks)
-
-    def derive(self, stored: Vectors) -> Vectors:
-        """Return the base recipe's stored embeddings (n, dimension) as this recipe makes them."""
-        return join_parts(self.axis.remove(split_parts(stored, self.base)), self.base)
-
-
-def unpack_directions(data: bytes, part_dimensions: list[int]) -> tuple[Vectors, ...]:
-    """Return the directions ``AgeAxis.packed_directions`` wrote, one per part."""
-    flat = np.frombuffer(data, dtype="<f4").astype(np.float32)
-    return tuple(np.split(flat, np.cumsum(part_dimensions)[:-1]))
-
-
-def register(axis: AgeAxis) -> AxisRemovedRecipe:
-    """Make the recipe ``axis`` makes known to this process (by its version) and return it."""
-    recipe = AxisRemovedRecipe(recipe_of(axis.base_version), axis)
-    RECIPES[recipe.version] = recipe
-    return recipe
-
-
-def split_parts(stored: Vectors, recipe: Recipe) -> list[Vectors]:
-    """Return each part's unit vectors from a recipe's embeddings (n, dimension)."""
-    if len(recipe.parts) == 1:
-        return [np.asarray(stored, np.float32)]
-    ends = np.cumsum(recipe.part_dimensions)[:-1]
-    return [_unit(p) for p in np.split(np.asarray(stored, np.float32), ends, axis=1)]
-
-
-def join_parts(parts: list[Vectors], recipe: Recipe) -> Vectors:
-    """Return a recipe's embeddings from its parts' unit vectors (the weighted join)."""
-    if len(parts) == 1:
-        return _unit(parts[0])
-    return fuse([(p, w) for p, (_, w) in zip(parts, recipe.parts, strict=True)])
-
-
-def _unit(x: NDArray[np.floating]) -> Vectors:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.ascontiguousarray(x / np.maximum(norms, 1e-12), dtype=np.float32)
+def remove_axis(axis: AgeAxis, parts: list[Vectors]) -> list[Vectors]:
+    """Return each part's unit vectors (n, d) without its direction, renormalised (a zero
+    direction leaves its part as it is)."""
+    return [unit(p - np.outer(p @ u, u)) for p, u in zip(parts, axis.directions, strict=True)]
 
 
 # --- learning it ----------------------------------------------------------------------------
@@ -260,10 +155,20 @@ class _Moments:
         return abs(self.age_covariance(u)) / math.sqrt(spread * age_spread)
 
 
+class Learnable(Protocol):
+    """What learning an axis needs of a recipe (``recipes.Recipe`` has it)."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def part_dimensions(self) -> tuple[int, ...]: ...
+
+
 class AxisLearner:
     """Learns a recipe's age axis from its stored embeddings, fed in chunks (one pass)."""
 
-    def __init__(self, recipe: Recipe) -> None:
+    def __init__(self, recipe: Learnable) -> None:
         self.recipe = recipe
         self._moments = [_Moments(d) for d in recipe.part_dimensions]
         self._children = self._adults = 0
@@ -273,7 +178,9 @@ class AxisLearner:
         ages = np.asarray(ages, np.float64)
         self._children += int(np.sum(ages < CHILDHOOD_ENDS))
         self._adults += int(np.sum(ages >= ADULTHOOD_STARTS))
-        for moments, part in zip(self._moments, split_parts(stored, self.recipe), strict=True):
+        for moments, part in zip(
+            self._moments, split_parts(stored, self.recipe.part_dimensions), strict=True
+        ):
             moments.add(part.astype(np.float64), ages)
 
     def learned(self) -> AgeAxis:

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facedb.domain import EstimatedGender
-from facedb.pipeline.align import context_crop
+from facedb.pipeline.chips import context_crop
 from facedb.pipeline.faceres import FaceResAge, pooled_age
 from facedb.pipeline.lazy import LazyModel
 from facedb.pipeline.types import Box, Detection

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from facedb.pipeline.align import context_crop
+from facedb.models.catalog import DLIB_FILES
+from facedb.pipeline.chips import context_crop, with_mirror
 from facedb.pipeline.lazy import LazyModel
-from facedb.pipeline.recipes import average_views, with_mirror
 from facedb.pipeline.types import Detection
-from facedb.provision import DLIB_FILES
+from facedb.pipeline.vectors import average_views
 
 DIMENSION = 128
 CHIP = 150

@@ -1,7 +1,7 @@
 """FaceNet-128d embeddings on ONNX Runtime, many faces per call.
 
 The network is deepface's Keras FaceNet with the installed weights, converted to ONNX and
-checked against TensorFlow when the models were installed (``convert.py``): the same
+checked against TensorFlow when the models were installed (``models/convert.py``): the same
 function, so embeddings stored by the TensorFlow runtime stay valid.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from facedb.models.catalog import FACENET_FILE
 from facedb.pipeline import onnx
-from facedb.pipeline.convert import FACENET_FILE
 from facedb.pipeline.lazy import LazyModel
-from facedb.pipeline.recipes import average_views
+from facedb.pipeline.vectors import average_views
 
 MODEL_NAME = "Facenet"
 DIMENSION = 128
@@ -24,7 +24,7 @@ DIMENSION = 128
 
 class OnnxRecogniser(LazyModel):
     """A recognition network on ONNX Runtime; ``embed`` runs one call per ``max_batch``
-    inputs. FaceNet is one; an operator's recogniser (``cards.py``) another."""
+    inputs. FaceNet is one; an operator's recogniser (``models/cards.py``) another."""
 
     releases_gil = True  # ONNX Runtime computes with the GIL released
 
@@ -60,7 +60,7 @@ class OnnxRecogniser(LazyModel):
 
 
 class FaceEmbedder(OnnxRecogniser):
-    """FaceNet-128d, converted at install (``convert.py``)."""
+    """FaceNet-128d, converted at install (``models/convert.py``)."""
 
     def __init__(self, networks: Path, max_batch: int = 32) -> None:
         super().__init__(networks / FACENET_FILE, MODEL_NAME, DIMENSION, max_batch)

@@ -23,8 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facedb.pipeline import onnx
+from facedb.pipeline.chips import margin_crop
 from facedb.pipeline.lazy import LazyModel
-from facedb.pipeline.recipes import margin_crop
 from facedb.pipeline.types import Detection
 
 SIDE = 224

@@ -2,7 +2,7 @@
 without TensorFlow.
 
 The networks are the package's own weights, converted to ONNX when the models are installed
-(``facedb/pipeline/convert.py``, checked there against the TensorFlow detector). The stages
+(``facedb/models/convert.py``, checked there against the TensorFlow detector). The stages
 below follow mtcnn 1.0.0 (MIT licence, Iván de Paz Centeno) step by step: the image pyramid
 (area resizing, as ``tf.image.resize(method=AREA)``, truncated sizes), PNet proposals with
 its per-scale and global non-maximum suppression, RNet and ONet on patches sampled like

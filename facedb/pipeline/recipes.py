@@ -1,41 +1,51 @@
 """How a detected face becomes an embedding: which networks, fed which chips, fused how.
 
-A recipe names the model version its embeddings are stored under. Each of its parts is a
-network (``Network``) fed the recipe's chips of the face; a face's embedding is the parts'
-unit vectors, each scaled by the square root of its weight, concatenated (weights summing
-to 1 make it a unit vector, and the cosine of two such embeddings is the weighted sum of the
-parts' cosines: score-level fusion). Recipes:
+A recipe is data (``Recipe``): the model version its embeddings are stored under, its parts
+(a network, the chip it is fed, a weight), its thresholds, and optionally an age axis it
+removes. A face's embedding is its parts' unit vectors fused (``vectors.py``). The recipes
+one process knows are one ``RecipeBook``, built in ``wiring.py`` and owned by the analyzer:
+the built-in ones, the recognisers `facedb models add` installed, and those with an age axis
+removed that the database's ``age_axes`` name. Built-ins:
 
-- ``LegacyRecipe``: deepface's way (a tight box, rotated on the eyes, aspect-padded, fed in BGR).
+- ``legacy``: deepface's way (a tight box, rotated on the eyes, aspect-padded, fed in BGR).
   Kept so a database made with it keeps serving until ``facedb reindex --re-embed``.
-- ``MarginMirrorRecipe``: close to the input the weights were trained on
-  (David Sandberg's facenet: the MTCNN box with a margin, resized to 160x160, RGB,
-  prewhitened), widened to a square so the face keeps its shape and turned so the eyes
-  are level, and embedded with its mirror image, the two embeddings averaged.
-- ``FusedRecipe``: that FaceNet embedding beside dlib's ResNet descriptor (its own 5-point
-  chip, ``dlib_resnet.py``), equal weights: 256 values.
-- ``TripleRecipe`` (the default): those two beside OpenCV Zoo's SFace (ArcFace's 112x112
-  chip and its mirror, ``sface.py``), equal weights: 384 values.
-- An installed recogniser's ``CardRecipe`` (``cards.py``): an operator's ONNX model.
+- ``facenet``: close to the input the weights were trained on (David Sandberg's facenet:
+  the MTCNN box with a margin, resized to 160x160, RGB, prewhitened), widened to a square
+  so the face keeps its shape and turned so the eyes are level, and embedded with its
+  mirror image, the two embeddings averaged.
+- ``facenet+dlib``: that FaceNet embedding beside dlib's ResNet descriptor (its own 5-point
+  chip), equal weights: 256 values.
+- ``facenet+dlib+sface`` (the default): those two beside OpenCV Zoo's SFace (ArcFace's
+  112x112 chip and its mirror), equal weights: 384 values.
 
 docs/ACCURACY.md gives the measurements that chose between them.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any, Protocol
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from facedb.domain import NetworkName
 from facedb.errors import UnknownModelVersion
-from facedb.pipeline.types import Detection
+from facedb.models.cards import Card, Installed, installed
+from facedb.pipeline.age_axis import remove_axis
+from facedb.pipeline.chips import (
+    CardChip,
+    dlib_chip,
+    facenet_legacy,
+    facenet_margin_mirror,
+    sface_chip,
+)
+from facedb.pipeline.types import ChipFn, Detection, Networks, Views
+from facedb.pipeline.vectors import Vectors, join_parts, split_parts
+from facedb.records import AGE_AXIS_TAG, AgeAxis
 
-SIDE = 160
 LEGACY_VERSION = "facenet-128d/keras-facenet-6acdd8fb/normalization=Facenet"
 MARGIN_MIRROR_VERSION = "facenet-128d/keras-facenet-6acdd8fb/margin10-square-level-rgb-mirror"
 FUSED_VERSION = f"fused-w0.5/{MARGIN_MIRROR_VERSION}+dlib-resnet-v1-55533b28/chip150"
@@ -44,277 +54,103 @@ TRIPLE_VERSION = (
     "+sface-0ba9fbfa/arcface112-eyes-rgb-mirror"
 )
 
-Views = tuple[NDArray[Any], ...]  # a face's inputs, one array per part of its recipe
+
+@dataclass(frozen=True)
+class Part:
+    """One network of a recipe, the chip it is fed and its weight in the fusion."""
+
+    network: str  # a NetworkName, or an installed recogniser's name
+    chip: ChipFn
+    weight: float
+    dimension: int = 128
 
 
-class Network(Protocol):
-    """A recognition network: inputs of a face → one unit vector (built on first use).
+@dataclass(frozen=True)
+class Recipe:
+    """Which networks a face is fed to, and how; its version names exactly that.
 
-    ``releases_gil``: whether the network computes without holding Python's GIL (ONNX
-    Runtime does; dlib's descriptor does not), so it can run beside another network.
+    ``match_threshold``: its score reached by 1 stranger pair in 10,000 on lfw-dev (FAR
+    1e-4); ``candidate_threshold``: by 1 in 10 (FAR 10%). With ``axis``, each part's unit
+    vector loses its age direction before the parts are joined; the thresholds stay the
+    base recipe's (by their rule on lfw-dev, with an age direction removed they move by at
+    most 0.004: bench.age_direction).
     """
 
-    dimension: int
-    releases_gil: bool
-
-    def embed(self, views: list[NDArray[Any]]) -> NDArray[np.float32]:
-        """Return (n, dimension) unit vectors, face i's views (v, ...) averaged."""
-
-    def load(self) -> None:
-        """Build the network now rather than on first use."""
-
-    @property
-    def loaded(self) -> bool:
-        """Whether it is built."""
-
-
-def prewhiten(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
-    """Return the image scaled to zero mean and unit deviation (facenet's ``prewhiten``)."""
-    x = rgb.astype(np.float32)
-    std = max(float(x.std()), 1.0 / math.sqrt(x.size))
-    return np.asarray((x - x.mean()) / std, dtype=np.float32)
-
-
-def margin_crop(
-    bgr: NDArray[np.uint8],
-    detection: Detection,
-    margin: float,
-    rotate: bool = False,
-    square: bool = False,
-    side: int = SIDE,
-) -> NDArray[np.uint8]:
-    """Return the box grown by ``margin`` (share of its size, split between both sides),
-    resampled to ``side`` x ``side`` (BGR uint8); outside the photo is black.
-
-    ``square`` widens the shorter side first so the face keeps its aspect; ``rotate``
-    levels the eyes about the box centre.
-    """
-    box = detection.box
-    cx, cy = box.x + box.w / 2.0, box.y + box.h / 2.0
-    w, h = box.w * (1.0 + margin), box.h * (1.0 + margin)
-    if square:
-        w = h = max(w, h)
-    angle = 0.0
-    if rotate and detection.left_eye and detection.right_eye:
-        (lx, ly), (rx, ry) = detection.right_eye, detection.left_eye  # observer's left first
-        angle = math.atan2(ry - ly, rx - lx)
-    # Shrink large faces with area averaging first: sampling straight down aliases.
-    shrink = min(1.0, 2.0 * side / max(w, h))
-    if shrink < 1.0:
-        reach = math.hypot(w, h) / 2.0 + 2.0
-        x0, y0 = max(0, int(cx - reach)), max(0, int(cy - reach))
-        x1, y1 = min(bgr.shape[1], int(cx + reach) + 1), min(bgr.shape[0], int(cy + reach) + 1)
-        region = bgr[y0:y1, x0:x1]
-        size = (max(1, round(region.shape[1] * shrink)), max(1, round(region.shape[0] * shrink)))
-        bgr = np.asarray(cv2.resize(region, size, interpolation=cv2.INTER_AREA), np.uint8)
-        cx, cy, w, h = (cx - x0) * shrink, (cy - y0) * shrink, w * shrink, h * shrink
-    cos, sin = math.cos(angle), math.sin(angle)
-    sx, sy = side / w, side / h
-    # destination = scale * rotate(-angle) * (source - centre) + side/2
-    matrix = np.array(
-        [
-            [sx * cos, sx * sin, side / 2.0 - sx * (cos * cx + sin * cy)],
-            [-sy * sin, sy * cos, side / 2.0 - sy * (-sin * cx + cos * cy)],
-        ],
-        dtype=np.float64,
-    )
-    out = cv2.warpAffine(
-        bgr, matrix, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
-    )
-    return np.asarray(out, dtype=np.uint8)
-
-
-def display_crop(bgr: NDArray[np.uint8], detection: Detection, side: int) -> NDArray[np.uint8]:
-    """Return the face as people look at it: square, a margin around it, RGB."""
-    return np.ascontiguousarray(
-        margin_crop(bgr, detection, 0.3, square=True, side=side)[:, :, ::-1]
-    )
-
-
-Networks = dict[str, Network]
-
-
-class Recipe(Protocol):
-    @property
-    def version(self) -> str:
-        """The model version its embeddings are stored under."""
-
-    @property
-    def parts(self) -> tuple[tuple[str, float], ...]:
-        """(network name, weight) of each part, in the order of ``views``."""
+    version: str
+    parts: tuple[Part, ...]
+    match_threshold: float
+    candidate_threshold: float
+    axis: AgeAxis | None = None
 
     @property
     def dimension(self) -> int:
-        """The length of its embeddings."""
+        return sum(p.dimension for p in self.parts)
 
     @property
     def part_dimensions(self) -> tuple[int, ...]:
-        """The length of each part's vector, in the order of ``parts`` (they sum to
-        ``dimension``)."""
+        return tuple(p.dimension for p in self.parts)
 
     @property
-    def match_threshold(self) -> float:
-        """Its score reached by 1 stranger pair in 10,000 on lfw-dev (FAR 1e-4)."""
+    def networks(self) -> tuple[str, ...]:
+        return tuple(p.network for p in self.parts)
 
     @property
-    def candidate_threshold(self) -> float:
-        """Its score reached by 1 stranger pair in 10 on lfw-dev (FAR 10%)."""
+    def base_version(self) -> str:
+        """The version of the recipe this one removes an age axis from (else its own)."""
+        return self.axis.base_version if self.axis is not None else self.version
 
     def views(self, bgr: NDArray[np.uint8], detection: Detection, networks: Networks) -> Views:
         """Return each part's inputs for one face (a part's views are averaged)."""
+        return tuple(p.chip(bgr, detection, networks) for p in self.parts)
+
+    def joined(self, parts: list[Vectors]) -> Vectors:
+        """Return the embeddings (n, dimension) from each part's unit vectors."""
+        if self.axis is not None:
+            parts = remove_axis(self.axis, parts)
+        return join_parts(parts, [p.weight for p in self.parts])
+
+    def derive(self, stored: Vectors) -> Vectors:
+        """Return the base recipe's stored embeddings (n, dimension) as this one makes them."""
+        return self.joined(split_parts(stored, self.part_dimensions))
+
+    def with_axis(self, axis: AgeAxis) -> Recipe:
+        """This recipe with ``axis`` removed (its version names the directions)."""
+        return replace(self, version=axis.version, axis=axis)
 
 
-@dataclass(frozen=True)
-class LegacyRecipe:
-    """deepface.represent's input: its aligned tight chip, BGR, 'Facenet' normalisation."""
-
-    version: str = LEGACY_VERSION
-    parts: tuple[tuple[str, float], ...] = ((NetworkName.FACENET, 1.0),)
-    dimension: int = 128
-    part_dimensions: tuple[int, ...] = (128,)
-    match_threshold: float = 0.59  # the current recipe's: it served with them
-    candidate_threshold: float = 0.22
-
-    def views(self, bgr: NDArray[np.uint8], detection: Detection, networks: Networks) -> Views:
-        from facedb.pipeline.align import aligned_chip
-
-        return (legacy_input(aligned_chip(bgr, detection)),)
-
-
-def legacy_input(chip_bgr: NDArray[np.uint8]) -> NDArray[np.float32]:
-    """Return the (1, 160, 160, 3) input exactly as deepface.represent prepares it."""
-    from deepface.modules import preprocessing
-
-    scaled = chip_bgr.astype(np.float32) / 255.0
-    resized = preprocessing.resize_image(img=scaled, target_size=(SIDE, SIDE))
-    return np.asarray(preprocessing.normalize_input(img=resized, normalization="Facenet"))
+_FACENET = Part(NetworkName.FACENET, facenet_margin_mirror, 1.0)
+_THIRD = 1 / 3
+BUILT_IN: Mapping[str, Recipe] = {
+    # legacy: FaceNet's thresholds (it served with them)
+    "legacy": Recipe(LEGACY_VERSION, (Part(NetworkName.FACENET, facenet_legacy, 1.0),),
+                     match_threshold=0.59, candidate_threshold=0.22),
+    "facenet": Recipe(MARGIN_MIRROR_VERSION, (_FACENET,),
+                      match_threshold=0.59, candidate_threshold=0.22),
+    # dlib's cosines run high (strangers 0.84 on average on lfw-dev), so each fusion has its
+    # own thresholds, measured as FaceNet's were (403,550 stranger pairs).
+    "facenet+dlib": Recipe(FUSED_VERSION, (replace(_FACENET, weight=0.5),
+                                           Part(NetworkName.DLIB, dlib_chip, 0.5)),
+                           match_threshold=0.755, candidate_threshold=0.541),
+    "facenet+dlib+sface": Recipe(TRIPLE_VERSION, (replace(_FACENET, weight=_THIRD),
+                                                  Part(NetworkName.DLIB, dlib_chip, _THIRD),
+                                                  Part(NetworkName.SFACE, sface_chip, _THIRD)),
+                                 match_threshold=0.612, candidate_threshold=0.420),
+}  # fmt: skip
+DEFAULT = BUILT_IN["facenet+dlib+sface"]
+# Names an installed recogniser may not take: the built-in recipes' and networks'.
+RESERVED_NAMES = frozenset(BUILT_IN) | {NetworkName.DLIB, NetworkName.SFACE}
 
 
-@dataclass(frozen=True)
-class MarginMirrorRecipe:
-    """The box + 10% margin made square, eyes levelled, RGB, prewhitened, and its mirror."""
-
-    margin: float = 0.1
-    version: str = MARGIN_MIRROR_VERSION
-    parts: tuple[tuple[str, float], ...] = ((NetworkName.FACENET, 1.0),)
-    dimension: int = 128
-    part_dimensions: tuple[int, ...] = (128,)
-    match_threshold: float = 0.59
-    candidate_threshold: float = 0.22
-
-    def views(self, bgr: NDArray[np.uint8], detection: Detection, networks: Networks) -> Views:
-        return (self.chips(bgr, detection),)
-
-    def chips(self, bgr: NDArray[np.uint8], detection: Detection) -> NDArray[np.float32]:
-        """Return FaceNet's (2, 160, 160, 3) input: the chip and its mirror."""
-        crop = margin_crop(bgr, detection, self.margin, rotate=True, square=True)
-        return with_mirror(prewhiten(crop[:, :, ::-1]))
-
-
-@dataclass(frozen=True)
-class FusedRecipe:
-    """FaceNet (margin + mirror) beside dlib's ResNet descriptor (its chip alone), equal
-    weights: the fused score is the mean of the two cosines. dlib's cosines run high
-    (strangers 0.84 on average on lfw-dev), so the thresholds are this recipe's own,
-    measured as FaceNet's were."""
-
-    version: str = FUSED_VERSION  # names the weights: another weighting is another version
-    parts: tuple[tuple[str, float], ...] = ((NetworkName.FACENET, 0.5), (NetworkName.DLIB, 0.5))
-    dimension: int = 256
-    part_dimensions: tuple[int, ...] = (128, 128)
-    match_threshold: float = 0.755  # FAR 1e-4 on lfw-dev (403,550 stranger pairs)
-    candidate_threshold: float = 0.541  # FAR 10%
-
-    def views(self, bgr: NDArray[np.uint8], detection: Detection, networks: Networks) -> Views:
-        from facedb.pipeline.dlib_resnet import DlibDescriptor
-
-        dlib = networks[NetworkName.DLIB]
-        assert isinstance(dlib, DlibDescriptor)  # it finds its own landmarks in the box
-        return (MarginMirrorRecipe().chips(bgr, detection), dlib.views(bgr, detection))
-
-
-@dataclass(frozen=True)
-class TripleRecipe:
-    """FaceNet (margin + mirror), dlib's descriptor (its chip) and SFace (ArcFace's chip and
-    its mirror), equal weights: the fused score is the mean of the three cosines. Three
-    networks trained apart make different mistakes; the thresholds are this recipe's own,
-    measured as FaceNet's were."""
-
-    version: str = TRIPLE_VERSION
-    parts: tuple[tuple[str, float], ...] = (
-        (NetworkName.FACENET, 1 / 3),
-        (NetworkName.DLIB, 1 / 3),
-        (NetworkName.SFACE, 1 / 3),
+def card_recipe(card: Card) -> Recipe:
+    """An installed recogniser as a recipe: its chip, its network, its thresholds (an
+    installed card always has them: `facedb models add` estimates those it lacks)."""
+    chip = f"{card.alignment.value}{card.input_size}-{card.colour.value}-{card.normalisation.value}"
+    return Recipe(
+        version=f"onnx/{card.name}-{card.sha256[:8]}/{chip}{'-mirror' if card.mirror else ''}",
+        parts=(Part(card.name, CardChip(card), 1.0, card.dimension),),
+        match_threshold=float(card.match_threshold or 0.0),
+        candidate_threshold=float(card.candidate_threshold or 0.0),
     )
-    dimension: int = 384
-    part_dimensions: tuple[int, ...] = (128, 128, 128)
-    match_threshold: float = 0.612  # FAR 1e-4 on lfw-dev (403,550 stranger pairs)
-    candidate_threshold: float = 0.420  # FAR 10%
-
-    def views(self, bgr: NDArray[np.uint8], detection: Detection, networks: Networks) -> Views:
-        from facedb.pipeline.sface import SFaceRecogniser
-
-        return (*FusedRecipe().views(bgr, detection, networks),
-                SFaceRecogniser.views(bgr, detection))  # fmt: skip
-
-
-def with_mirror(chip: NDArray[Any], mirror: bool = True) -> NDArray[Any]:
-    """Return the (views, ...) stack of a chip, and its left-right mirror when asked."""
-    return np.stack([chip, np.ascontiguousarray(chip[:, ::-1])] if mirror else [chip])
-
-
-def average_views(raw: NDArray[np.float32], counts: list[int]) -> NDArray[np.float32]:
-    """Return one unit vector per face from a network's raw outputs, one row per view:
-    each view made unit length, face i's ``counts[i]`` consecutive views averaged."""
-    raw = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
-    vectors = np.add.reduceat(raw, np.cumsum([0, *counts[:-1]]), axis=0)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
-
-
-def fuse(parts: list[tuple[NDArray[np.float32], float]]) -> NDArray[np.float32]:
-    """Return the parts' unit vectors scaled by sqrt(weight), side by side, renormalised."""
-    joined = np.concatenate([v * np.float32(math.sqrt(w)) for v, w in parts], axis=1)
-    norms = np.linalg.norm(joined, axis=1, keepdims=True)
-    return np.ascontiguousarray(joined / np.maximum(norms, 1e-12), dtype=np.float32)
-
-
-_ALL: tuple[Recipe, ...] = (LegacyRecipe(), MarginMirrorRecipe(), FusedRecipe(), TripleRecipe())
-RECIPES: dict[str, Recipe] = {r.version: r for r in _ALL}
-CURRENT: Recipe = RECIPES[TRIPLE_VERSION]
-
-
-def chosen_recipe(name: str) -> Recipe:
-    """Return the recipe FACEDB_RECIPE names (a short name or a version); empty: the default."""
-    if not name:
-        return CURRENT
-    found = SHORT_NAMES.get(name) or RECIPES.get(name)
-    if found is None:
-        raise UnknownModelVersion(
-            f"FACEDB_RECIPE: unknown recipe {name!r}; choose one of "
-            f"{', '.join(sorted(SHORT_NAMES))} (`facedb models status` lists them)"
-        )
-    return found
-
-
-SHORT_NAMES: dict[str, Recipe] = {
-    "legacy": RECIPES[LEGACY_VERSION],
-    "facenet": RECIPES[MARGIN_MIRROR_VERSION],
-    "facenet+dlib": RECIPES[FUSED_VERSION],
-    "facenet+dlib+sface": RECIPES[TRIPLE_VERSION],
-}
-BUILT_IN = frozenset(SHORT_NAMES) | {NetworkName.DLIB, NetworkName.SFACE}
-
-
-def name_of(version: str) -> str:
-    """Return the short name of the recipe of ``version`` (the version itself if it has none);
-    a recipe with an age axis removed is its base's name, so marked."""
-    base = base_version(version)
-    name = next((n for n, r in SHORT_NAMES.items() if r.version == base), base)
-    return name if base == version else f"{name} (age axis removed)"
-
-
-AGE_AXIS_TAG = "/minus-age-axis-"  # a version with it: its base's, an age axis removed
 
 
 def base_version(version: str) -> str:
@@ -322,19 +158,84 @@ def base_version(version: str) -> str:
     return version.split(AGE_AXIS_TAG, 1)[0]
 
 
-def register(recipe: Recipe, name: str) -> None:
-    """Make an installed recogniser's recipe known by its version and its name."""
-    RECIPES[recipe.version] = recipe
-    SHORT_NAMES[name] = recipe
+class RecipeBook:
+    """The recipes one process knows, by short name and by version (thread-safe).
 
+    Built with the built-in ones; ``add_installed`` adds the recognisers `facedb models add`
+    installed, ``add_axis`` a recipe with an age axis removed (learned by a re-index here,
+    or read from the database that another process wrote it to).
+    """
 
-def recipe_of(model_version: str) -> Recipe:
-    """Return the recipe that made embeddings of ``model_version``."""
-    try:
-        return RECIPES[model_version]
-    except KeyError:
-        raise UnknownModelVersion(
-            f"the database's embeddings were made by model version {model_version!r}, "
-            f"which this FaceDB cannot make (it knows {', '.join(sorted(RECIPES))}). "
-            "Run the FaceDB release that made them, or `facedb reindex --re-embed`."
-        ) from None
+    def __init__(self, recipes: Mapping[str, Recipe] = BUILT_IN) -> None:
+        self._lock = threading.Lock()
+        self._names: dict[str, Recipe] = dict(recipes)
+        self._versions: dict[str, Recipe] = {r.version: r for r in recipes.values()}
+
+    @classmethod
+    def with_installed(cls, model_dir: Path) -> RecipeBook:
+        """The built-in recipes and those of the recognisers installed in ``model_dir``."""
+        book = cls()
+        book.add_installed(installed(model_dir))
+        return book
+
+    def chosen(self, name: str) -> Recipe:
+        """Return the recipe FACEDB_RECIPE names (a short name or a version); empty: the
+        default."""
+        if not name:
+            return DEFAULT
+        with self._lock:
+            found = self._names.get(name) or self._versions.get(name)
+            names = sorted(self._names)
+        if found is None:
+            raise UnknownModelVersion(
+                f"FACEDB_RECIPE: unknown recipe {name!r}; choose one of {', '.join(names)} "
+                "(`facedb models status` lists them)"
+            )
+        return found
+
+    def of(self, version: str) -> Recipe:
+        """Return the recipe that made embeddings of ``version``."""
+        with self._lock:
+            found = self._versions.get(version)
+            known = sorted(self._versions)
+        if found is None:
+            raise UnknownModelVersion(
+                f"the database's embeddings were made by model version {version!r}, which "
+                f"this FaceDB cannot make (it knows {', '.join(known)}). Run the FaceDB "
+                "release that made them, or `facedb reindex --re-embed`."
+            )
+        return found
+
+    def knows(self, version: str) -> bool:
+        with self._lock:
+            return version in self._versions
+
+    def named(self) -> dict[str, Recipe]:
+        """Every recipe with a short name (built-in and installed), by name."""
+        with self._lock:
+            return dict(self._names)
+
+    def name_of(self, version: str) -> str:
+        """Return the short name of the recipe of ``version`` (the version itself if it has
+        none); a recipe with an age axis removed is its base's name, so marked."""
+        base = base_version(version)
+        with self._lock:
+            name = next((n for n, r in self._names.items() if r.version == base), base)
+        return name if base == version else f"{name} (age axis removed)"
+
+    def add(self, recipe: Recipe, name: str | None = None) -> Recipe:
+        """Know ``recipe`` by its version (and by ``name``); return it."""
+        with self._lock:
+            self._versions[recipe.version] = recipe
+            if name is not None:
+                self._names[name] = recipe
+        return recipe
+
+    def add_axis(self, axis: AgeAxis) -> Recipe:
+        """Know the recipe ``axis`` makes (its base with the axis removed); return it."""
+        return self.add(self.of(axis.base_version).with_axis(axis))
+
+    def add_installed(self, recognisers: Iterable[Installed]) -> None:
+        """Know the installed recognisers' recipes, by version and by the card's name."""
+        for item in recognisers:
+            self.add(card_recipe(item.card), item.card.name)

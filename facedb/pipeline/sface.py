@@ -1,9 +1,10 @@
 """OpenCV Zoo's SFace (128-d), a third recogniser trained apart from FaceNet and dlib.
 
 Zhong et al., "SFace: Sigmoid-Constrained Hypersphere Loss for Robust Face Recognition"
-(2021), as OpenCV Zoo publishes it (Apache-2.0; installed from PyPI, ``provision.py``). It
+(2021), as OpenCV Zoo publishes it (Apache-2.0; installed from PyPI, ``models/install.py``). It
 expects ArcFace's 112x112 chip: the eyes placed where ArcFace's template has them (here from
-the detector's two eye points: re-embedding works from stored detections), RGB, raw 0-255
+the detector's two eye points: re-embedding works from stored detections;
+``chips.sface_chip``), RGB, raw 0-255
 (the graph subtracts and scales itself), channels first. The file's graph fixes its batch at
 one and lists its weights as inputs; the session is built from a copy that frees both
 (``onnx.freed``), so a face's chip and mirror are one call (37 ms on a 2-core CPU, against
@@ -16,15 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
-
+from facedb.models.catalog import sface_path
 from facedb.pipeline import onnx
-from facedb.pipeline.cards import arcface_crop
 from facedb.pipeline.embed import OnnxRecogniser
-from facedb.pipeline.recipes import with_mirror
-from facedb.pipeline.types import Detection
-from facedb.provision import sface_path
 
 DIMENSION = 128
 
@@ -37,9 +32,3 @@ class SFaceRecogniser(OnnxRecogniser):
 
     def _build(self) -> Any:
         return onnx.session(onnx.freed(self.path))
-
-    @staticmethod
-    def views(bgr: NDArray[np.uint8], detection: Detection) -> NDArray[np.float32]:
-        """Return SFace's (2, 3, 112, 112) input for one face: the chip and its mirror."""
-        rgb = arcface_crop(bgr, detection)[:, :, ::-1].astype(np.float32)
-        return np.ascontiguousarray(with_mirror(rgb).transpose(0, 3, 1, 2))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -55,3 +57,40 @@ class Face:
         if with_embedding:
             out["embedding"] = [float(v) for v in self.embedding]
         return out
+
+
+Views = tuple[NDArray[Any], ...]  # a face's inputs, one array per part of its recipe
+
+
+class Network(Protocol):
+    """A recognition network: inputs of a face → one unit vector (built on first use).
+
+    ``releases_gil``: whether the network computes without holding Python's GIL (ONNX
+    Runtime does; dlib's descriptor does not), so it can run beside another network.
+    """
+
+    dimension: int
+    releases_gil: bool
+
+    def embed(self, views: list[NDArray[Any]]) -> NDArray[np.float32]:
+        """Return (n, dimension) unit vectors, face i's views (v, ...) averaged."""
+
+    def load(self) -> None:
+        """Build the network now rather than on first use."""
+
+    @property
+    def loaded(self) -> bool:
+        """Whether it is built."""
+
+
+Networks = dict[str, Network]
+# A part's chip: the photo (BGR), one face and the networks → that part's views of it.
+ChipFn = Callable[[NDArray[np.uint8], Detection, Networks], NDArray[Any]]
+
+
+@runtime_checkable
+class FindsOwnChip(Protocol):
+    """A network that places its own chip (dlib's descriptor: its 5-point shape predictor)."""
+
+    def views(self, bgr: NDArray[np.uint8], detection: Detection) -> NDArray[Any]:
+        """Return the network's views of one face."""

@@ -18,11 +18,11 @@ import numpy as np
 from facedb.domain import AuditAction, ChangeOp
 from facedb.errors import AgeAxisRefused, ImageError
 from facedb.index.face_index import FaceIndex
-from facedb.pipeline.age_axis import AgeAxis, AxisGuard, AxisLearner, AxisRemovedRecipe, register
+from facedb.pipeline.age_axis import AxisGuard, AxisLearner
 from facedb.pipeline.base import Analyzer
-from facedb.pipeline.recipes import Recipe, recipe_of
+from facedb.pipeline.recipes import Recipe
 from facedb.pipeline.types import Detection
-from facedb.records import FaceRecord
+from facedb.records import AgeAxis, FaceRecord
 from facedb.services.audit import AuditService
 from facedb.services.jobs import Job
 from facedb.store.embeddings import Embedded
@@ -88,15 +88,15 @@ class ReindexService:
         each face's embedding without it as a new generation and switch."""
         with self.store.unit() as unit:
             current = unit.generations.active(self.analyzer.model_name, self.index.target)
-        base = recipe_of(current.model_version)
-        if isinstance(base, AxisRemovedRecipe):
+        base = self.analyzer.recipes.of(current.model_version)
+        if base.axis is not None:
             raise AgeAxisRefused(
                 "an age axis is removed from this database's embeddings already (learned from "
                 f"{base.axis.faces} faces); to learn it again from the faces held now, run "
                 "`facedb reindex --re-embed --remove-age-axis`. Nothing was changed"
             )
         axis = guard.keep(self._learn(current.generation, base))
-        recipe = register(axis)
+        recipe = self.analyzer.recipes.add_axis(axis)
         with self.store.unit() as unit:
             unit.age_axes.keep(axis)
         log.info("age axis learned from %d faces, %d children and %d adults (|r| with age %s)",

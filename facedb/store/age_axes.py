@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from facedb.pipeline.age_axis import AgeAxis, unpack_directions
+from facedb.records import AgeAxis, unpack_directions
 from facedb.store.models import AgeAxis as AgeAxisRow
 
 

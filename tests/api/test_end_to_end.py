@@ -10,7 +10,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from facedb.sample_data import PERSON_GENDERS, photos
+from facedb.models.sample_data import PERSON_GENDERS, photos
 from tests.api.conftest import Server, unique
 
 pytestmark = pytest.mark.models

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,12 @@ import sqlalchemy as sa
 
 from facedb.domain import JobKind
 from facedb.errors import AgeAxisRefused
-from facedb.pipeline.age_axis import AxisGuard, AxisRemovedRecipe
+from facedb.models.sample_data import photos
+from facedb.pipeline.age_axis import AxisGuard
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.embed import MODEL_NAME
-from facedb.pipeline.recipes import AGE_AXIS_TAG, CURRENT, RECIPES
-from facedb.sample_data import photos
+from facedb.pipeline.recipes import DEFAULT
+from facedb.records import AGE_AXIS_TAG
 from facedb.services.jobs import Job
 from facedb.services.search import SearchFilters
 from facedb.services.uploads import Upload
@@ -41,15 +41,6 @@ from tests.factories import (
     unit_vectors,
 )
 from tests.fakes import FAKE_RECIPE
-
-
-@pytest.fixture(autouse=True)
-def forget_learned_recipes() -> Iterator[None]:
-    """Each test's database learns its own axes: forget their recipes afterwards."""
-    known = dict(RECIPES)
-    yield
-    RECIPES.clear()
-    RECIPES.update(known)
 
 
 def remove_age_axis(db: Services, guard: AxisGuard | None = None, re_embed: bool = False) -> Job:
@@ -132,8 +123,8 @@ def test_an_axis_is_learned_from_the_faces_held_and_served_after_a_restart(
     assert axes == 1 and stored == {version}  # the old generation dropped
     assert db.index.model_version == version and db.index.count == 300
     assert db.index.health()["re_embed_required"] is False  # the chosen recipe, less an axis
-    recipe = RECIPES[version]
-    assert isinstance(recipe, AxisRemovedRecipe)
+    recipe = db.analyzer.recipes.of(version)
+    assert recipe.axis is not None and recipe.base_version == FAKE_RECIPE.version
     assert abs(float(recipe.axis.directions[0] @ AGE_DIRECTION)) > 0.9
     assert recipe.axis.age_correlations[0] > 0.5
     after = adults_found_first(db, faces)
@@ -143,10 +134,9 @@ def test_an_axis_is_learned_from_the_faces_held_and_served_after_a_restart(
     assert audit.results[0]["age_axis"]["parts_changed"] == [True]
     db.close()
 
-    RECIPES.pop(version)  # a new process knows the axis only from the database
-    db = started(settings)
+    db = started(settings)  # a new process (its own book) knows the axis only from the database
     assert db.index.model_version == version and db.analyzer.model_version == version
-    assert isinstance(RECIPES[version], AxisRemovedRecipe)
+    assert db.analyzer.recipes.of(version).version == version
     assert adults_found_first(db, faces) == after
 
     # Removing it twice is refused: the axis has to be learned again from raw embeddings.
@@ -208,12 +198,12 @@ def test_searches_are_embedded_without_the_axis_as_the_faces_were(
 
         remove_age_axis(db, AxisGuard(min_faces=8, min_share=0.0, min_correlation=0.0))
         version = db.index.model_version
-        assert version.startswith(CURRENT.version + AGE_AXIS_TAG)
+        assert version.startswith(DEFAULT.version + AGE_AXIS_TAG)
         assert analyzer.model_version == version
         probe = analyzer.analyze(val["madonna"][0].read_bytes())[0]
         assert probe.model_version == version
-        recipe = RECIPES[version]
-        assert isinstance(recipe, AxisRemovedRecipe)
+        recipe = analyzer.recipes.of(version)
+        assert recipe.axis is not None
         ends = np.cumsum(recipe.part_dimensions)
         parts = np.split(probe.embedding, ends[:-1])
         for part, direction in zip(parts, recipe.axis.directions, strict=True):
@@ -231,8 +221,8 @@ def test_searches_are_embedded_without_the_axis_as_the_faces_were(
 
         # A re-embed goes back to the chosen recipe as it comes (the raw embeddings).
         db.reindex.run(Job(kind=JobKind.REINDEX, params={}), re_embed=True)
-        assert db.index.model_version == analyzer.model_version == CURRENT.version
-        assert state(db)[3] == {CURRENT.version}
+        assert db.index.model_version == analyzer.model_version == DEFAULT.version
+        assert state(db)[3] == {DEFAULT.version}
     finally:
-        analyzer.use(CURRENT.version)
+        analyzer.use(DEFAULT.version)
         db.close()

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facedb.models.sample_data import photos
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.attributes import predict_box
 from facedb.pipeline.decode import NO_CAP, decode_image
-from facedb.sample_data import photos
 
 pytestmark = pytest.mark.models
 
@@ -29,7 +29,7 @@ def test_the_reading_reproduces_the_packages_own_answer(
 ) -> None:
     """predict_box reaches the package's internals for the class probabilities: its age and
     gender must be exactly what the package's public predict answers for the same box."""
-    from facedb.pipeline.align import context_crop
+    from facedb.pipeline.chips import context_crop
 
     with analyzer.attributes.using() as predictor:
         for bgr, face in faces(analyzer, celebrity):

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from facedb.casework import batch
 from facedb.casework.crossmatch import CrossMatcher
 from facedb.domain import AgeSource, JobKind, MatchState, PersonStatus
+from facedb.models.sample_data import photos
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.records import PairFilter
-from facedb.sample_data import photos
 from facedb.services.audit import LOCAL
 from facedb.services.jobs import Job
 from facedb.wiring import Services

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from facedb.domain import UploadStatus
+from facedb.models.sample_data import photos
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.sample_data import photos
 from facedb.services.uploads import Upload
 from facedb.wiring import Services
 from tests.factories import model_services

@@ -10,9 +10,9 @@ import pytest
 from facedb.cli import main
 from facedb.config import Settings, get_settings
 from facedb.evaluation.protocol import EvalConfig, photo_ages, run, split
+from facedb.models.sample_data import photos
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.pipeline.recipes import CURRENT
-from facedb.sample_data import photos
+from facedb.pipeline.recipes import DEFAULT
 
 pytestmark = pytest.mark.models
 
@@ -42,7 +42,7 @@ def test_calibrate_reports_and_writes_the_threshold(
     monkeypatch.setenv("FACEDB_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
     assert Settings().match_threshold is None  # unset: the recipe's own is in force
-    configured_before = CURRENT.match_threshold
+    configured_before = DEFAULT.match_threshold
     status = main(["calibrate", str(celebrity / "train"), "--json", "--far", "0.01",
                    "--plot", str(tmp_path / "det.png")])  # fmt: skip
     output = capsys.readouterr()

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from facedb.domain import JobKind
+from facedb.models.sample_data import photos
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.pipeline.recipes import CURRENT, LEGACY_VERSION
-from facedb.sample_data import photos
+from facedb.pipeline.recipes import DEFAULT, LEGACY_VERSION
 from facedb.services.jobs import Job
 from facedb.services.search import Candidate, SearchFilters
 from facedb.services.uploads import Upload
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.models
 def analyzer_restored(analyzer: FaceAnalyzer) -> Iterator[FaceAnalyzer]:
     """The shared analyzer, back on the current recipe after the test."""
     yield analyzer
-    analyzer.use(CURRENT.version)
+    analyzer.use(DEFAULT.version)
 
 
 def stored_versions(db: Services) -> set[str]:
@@ -49,7 +49,7 @@ def test_old_embeddings_are_served_alike_until_re_embedded(
     upgrade(url)
     # A database whose faces were embedded by the legacy recipe (as a release before it).
     db = model_services(url, tmp_path, analyzer)
-    assert db.index.model_version == CURRENT.version  # an empty database takes the current
+    assert db.index.model_version == DEFAULT.version  # an empty database takes the current
     with db.store.unit() as unit:
         unit.generations.switch(1, analyzer.model_name, LEGACY_VERSION)
     db.index.rebuild()  # serves, and embeds with, the legacy recipe from now on
@@ -61,7 +61,7 @@ def test_old_embeddings_are_served_alike_until_re_embedded(
         assert db.enrollment.enroll(person.id, uploads).stored == 2
         people[name] = person.id
     db.close()
-    analyzer.use(CURRENT.version)  # a new release starts with the current recipe
+    analyzer.use(DEFAULT.version)  # a new release starts with the current recipe
 
     # On start the stored version is detected and queries are embedded the same way.
     db = model_services(url, tmp_path, analyzer)
@@ -81,12 +81,12 @@ def test_old_embeddings_are_served_alike_until_re_embedded(
     job = Job(kind=JobKind.REINDEX, params={"re_embed": True})
     db.reindex.run(job, re_embed=True)
     assert job.counts["embedded"] == 5 and job.counts["failed"] == 0
-    assert stored_versions(db) == {CURRENT.version}
-    assert db.index.model_version == analyzer.model_version == CURRENT.version
+    assert stored_versions(db) == {DEFAULT.version}
+    assert db.index.model_version == analyzer.model_version == DEFAULT.version
     assert db.index.count == 5
 
     probe = analyzer.analyze(val["madonna"][0].read_bytes())[0]
-    assert probe.model_version == CURRENT.version
+    assert probe.model_version == DEFAULT.version
     found = best(db, probe.embedding)
     assert found.person.id == people["madonna"]
     # The index now holds the current recipe's embeddings: the best score is the query's
@@ -99,5 +99,5 @@ def test_old_embeddings_are_served_alike_until_re_embedded(
 
     # A restart keeps the migrated version.
     db = model_services(url, tmp_path, analyzer)
-    assert db.index.model_version == CURRENT.version
+    assert db.index.model_version == DEFAULT.version
     db.close()

@@ -12,10 +12,10 @@ from PIL import Image
 from facedb.config import Settings
 from facedb.domain import EstimatedGender
 from facedb.errors import ModelsMissing, NotAnImage
+from facedb.models.sample_data import PERSON_GENDERS, photos
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.pipeline.recipes import CURRENT
+from facedb.pipeline.recipes import DEFAULT
 from facedb.pipeline.types import Face
-from facedb.sample_data import PERSON_GENDERS, photos
 
 pytestmark = pytest.mark.models
 
@@ -58,7 +58,7 @@ def test_rank1_identification_val_against_train(
 def test_embeddings_are_unit_float32(embedded: dict[str, list[tuple[str, Face]]]) -> None:
     for _, face in embedded["val"]:
         assert face.embedding.dtype == np.float32
-        assert face.embedding.shape == (CURRENT.dimension,)
+        assert face.embedding.shape == (DEFAULT.dimension,)
         assert abs(float(np.linalg.norm(face.embedding)) - 1.0) < 1e-4
 
 

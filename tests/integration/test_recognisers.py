@@ -24,19 +24,11 @@ from facedb.config import Settings
 from facedb.domain import JobKind
 from facedb.errors import AgeAxisRefused, InvalidInput, ModelInstallError
 from facedb.evaluation import protocol
+from facedb.models.card_install import add_recogniser
+from facedb.models.catalog import FACENET_FILE, onnx_dir, sha256_file
+from facedb.models.sample_data import photos
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.pipeline.card_install import add_recogniser
-from facedb.pipeline.convert import FACENET_FILE
-from facedb.pipeline.recipes import (
-    CURRENT,
-    FUSED_VERSION,
-    MARGIN_MIRROR_VERSION,
-    RECIPES,
-    SHORT_NAMES,
-    TRIPLE_VERSION,
-)
-from facedb.provision import onnx_dir, sha256_file
-from facedb.sample_data import photos
+from facedb.pipeline.recipes import BUILT_IN, DEFAULT, FUSED_VERSION, TRIPLE_VERSION
 from facedb.services.jobs import Job
 from facedb.services.search import SearchFilters
 from facedb.services.uploads import Upload
@@ -45,16 +37,16 @@ from facedb.wiring import Services
 from tests.factories import make_settings, model_services, started
 
 pytestmark = pytest.mark.models
-FACENET = RECIPES[MARGIN_MIRROR_VERSION]
+FACENET = BUILT_IN["facenet"]
 
 
 @pytest.fixture
 def fused(analyzer: FaceAnalyzer) -> Iterator[FaceAnalyzer]:
     """The shared analyzer with FACEDB_RECIPE=facenet+dlib chosen; restored afterwards."""
-    analyzer.target = RECIPES[FUSED_VERSION]
+    analyzer.target = BUILT_IN["facenet+dlib"]
     yield analyzer
-    analyzer.target = CURRENT
-    analyzer.use(CURRENT.version)
+    analyzer.target = DEFAULT
+    analyzer.use(DEFAULT.version)
 
 
 def stored_versions(db: Services) -> set[str]:
@@ -98,7 +90,7 @@ def test_a_database_moves_from_facenet_to_the_fused_recipes(
     ids = enroll(db, train, ["madonna", "elton_john", "mindy_kaling"])
     db.close()
 
-    fused.target = RECIPES[FUSED_VERSION]  # FACEDB_RECIPE=facenet+dlib from now on
+    fused.target = BUILT_IN["facenet+dlib"]  # FACEDB_RECIPE=facenet+dlib from now on
     db = model_services(url, tmp_path, fused)
     assert db.index.model_version == FACENET.version  # served as made until a re-embed
     assert db.index.health()["re_embed_required"] is True
@@ -121,7 +113,7 @@ def test_a_database_moves_from_facenet_to_the_fused_recipes(
 
     db = model_services(url, tmp_path, fused)  # a restart keeps it
     assert db.index.model_version == FUSED_VERSION and db.index.dimension == 256
-    fused.target = CURRENT  # and on to the default: FaceNet, dlib and SFace
+    fused.target = DEFAULT  # and on to the default: FaceNet, dlib and SFace
     db.close()
     db = model_services(url, tmp_path, fused)
     assert db.index.model_version == FUSED_VERSION
@@ -143,8 +135,8 @@ def test_each_network_of_the_default_recipe_tells_the_celebrities_apart(
     """FaceNet's, dlib's and SFace's parts of one embedding, each on its own: a held-out
     photo is closer to the same person's photos than to anyone else's."""
     train, val = photos(celebrity / "train"), photos(celebrity / "val")
-    analyzer.use(CURRENT.version)
-    ends = np.cumsum(CURRENT.part_dimensions)[:-1]
+    analyzer.use(DEFAULT.version)
+    ends = np.cumsum(DEFAULT.part_dimensions)[:-1]
 
     def parts(path: Path) -> list[Any]:
         (face,) = analyzer.analyze(path.read_bytes())
@@ -162,19 +154,14 @@ def test_each_network_of_the_default_recipe_tells_the_celebrities_apart(
 # --- an operator's recogniser ---------------------------------------------------------------
 @pytest.fixture
 def own_models(tmp_path: Path, analyzer: FaceAnalyzer) -> Iterator[Path]:
-    """A model folder of this test's own: the installed models linked in, no recognisers.
-    The recipes its recognisers register are forgotten afterwards."""
+    """A model folder of this test's own: the installed models linked in, no recognisers
+    (the analyzers made on it know its recognisers; the shared one never sees them)."""
     folder = tmp_path / "models"
     folder.mkdir()
     for entry in analyzer.settings.models_path.iterdir():
         if entry.name != "recognisers":
             (folder / entry.name).symlink_to(entry)
-    known, names = dict(RECIPES), dict(SHORT_NAMES)
     yield folder
-    RECIPES.clear()
-    RECIPES.update(known)
-    SHORT_NAMES.clear()
-    SHORT_NAMES.update(names)
 
 
 def standin_card(folder: Path, analyzer: FaceAnalyzer, **changes: Any) -> Path:
@@ -225,7 +212,7 @@ def test_an_operators_recogniser_is_checked_installed_and_served(
     try:
         assert float(ours @ analyzer.analyze(photo)[0].embedding) > 0.9999
     finally:
-        analyzer.use(CURRENT.version)
+        analyzer.use(DEFAULT.version)
     # A database moved to it by another process: the running service adopts it too.
     running.use(standin.model_version)
     assert float(running.analyze(photo)[0].embedding @ ours) > 0.9999
@@ -328,12 +315,12 @@ def test_the_young_adult_mode_enrolls_every_young_photo_and_searches_every_adult
     assert report["probes"]["mated"] == sum(len(v) for v in val.values())
     rank1 = report["ranks"]["1"]
     assert rank1["low"] <= rank1["value"] <= rank1["high"] and rank1["value"] >= 0.8
-    assert report["model_version"] == CURRENT.version
+    assert report["model_version"] == DEFAULT.version
     # Ten adult faces cannot give an age axis: the evaluation says so rather than measure.
     axis = protocol.EvalConfig(young="y", progress=False, remove_age_axis=True)
     with pytest.raises(AgeAxisRefused, match="at least 200 faces with an age"):
         protocol.run(root, settings, axis, analyzer)
-    assert analyzer.model_version == CURRENT.version
+    assert analyzer.model_version == DEFAULT.version
 
     only = tmp_path / "ids.txt"
     only.write_text("madonna\nelton_john\n")

@@ -8,24 +8,23 @@ import pytest
 from numpy.typing import NDArray
 
 from facedb.errors import AgeAxisRefused
-from facedb.pipeline.age_axis import (
-    AgeAxis,
-    AxisGuard,
-    AxisLearner,
-    AxisRemovedRecipe,
-    join_parts,
-    split_parts,
-)
-from facedb.pipeline.recipes import (
-    FUSED_VERSION,
-    MARGIN_MIRROR_VERSION,
-    RECIPES,
-    base_version,
-    name_of,
-)
+from facedb.pipeline.age_axis import AxisGuard, AxisLearner
+from facedb.pipeline.recipes import BUILT_IN, FUSED_VERSION, Recipe, RecipeBook, base_version
+from facedb.pipeline.vectors import Vectors
+from facedb.pipeline.vectors import join_parts as join_weighted
+from facedb.pipeline.vectors import split_parts as split_dimensions
+from facedb.records import AgeAxis
 from tests.factories import unit_vectors
 
-FACENET = RECIPES[MARGIN_MIRROR_VERSION]  # one 128-d part
+FACENET = BUILT_IN["facenet"]  # one 128-d part
+
+
+def join_parts(parts: list[Vectors], recipe: Recipe) -> Vectors:
+    return join_weighted(parts, [p.weight for p in recipe.parts])
+
+
+def split_parts(stored: Vectors, recipe: Recipe) -> list[Vectors]:
+    return split_dimensions(stored, recipe.part_dimensions)
 
 
 def population(
@@ -56,7 +55,7 @@ def test_the_first_component_of_faces_whose_ages_vary_is_their_age_direction() -
     assert float(np.corrcoef(x @ axis.directions[0], ages)[0, 1]) > 0
     assert axis.version.startswith(FACENET.version + "/minus-age-axis-")
     assert base_version(axis.version) == FACENET.version
-    assert name_of(axis.version) == "facenet (age axis removed)"
+    assert RecipeBook().name_of(axis.version) == "facenet (age axis removed)"
     other = AgeAxis(FACENET.version, (unit_vectors(1, 9)[0],))
     assert other.version != axis.version
 
@@ -123,7 +122,7 @@ def test_removing_it_leaves_unit_vectors_orthogonal_to_it() -> None:
     x, _ = population(300, 1, 0.6, ages)
     learner = AxisLearner(FACENET)
     learner.add(x, ages)
-    recipe = AxisRemovedRecipe(FACENET, learner.learned())
+    recipe = FACENET.with_axis(learner.learned())
     derived = recipe.derive(x)
     assert np.allclose(np.linalg.norm(derived, axis=1), 1.0, atol=1e-5)
     assert np.abs(derived @ recipe.axis.directions[0]).max() < 1e-5
@@ -137,7 +136,7 @@ def test_removing_it_leaves_unit_vectors_orthogonal_to_it() -> None:
 def test_a_network_whose_direction_does_not_follow_age_is_left_as_it_is() -> None:
     """FaceNet's first component follows age where ages vary; dlib's need not
     (bench.age_direction): only the parts whose direction does are changed."""
-    fused = RECIPES[FUSED_VERSION]
+    fused = BUILT_IN["facenet+dlib"]
     ages = np.random.default_rng(0).uniform(2, 60, 400)
     facenet, planted = population(400, 1, 0.6, ages)
     dlib, _ = population(400, 11, 0.0, ages)
@@ -151,20 +150,20 @@ def test_a_network_whose_direction_does_not_follow_age_is_left_as_it_is() -> Non
     kept = AxisGuard().keep(learned)
     assert abs(float(kept.directions[0] @ planted)) > 0.95
     assert not kept.directions[1].any()
-    derived = split_parts(AxisRemovedRecipe(fused, kept).derive(join_parts([facenet, dlib], fused)),
+    derived = split_parts(fused.with_axis(kept).derive(join_parts([facenet, dlib], fused)),
                           fused)  # fmt: skip
     assert np.allclose(derived[1], dlib, atol=1e-5)  # dlib's part unchanged
     assert np.abs(derived[0] @ kept.directions[0]).max() < 1e-5
 
 
 def test_a_fused_recipe_loses_each_networks_own_direction() -> None:
-    fused = RECIPES[FUSED_VERSION]
+    fused = BUILT_IN["facenet+dlib"]
     facenet, dlib = unit_vectors(50, 1), unit_vectors(50, 2)
     stored = join_parts([facenet, dlib], fused)
     split = split_parts(stored, fused)
     assert np.allclose(split[0], facenet, atol=1e-6) and np.allclose(split[1], dlib, atol=1e-6)
     directions = (unit_vectors(1, 3)[0], unit_vectors(1, 4)[0])
-    recipe = AxisRemovedRecipe(fused, AgeAxis(FUSED_VERSION, directions))
+    recipe = fused.with_axis(AgeAxis(FUSED_VERSION, directions))
     derived = recipe.derive(stored)
     assert derived.shape == (50, 256)
     parts = split_parts(derived, fused)

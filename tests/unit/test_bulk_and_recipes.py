@@ -9,23 +9,20 @@ import pytest
 from facedb.bulk.manifest import parse_row
 from facedb.domain import EstimatedGender
 from facedb.errors import ModelInstallError, UnknownModelVersion
+from facedb.models.cards import Card
 from facedb.pipeline.attributes import AgeGender
-from facedb.pipeline.cards import Card, arcface_crop
+from facedb.pipeline.chips import CardChip, arcface_crop, margin_crop, prewhiten
 from facedb.pipeline.recipes import (
-    CURRENT,
+    BUILT_IN,
+    DEFAULT,
     FUSED_VERSION,
     LEGACY_VERSION,
     MARGIN_MIRROR_VERSION,
-    RECIPES,
     TRIPLE_VERSION,
-    MarginMirrorRecipe,
-    chosen_recipe,
-    fuse,
-    margin_crop,
-    name_of,
-    prewhiten,
+    RecipeBook,
 )
 from facedb.pipeline.types import Box, Detection
+from facedb.pipeline.vectors import fuse
 
 
 def test_manifest_rows_parse_with_clear_errors() -> None:
@@ -52,7 +49,9 @@ def test_manifest_rows_parse_with_clear_errors() -> None:
 def test_the_legacy_version_keeps_its_name() -> None:
     # Databases embedded before issue 11 carry exactly this string: it must stay known.
     assert LEGACY_VERSION == "facenet-128d/keras-facenet-6acdd8fb/normalization=Facenet"
-    assert {LEGACY_VERSION, CURRENT.version} <= set(RECIPES) and CURRENT.version != LEGACY_VERSION
+    versions = {r.version for r in BUILT_IN.values()}
+    assert {LEGACY_VERSION, DEFAULT.version} <= versions and DEFAULT.version != LEGACY_VERSION
+    assert RecipeBook().of(LEGACY_VERSION) is BUILT_IN["legacy"]
 
 
 def test_margin_crop_grows_the_box_and_keeps_it_centred() -> None:
@@ -92,7 +91,7 @@ def test_rotation_levels_the_eyes() -> None:
 def test_the_current_recipe_feeds_the_chip_and_its_mirror() -> None:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)
-    (views,) = MarginMirrorRecipe().views(
+    (views,) = BUILT_IN["facenet"].views(
         image, Detection(Box(50, 60, 150, 170), 0.9, None, None), {}
     )
     assert views.shape == (2, 160, 160, 3) and views.dtype == np.float32
@@ -125,17 +124,18 @@ def test_a_fused_embedding_scores_the_weighted_mean_of_its_parts_cosines() -> No
 
 
 def test_recipes_are_chosen_by_name_and_an_unknown_name_says_which_exist() -> None:
-    assert chosen_recipe("") is CURRENT and CURRENT.version == TRIPLE_VERSION
-    assert chosen_recipe("facenet+dlib+sface") is CURRENT and CURRENT.dimension == 384
-    assert chosen_recipe("facenet").version == MARGIN_MIRROR_VERSION
-    fused = chosen_recipe("facenet+dlib")
+    book = RecipeBook()
+    assert book.chosen("") is DEFAULT and DEFAULT.version == TRIPLE_VERSION
+    assert book.chosen("facenet+dlib+sface") is DEFAULT and DEFAULT.dimension == 384
+    assert book.chosen("facenet").version == MARGIN_MIRROR_VERSION
+    fused = book.chosen("facenet+dlib")
     assert fused.version == FUSED_VERSION and fused.dimension == 256
-    assert chosen_recipe(FUSED_VERSION) is fused and name_of(FUSED_VERSION) == "facenet+dlib"
+    assert book.chosen(FUSED_VERSION) is fused and book.name_of(FUSED_VERSION) == "facenet+dlib"
     with pytest.raises(
         UnknownModelVersion,
         match="choose one of facenet, facenet\\+dlib, facenet\\+dlib\\+sface, legacy",
     ):
-        chosen_recipe("arcface")
+        book.chosen("arcface")
 
 
 def test_a_card_says_which_field_is_wrong() -> None:
@@ -143,8 +143,8 @@ def test_a_card_says_which_field_is_wrong() -> None:
             "layout": "nchw", "colour": "rgb", "normalisation": "symmetric",
             "alignment": "arcface-112", "dimension": 512, "licence": "ours"}  # fmt: skip
     card = Card.parse(good, "card.json")
-    chips = card.chips(np.zeros((200, 200, 3), np.uint8),
-                       Detection(Box(50, 50, 100, 100), 0.9, (120, 90), (80, 90)))  # fmt: skip
+    face = Detection(Box(50, 50, 100, 100), 0.9, (120, 90), (80, 90))
+    chips = CardChip(card)(np.zeros((200, 200, 3), np.uint8), face, {})
     assert chips.shape == (2, 3, 112, 112) and chips.dtype == np.float32
     for change, message in [
         ({"name": "Mine!"}, "name must be 1-40 lower-case letters"),

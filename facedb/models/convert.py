@@ -22,13 +22,17 @@ from typing import Any
 import numpy as np
 
 from facedb.errors import ModelInstallError
+from facedb.models.catalog import FACENET_FILE, MANIFEST, sha256_file
+from facedb.models.tfjs import Graph, graph_def, input_name
 from facedb.pipeline import onnx
+from facedb.pipeline.chips import facenet_margin_mirror
 from facedb.pipeline.decode import NO_CAP, decode_image
+from facedb.pipeline.faceres import AGE_OUTPUT, SIDE
 from facedb.pipeline.mtcnn import NETWORKS, OnnxMtcnn, network_path
+from facedb.pipeline.types import Detection
+from facedb.records import Box
 
 log = logging.getLogger(__name__)
-FACENET_FILE = "facenet-128d.onnx"
-MANIFEST = "manifest.json"
 OPSET = 17
 MIN_COSINE = 0.9999
 MAX_PIXELS_APART = 2
@@ -51,7 +55,7 @@ def convert(
         detector = _convert_mtcnn(staging)
         checked = _check(staging, facenet, detector, photos)
         manifest = {
-            "networks": {p.name: _sha256(p) for p in sorted(staging.glob("*.onnx"))},
+            "networks": {p.name: sha256_file(p) for p in sorted(staging.glob("*.onnx"))},
             "facenet_weights_sha256": source_sha256,
             "checked": checked,
             "converter": _versions(),
@@ -100,9 +104,6 @@ def _convert_mtcnn(folder: Path) -> Any:
 
 def _check(folder: Path, facenet: Any, detector: Any, photos: list[Path]) -> dict[str, Any]:
     """Compare the ONNX networks with TensorFlow's on ``photos``; raise when they differ."""
-    from facedb.pipeline.recipes import MarginMirrorRecipe
-    from facedb.pipeline.types import Box, Detection
-
     ours, embedder = OnnxMtcnn(folder), onnx.session(folder / FACENET_FILE)
     min_cosine, faces, far = 1.0, 0, 0
     for path in photos:
@@ -117,7 +118,7 @@ def _check(folder: Path, facenet: Any, detector: Any, photos: list[Path]) -> dic
                         *np.abs(np.subtract(a.right_eye, b.right_eye)))  # fmt: skip
             far = max(far, int(apart))
             detection = Detection(Box(b.x, b.y, b.w, b.h), b.confidence, b.left_eye, b.right_eye)
-            views = MarginMirrorRecipe().chips(bgr, detection)
+            views = facenet_margin_mirror(bgr, detection, {})
             expected = np.asarray(facenet(views, training=False))
             got = onnx.run(embedder, views)[0]
             cosine = (expected * got).sum(1) / (
@@ -141,12 +142,6 @@ def _versions() -> dict[str, str]:
             "onnxruntime": onnxruntime.__version__, "opset": str(OPSET)}  # fmt: skip
 
 
-def _sha256(path: Path) -> str:
-    from facedb.provision import sha256_file
-
-    return sha256_file(path)
-
-
 # --- FaceRes's age head (a TensorFlow.js graph from the npm registry) ------------------------
 FACERES_MAX_APART = 1e-4  # largest difference of one class probability, ONNX against TF
 
@@ -156,9 +151,6 @@ def convert_faceres(model_json: Path, target: Path) -> dict[str, Any]:
     seeded random chips; return what was checked. Raises ModelInstallError (writing
     nothing) when the two disagree."""
     import tf2onnx
-
-    from facedb.pipeline.faceres import AGE_OUTPUT, SIDE
-    from facedb.pipeline.tfjs import Graph, graph_def, input_name
 
     graph = graph_def(model_json)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".faceres-") as tmp:

@@ -35,35 +35,19 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-from numpy.typing import NDArray
-
 from facedb.domain import Alignment, Colour, Layout, Normalisation
 from facedb.errors import ModelInstallError
-from facedb.pipeline.recipes import (
-    Networks,
-    Views,
-    margin_crop,
-    prewhiten,
-    register,
-    with_mirror,
-)
-from facedb.pipeline.types import Detection
 
 log = logging.getLogger(__name__)
 
 CARD_FILE = "card.json"
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
-# ArcFace's 112x112 template: the eye centres (observer's left first).
-_ARCFACE_EYES = ((38.2946, 51.6963), (73.5318, 51.5014))
 
 
 @dataclass(frozen=True)
@@ -158,91 +142,9 @@ class Card:
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    def chips(self, bgr: NDArray[np.uint8], detection: Detection) -> NDArray[np.float32]:
-        """Return the model's (v, ...) input for one face: its chip (and mirror)."""
-        side = self.input_size
-        if self.alignment == Alignment.ARCFACE:
-            crop = arcface_crop(bgr, detection)
-        else:
-            crop = margin_crop(bgr, detection, self.margin, rotate=True, square=True, side=side)
-        if self.colour == Colour.RGB:
-            crop = np.ascontiguousarray(crop[:, :, ::-1])
-        batch = with_mirror(_normalise(crop, self.normalisation), self.mirror)
-        if self.layout == Layout.NCHW:
-            batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
-        return batch
-
 
 def _whole(value: object, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-
-def _normalise(crop: NDArray[np.uint8], how: Normalisation) -> NDArray[np.float32]:
-    if how == Normalisation.PREWHITEN:
-        return prewhiten(crop)
-    x = crop.astype(np.float32)
-    if how == Normalisation.UNIT:
-        return np.asarray(x / 255.0, np.float32)
-    return np.asarray((x - 127.5) / 127.5, np.float32)
-
-
-def arcface_crop(bgr: NDArray[np.uint8], detection: Detection) -> NDArray[np.uint8]:
-    """Return the 112x112 chip with the eyes where ArcFace's template has them (BGR).
-
-    Without both eyes, the box with a margin stands in (made square, 112 px).
-    """
-    if detection.left_eye is None or detection.right_eye is None:
-        return margin_crop(bgr, detection, 0.2, square=True, side=112)
-    # observer's left eye first: the subject's right eye
-    source = np.array([detection.right_eye, detection.left_eye], np.float64)
-    target = np.array(_ARCFACE_EYES, np.float64)
-    (sx, sy), (tx, ty) = source[1] - source[0], target[1] - target[0]
-    scale = math.hypot(tx, ty) / max(math.hypot(sx, sy), 1e-6)
-    angle = math.atan2(ty, tx) - math.atan2(sy, sx)
-    cos, sin = scale * math.cos(angle), scale * math.sin(angle)
-    rotation = np.array([[cos, -sin], [sin, cos]])
-    shift = target[0] - rotation @ source[0]
-    matrix = np.hstack([rotation, shift[:, None]])
-    out = cv2.warpAffine(bgr, matrix, (112, 112), flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT)  # fmt: skip
-    return np.asarray(out, np.uint8)
-
-
-@dataclass(frozen=True)
-class CardRecipe:
-    """An installed recogniser as a recipe: its chips, its network, its thresholds (an
-    installed card always has them: `facedb models add` estimates those it lacks)."""
-
-    card: Card
-
-    @property
-    def version(self) -> str:
-        c = self.card
-        chip = f"{c.alignment.value}{c.input_size}-{c.colour.value}-{c.normalisation.value}"
-        return f"onnx/{c.name}-{c.sha256[:8]}/{chip}{'-mirror' if c.mirror else ''}"
-
-    @property
-    def parts(self) -> tuple[tuple[str, float], ...]:
-        return ((self.card.name, 1.0),)
-
-    @property
-    def dimension(self) -> int:
-        return self.card.dimension
-
-    @property
-    def part_dimensions(self) -> tuple[int, ...]:
-        return (self.card.dimension,)
-
-    @property
-    def match_threshold(self) -> float:
-        return float(self.card.match_threshold or 0.0)
-
-    @property
-    def candidate_threshold(self) -> float:
-        return float(self.card.candidate_threshold or 0.0)
-
-    def views(self, bgr: NDArray[np.uint8], detection: Detection, networks: Networks) -> Views:
-        return (self.card.chips(bgr, detection),)
 
 
 # --- installed recognisers ------------------------------------------------------------------
@@ -255,10 +157,6 @@ def recognisers_dir(model_dir: Path) -> Path:
 class Installed:
     card: Card
     model: Path
-
-    @property
-    def recipe(self) -> CardRecipe:
-        return CardRecipe(self.card)
 
 
 def installed(model_dir: Path) -> list[Installed]:
@@ -276,12 +174,4 @@ def installed(model_dir: Path) -> list[Installed]:
             log.warning("installed recogniser %s left out: %s is missing", card.name, model)
             continue
         found.append(Installed(card, model))
-    return found
-
-
-def register_installed(model_dir: Path) -> list[Installed]:
-    """Make the installed recognisers' recipes known (FACEDB_RECIPE, stored versions)."""
-    found = installed(model_dir)
-    for item in found:
-        register(item.recipe, item.card.name)
     return found

@@ -21,12 +21,15 @@ import numpy as np
 from facedb.config import Settings
 from facedb.domain import Layout
 from facedb.errors import ModelInstallError
+from facedb.models.cards import CARD_FILE, Card, Installed, recognisers_dir
+from facedb.models.catalog import sha256_file
+from facedb.models.sample_data import celebrity_dataset, photos
 from facedb.pipeline import onnx
-from facedb.pipeline.cards import CARD_FILE, Card, Installed, recognisers_dir
+from facedb.pipeline.analyzer import FaceAnalyzer
+from facedb.pipeline.chips import CardChip
 from facedb.pipeline.decode import NO_CAP, decode_image
-from facedb.pipeline.recipes import BUILT_IN, average_views
-from facedb.provision import sha256_file
-from facedb.sample_data import celebrity_dataset, photos
+from facedb.pipeline.recipes import RESERVED_NAMES
+from facedb.pipeline.vectors import average_views
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ def add_recogniser(card_path: Path, settings: Settings) -> tuple[Installed, Chec
     """Check the recogniser the card describes and install it; raise ModelInstallError
     naming what is wrong (then nothing is installed)."""
     card = Card.read(card_path)
-    if card.name in BUILT_IN:
+    if card.name in RESERVED_NAMES:
         raise ModelInstallError(
             f"{card_path}: the name {card.name!r} is a built-in recipe's; choose another"
         )
@@ -118,8 +121,6 @@ def _embed_celebrities(
     session: Any, card: Card, settings: Settings
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the model on every face of the celebrity photos; return unit vectors and owners."""
-    from facedb.pipeline.analyzer import FaceAnalyzer
-
     analyzer = FaceAnalyzer(settings)
     analyzer.ensure_models()
     celebrities = celebrity_dataset(settings.cache_dir)
@@ -133,7 +134,7 @@ def _embed_celebrities(
             if not found:
                 continue
             face = max(found, key=lambda d: d.box.w * d.box.h)
-            out = np.asarray(onnx.run(session, card.chips(bgr, face))[0], np.float32)
+            out = np.asarray(onnx.run(session, CardChip(card)(bgr, face, {}))[0], np.float32)
             views = out.reshape(len(out), -1)
             if views.shape[1] != card.dimension:
                 raise ModelInstallError(
