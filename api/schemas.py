@@ -15,7 +15,6 @@ from pydantic import (
     computed_field,
 )
 
-from facedb.agecheck import best_fit
 from facedb.ages import age_on
 from facedb.domain import AgeSource, EstimatedGender, Gender, PersonStatus, UploadStatus
 from facedb.pipeline.types import Box
@@ -155,15 +154,6 @@ class PhotoOut(PhotoRecord):
     @property
     def image_url(self) -> str:
         return f"/v1/photos/{self.id}/image"
-
-    @computed_field(  # type: ignore[prop-decorator]
-        description="the declared age against the face's estimated age; null without a "
-        "declared age (birth and photo date) or an estimate"
-    )
-    @property
-    def age_check(self) -> AgeCheckRecord | None:
-        check = best_fit(self.age_at_photo, [f.age for f in self.faces])
-        return check.record() if check else None
 
 
 class ErrorOut(FromRecord):

@@ -27,7 +27,7 @@ import numpy as np
 
 from facedb.ages import age_on, completed_years
 from facedb.domain import AgeVerdict
-from facedb.records import AgeCheckRecord
+from facedb.records import AgeCheckRecord, PhotoRecord
 
 BANDS_FILE = Path(__file__).with_name("age_bands.json")
 GROUP_STARTS = (0, 3, 12, 25, 45, 65)  # age groups of the calibration (years, from)
@@ -178,6 +178,12 @@ def check_face(
     if expected is None or estimated_age is None:
         return None
     return shipped().check(max(expected, 0.0), estimated_age)
+
+
+def checked(photo: PhotoRecord) -> PhotoRecord:
+    """The photo with its declared age checked against its faces' estimated ages."""
+    check = best_fit(photo.age_at_photo, [f.age for f in photo.faces])
+    return photo.model_copy(update={"age_check": check.record() if check else None})
 
 
 def best_fit(expected: float | None, estimated: Sequence[float | None]) -> AgeCheck | None:

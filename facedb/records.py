@@ -126,6 +126,11 @@ class PhotoRecord(Record):
     )
     created_at: Moment
     faces: list[FaceRecord] = []
+    age_check: AgeCheckRecord | None = Field(
+        None,
+        description="the declared age against the face's estimated age "
+        "null without a declared age (birth and photo date) or an estimate",
+    )
 
 
 class FaceInContext(Record):

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, Protocol
 
 from facedb.bulk.report import CaseFile, render
 from facedb.bulk.source import MANIFEST
+from facedb.casework.checks import described
 from facedb.casework.disclosure import FULL, Disclosure
 from facedb.domain import AuditAction, PairOrder, Register
 from facedb.errors import InvalidInput
@@ -162,7 +163,7 @@ class Exporter:
     @staticmethod
     def _pairs(unit: Unit, person_id: str) -> list[PairRecord]:
         where = PairFilter(person_id=person_id)
-        return unit.pairs.page(where, PairOrder.SCORE, CASE_PAIRS, 0)[0]
+        return described(unit, unit.pairs.page(where, PairOrder.SCORE, CASE_PAIRS, 0)[0])
 
     def export(
         self,

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from facedb.ages import age_on, completed_years
 from facedb.bulk.cells import SafeWriter
+from facedb.casework.checks import described
 from facedb.domain import AuditAction, PairOrder
 from facedb.records import Caller, PairFilter, PairRecord, PairSide, PersonFilter, PersonRecord
 from facedb.services.audit import AuditService
@@ -55,7 +56,11 @@ class Tables:
         return self._every(lambda unit, offset: unit.persons.page(where, PAGE, offset))
 
     def _pairs(self, where: PairFilter, order: PairOrder) -> Iterator[PairRecord]:
-        return self._every(lambda unit, offset: unit.pairs.page(where, order, PAGE, offset))
+        def page(unit: Unit, offset: int) -> tuple[list[PairRecord], int]:
+            pairs, total = unit.pairs.page(where, order, PAGE, offset)
+            return described(unit, pairs), total
+
+        return self._every(page)
 
     def _every(self, page: Callable[[Unit, int], tuple[list[T], int]]) -> Iterator[T]:
         """Every item of a listing, PAGE at a time (a unit each), MAX_ROWS at most."""

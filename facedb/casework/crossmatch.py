@@ -45,7 +45,7 @@ from facedb.records import RegisterFace
 from facedb.services.audit import AuditService
 from facedb.services.jobs import Job
 from facedb.services.notices import Notices
-from facedb.store.pairs import PairFields, PairSideColumns
+from facedb.store.pairs import PairFields, PairSideColumns, check_columns
 from facedb.store.unit import Store
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ class CrossMatcher:
                     rows.append({
                         "pair_id": pair_id, **m.columns("missing"), **f.columns("found"),
                         "years_between": years_apart(m.taken_at, f.taken_at, m.age, f.age),
-                        **check_pair(missing, found).columns(),
+                        **check_columns(check_pair(missing, found)),
                     })  # fmt: skip
             unit.pairs.rewrite(rows)
             self.notices.pending(unit, [person_id])

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from facedb.casework.checks import described
 from facedb.domain import AgeVerdict, AuditAction, MatchState, PairOrder, PersonStatus
 from facedb.errors import AlreadyLinked, Claimed, InvalidInput
 from facedb.records import Caller, Claim, PairFilter, PairRecord
@@ -44,11 +45,12 @@ class ReviewService:
         """Return one page of candidate pairs and the total; by default in the queue's
         order: pairs without warnings first, then by evidence."""
         with self.store.unit() as unit:
-            return unit.pairs.page(where or PairFilter(), order, limit, offset)
+            pairs, total = unit.pairs.page(where or PairFilter(), order, limit, offset)
+            return described(unit, pairs), total
 
     def get(self, pair_id: int) -> PairRecord:
         with self.store.unit() as unit:
-            return unit.pairs.get(pair_id)
+            return described(unit, [unit.pairs.get(pair_id)])[0]
 
     def decide(
         self, caller: Caller, pair_id: int, decision: MatchState, note: str | None

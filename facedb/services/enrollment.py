@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from facedb.agecheck import checked
 from facedb.ages import age_on
 from facedb.config import Settings
 from facedb.domain import AuditAction, UploadOutcome, UploadStatus
@@ -270,7 +271,7 @@ class EnrollmentService:
                     and not unit.photos.acknowledged(existing.id)
                 )
                 status = UploadStatus.STORED if first else UploadStatus.DUPLICATE
-                return PhotoResult(upload.filename, status, existing)
+                return PhotoResult(upload.filename, status, checked(existing))
             photo = NewPhoto(
                 person_id,
                 sha,
@@ -286,13 +287,13 @@ class EnrollmentService:
             )
             embedded = Embedded(generation, self.analyzer.model_name, face.model_version)
             record = unit.photos.add(photo, [new_face(face)], embedded)
-        return PhotoResult(upload.filename, UploadStatus.STORED, record)
+        return PhotoResult(upload.filename, UploadStatus.STORED, checked(record))
 
     def photos_of(self, person_id: str) -> list[PhotoRecord]:
         """Return a person's photos with their faces, in upload order."""
         with self.store.unit() as unit:
             unit.persons.get(person_id)
-            return unit.photos.of_person(person_id)
+            return [checked(p) for p in unit.photos.of_person(person_id)]
 
     def photo_content(self, photo_id: str) -> tuple[bytes, str]:
         """Return a stored photo's original bytes and media type."""

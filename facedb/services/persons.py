@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from facedb.agecheck import best_fit
+from facedb.agecheck import best_fit, checked
 from facedb.ages import age_on
 from facedb.domain import AgeVerdict, AuditAction, register_of
 from facedb.errors import InvalidInput
@@ -244,7 +244,7 @@ class PersonService:
                                            "after": _plain(taken_at)}}]  # fmt: skip
         if taken_at != photo.taken_at:
             self.recheck(person.id)
-        return updated
+        return checked(updated)
 
 
 # Fields whose change alters the age check or the gender flag of a person's pairs.

@@ -1,4 +1,8 @@
-"""Cross-matching's data: the faces of each register, the candidate pairs, the batch run."""
+"""Cross-matching's data: the faces of each register, the candidate pairs, the batch run.
+
+Data only: what a pair's checks say is decided by ``casework/checks.py`` (and its age check
+put in words there); the store writes and reads the columns.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
-from typing import Any, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,10 +30,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from facedb.agecheck import AgeCheck, best_fit
 from facedb.domain import REGISTER_OF, AgeVerdict, MatchState, PairOrder, PersonStatus, Register
 from facedb.records import (
-    AgeCheckRecord,
     Claim,
     Decision,
     PairFilter,
@@ -53,38 +55,28 @@ from facedb.store.rows import chunks, decode_vectors, get_or_404, person_record
 _IN_REGISTER = list(REGISTER_OF)  # the statuses that place a person in a register
 
 
-@dataclass(frozen=True)
-class PairChecks:
-    """What speaks for or against a pair besides its score (``casework/checks.py``)."""
-
-    age: AgeCheck | None
-    gender_conflict: bool
-
-    @property
-    def warnings(self) -> int:
-        unlikely = self.age is not None and self.age.verdict is AgeVerdict.UNLIKELY
-        return int(unlikely) + int(self.gender_conflict)
-
-    @property
-    def state(self) -> MatchState:
-        """Where an undecided pair belongs: out of the queue when the age check rules it out."""
-        impossible = self.age is not None and self.age.verdict is AgeVerdict.IMPOSSIBLE
-        return MatchState.IMPOSSIBLE if impossible else MatchState.PENDING
+class CheckValues(Protocol):
+    """What a pair's checks store (``casework/checks.py`` decides them)."""
 
     def values(self) -> tuple[Any, ...]:
-        """The columns of _CHECKS, in that order."""
-        age = self.age
-        return (
-            self.state,
-            age.verdict if age else None,
-            age.expected_age if age else None,
-            age.estimated_age if age else None,
-            self.gender_conflict,
-            self.warnings,
-        )
+        """The columns of _CHECKS, in that order: state, age verdict, expected age,
+        estimated age, gender conflict, warnings."""
+        ...
 
-    def columns(self) -> dict[str, Any]:
-        return dict(zip(_CHECKS, self.values(), strict=True))
+
+class StoredAgeCheck(NamedTuple):
+    """What a pair's row keeps of its age check."""
+
+    verdict: AgeVerdict | None
+    expected_age: float | None
+    estimated_age: float | None
+
+
+class FlaggedPhoto(NamedTuple):
+    """A photo whose declared age fits none of its faces, and their estimated ages."""
+
+    declared_age: float | None
+    estimated: list[float | None]
 
 
 @dataclass(frozen=True)
@@ -95,7 +87,7 @@ class PairFields:
     missing: PairSideColumns
     found: PairSideColumns
     years_between: float | None
-    checks: PairChecks
+    checks: CheckValues
 
     @property
     def key(self) -> tuple[str, str]:
@@ -533,29 +525,33 @@ class PairRepository:
         found = self._session.execute(select(Person).where(Person.id.in_(ids))).scalars()
         persons = {p.id: person_record(p) for p in found} if ids else {}
         ranks = self._ranks(rows)
-        warnings = self._photo_warnings(
-            {r.missing_photo_id for r in rows} | {r.found_photo_id for r in rows}
-        )
-        return [_record(r, persons, ranks[r.id], warnings) for r in rows]
+        return [_record(r, persons, ranks[r.id]) for r in rows]
 
-    def _photo_warnings(self, photo_ids: set[str | None]) -> dict[str, AgeCheckRecord]:
-        """The age check of each of these photos that is flagged as an age conflict."""
-        wanted = sorted(i for i in photo_ids if i is not None)
-        if not wanted:
-            return {}
-        query = select(Photo.id, Photo.age_at_photo).where(
-            Photo.id.in_(wanted), Photo.age_conflict.is_(True)
-        )
-        declared = dict(self._session.execute(query).tuples().all())
-        if not declared:
-            return {}
+    def stored_checks(self, pair_ids: Sequence[int]) -> dict[int, StoredAgeCheck]:
+        """What each of these pairs' rows keep of their age check."""
+        out: dict[int, StoredAgeCheck] = {}
+        for chunk in chunks(list(pair_ids)):
+            query = select(MatchCandidate.id, MatchCandidate.age_verdict,
+                           MatchCandidate.expected_age, MatchCandidate.estimated_age
+                           ).where(MatchCandidate.id.in_(chunk))  # fmt: skip
+            for pair_id, verdict, expected, estimated in self._session.execute(query).tuples():
+                out[int(pair_id)] = StoredAgeCheck(verdict, expected, estimated)
+        return out
+
+    def flagged_photos(self, photo_ids: Sequence[str]) -> dict[str, FlaggedPhoto]:
+        """Those of these photos flagged as an age conflict, with their faces' ages."""
+        declared: dict[str, float | None] = {}
+        for chunk in chunks(sorted(set(photo_ids))):
+            query = select(Photo.id, Photo.age_at_photo).where(
+                Photo.id.in_(chunk), Photo.age_conflict.is_(True)
+            )
+            declared.update(self._session.execute(query).tuples().all())
         ages: dict[str, list[float | None]] = {}
-        for photo_id, age in self._session.execute(
-            select(Face.photo_id, Face.age).where(Face.photo_id.in_(sorted(declared)))
-        ).tuples():
-            ages.setdefault(photo_id, []).append(age)
-        checks = {i: best_fit(declared[i], ages.get(i, [])) for i in declared}
-        return {i: c.record() for i, c in checks.items() if c is not None}
+        for chunk in chunks(sorted(declared)):
+            query = select(Face.photo_id, Face.age).where(Face.photo_id.in_(chunk))
+            for photo_id, age in self._session.execute(query).tuples():
+                ages.setdefault(photo_id, []).append(age)
+        return {i: FlaggedPhoto(declared[i], ages.get(i, [])) for i in declared}
 
     def _ranks(self, rows: list[MatchCandidate]) -> dict[int, int]:
         """Return each pair's rank: 1 + the missing person's candidates scoring higher."""
@@ -747,16 +743,20 @@ def _columns(pair: PairFields, at: datetime) -> dict[str, Any]:
         **pair.missing.columns(Register.MISSING),
         **pair.found.columns(Register.FOUND),
         "years_between": pair.years_between,
-        **pair.checks.columns(),
+        **check_columns(pair.checks),
         "raised_at": at,
         "statuses_before": {},
     }
 
 
-def _side(
-    person: PersonRecord | None, side: PairSideColumns, warnings: dict[str, AgeCheckRecord]
-) -> PairSide:
-    """One side as the queue shows it: without its face once the person is erased."""
+def check_columns(checks: CheckValues) -> dict[str, Any]:
+    """The checks' values by their columns' names."""
+    return dict(zip(_CHECKS, checks.values(), strict=True))
+
+
+def _side(person: PersonRecord | None, side: PairSideColumns) -> PairSide:
+    """One side as the queue shows it: without its face once the person is erased (its
+    photo's warning is the casework's to add)."""
     return PairSide(
         person=person,
         person_id=side.person_id,
@@ -765,22 +765,17 @@ def _side(
         taken_at=side.taken_at,
         age_at_photo=side.age,
         age_source=side.age_source,
-        photo_warning=warnings.get(side.photo_id) if person and side.photo_id else None,
+        photo_warning=None,
     )
 
 
-def _record(
-    row: MatchCandidate,
-    persons: dict[str, PersonRecord],
-    rank: int,
-    warnings: dict[str, AgeCheckRecord],
-) -> PairRecord:
-    missing = _side(persons.get(row.missing.person_id), row.missing, warnings)
-    found = _side(persons.get(row.found.person_id), row.found, warnings)
+def _record(row: MatchCandidate, persons: dict[str, PersonRecord], rank: int) -> PairRecord:
+    """The pair as the queue shows it, but for its age check in words (``casework``'s)."""
+    missing = _side(persons.get(row.missing.person_id), row.missing)
+    found = _side(persons.get(row.found.person_id), row.found)
     decision = (
         Decision(by=row.decided_by, at=row.decided_at, note=row.note) if row.decided_at else None
     )
-    age = AgeCheck.stored(row.age_verdict, row.expected_age, row.estimated_age)
     return PairRecord(
         id=row.id,
         state=row.state,
@@ -788,7 +783,7 @@ def _record(
         rank=rank,
         evidence=round(row.evidence, 5),
         warnings=row.warnings,
-        age_check=age.record() if age else None,
+        age_check=None,  # the casework puts the stored check in words
         gender_conflict=row.gender_conflict,
         years_between=row.years_between,
         missing=missing,

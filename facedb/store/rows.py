@@ -42,7 +42,8 @@ def face_record(row: Face) -> FaceRecord:
 
 def photo_record(row: Photo, faces: Sequence[Face]) -> PhotoRecord:
     """The photo's columns (its ``faces`` relationship never loads lazily) and its faces."""
-    columns = {name: getattr(row, name) for name in PhotoRecord.model_fields if name != "faces"}
+    derived = ("faces", "age_check")  # the faces read apart; the check is agecheck's
+    columns = {n: getattr(row, n) for n in PhotoRecord.model_fields if n not in derived}
     return PhotoRecord.model_validate({**columns, "faces": [face_record(f) for f in faces]})
 
 
