@@ -197,7 +197,7 @@ class Exporter:
                             faces_out.append(_line(_face_row(path, photo, face)))
                             faces += 1
             with self.store.unit() as unit:
-                matches = unit.pairs.decided_involving(person_ids)
+                matches = unit.archive.decided_involving(person_ids)
             writer.put(MANIFEST, "".join(manifest).encode())
             writer.put(FACES, "".join(faces_out).encode())
             writer.put(MATCHES, "".join(_line(m) for m in matches).encode())

@@ -387,7 +387,7 @@ class Importer:
             )
             if missing is None or found is None:
                 return None
-            if unit.pairs.decided_between(item["missing_person_id"], item["found_person_id"]):
+            if unit.archive.decided_between(item["missing_person_id"], item["found_person_id"]):
                 return RowOutcome.ALREADY_STORED
             confirmed = item.get("state") == MatchState.CONFIRMED
             persons = (item["missing_person_id"], item["found_person_id"])
@@ -395,7 +395,7 @@ class Importer:
                 if confirmed:
                     check_link(unit, persons)
                 return RowOutcome.VALID
-            pair_id = unit.pairs.restore(item, missing, found)
+            pair_id = unit.archive.restore(item, missing, found)
             if confirmed:
                 link_confirmed(unit, persons, pair_id)
         return RowOutcome.RESTORED

@@ -27,7 +27,7 @@ from facedb.index.faiss_index import FaissIndex
 from facedb.index.persons import top_persons, top_persons_matrix
 from facedb.records import RegisterFace
 from facedb.store.models import PairSideColumns
-from facedb.store.pairs import PairFields
+from facedb.store.pair_writes import PairFields
 
 BATCH_QUERIES = 8192  # query faces per matrix product (and per transaction)
 

@@ -43,7 +43,7 @@ class PairChecks:
         return MatchState.IMPOSSIBLE if impossible else MatchState.PENDING
 
     def values(self) -> tuple[Any, ...]:
-        """What the pair's row stores of them (``store.pairs.CheckValues``)."""
+        """What the pair's row stores of them (``store.pair_writes.CheckValues``)."""
         age = self.age
         return (
             self.state,

@@ -45,7 +45,8 @@ from facedb.records import RegisterFace
 from facedb.services.audit import AuditService
 from facedb.services.jobs import Job
 from facedb.services.notices import Notices
-from facedb.store.pairs import PairFields, PairSideColumns, check_columns
+from facedb.store.models import PairSideColumns
+from facedb.store.pair_writes import PairFields, check_columns
 from facedb.store.unit import Store
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class CrossMatcher:
                 unit.pairs.settle(persons, self.index.candidate_threshold)
                 self.notices.pending(unit, persons)
             else:
-                unit.pairs.run_advance(*after)
+                unit.runs.advance(*after)
         return written
 
     def recheck(self, person_id: str) -> None:
@@ -181,7 +182,7 @@ class CrossMatcher:
     def _run_batch(self, job: Job, progress: Callable[[int], None] | None) -> None:
         self.index.catch_up()
         with self.store.unit() as unit:
-            phase, after = unit.pairs.run_start()
+            phase, after = unit.runs.start()
             job.total = unit.registers.count()
         numbers: dict[str, int] = {}
         matrices = {r: self._matrix(r, numbers) for r in Register}
@@ -214,7 +215,7 @@ class CrossMatcher:
         with self.store.unit() as unit:  # every pair's evidence, in one set-based pass
             unit.pairs.settle(None, floor)
             self.notices.pending(unit, None)  # the run's new pairs, and any a crash left
-            unit.pairs.run_finish()
+            unit.runs.finish()
 
     def _matrix(self, register: Register, numbers: dict[str, int]) -> batch.RegisterMatrix:
         """Read one register's faces and vectors for the run."""

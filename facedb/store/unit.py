@@ -21,14 +21,17 @@ from facedb.store import seal
 from facedb.store.age_axes import AgeAxisRepository
 from facedb.store.audit import AuditRepository
 from facedb.store.changes import ChangeLog, Generations, SharedMarks
+from facedb.store.crossmatch_runs import CrossmatchRuns
 from facedb.store.db import make_engine, make_sessionmaker, ping, require_migrated
 from facedb.store.embeddings import EmbeddingRepository
 from facedb.store.keys import KeyRepository
 from facedb.store.notes import NoteRepository
 from facedb.store.outbox import OutboxRepository
-from facedb.store.pairs import PairRepository, RegisterFaces
+from facedb.store.pair_archive import PairArchive
+from facedb.store.pairs import PairRepository
 from facedb.store.persons import PersonRepository
 from facedb.store.photos import PhotoRepository
+from facedb.store.register_faces import RegisterFaces
 from facedb.store.seal import Keyring
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,8 @@ class Unit:
         self.marks = SharedMarks(session)
         self.registers = RegisterFaces(session)
         self.pairs = PairRepository(session)
+        self.archive = PairArchive(session)
+        self.runs = CrossmatchRuns(session)
         self.audit = AuditRepository(session)
         self.keys = KeyRepository(session)
         self.notes = NoteRepository(session)
