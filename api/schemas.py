@@ -21,6 +21,8 @@ from facedb.pipeline.types import Box
 from facedb.pipeline.types import Face as DetectedFace
 from facedb.records import (
     ESTIMATED_GENDER,
+    EXTERNAL_REF_MAX_LENGTH,
+    NAME_MAX_LENGTH,
     AgeCheckRecord,
     AuditRecord,
     FaceRecord,
@@ -67,8 +69,10 @@ Attributes = Annotated[dict[str, Any], AfterValidator(no_nul)]
 class PersonIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Text = Field(min_length=1, max_length=300)
-    external_ref: Text | None = Field(default=None, min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=NAME_MAX_LENGTH)
+    external_ref: Text | None = Field(
+        default=None, min_length=1, max_length=EXTERNAL_REF_MAX_LENGTH
+    )
     gender: Gender | None = None
     birth_date: IsoDate | None = Field(default=None, description="1900-01-01 … today")
     birth_year: int | None = Field(
@@ -83,8 +87,12 @@ class PersonPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Text = Field(default=None, min_length=1, max_length=300)  # type: ignore[assignment]
-    external_ref: Text | None = Field(default=None, min_length=1, max_length=200)
+    name: Text = Field(  # type: ignore[assignment]
+        default=None, min_length=1, max_length=NAME_MAX_LENGTH
+    )
+    external_ref: Text | None = Field(
+        default=None, min_length=1, max_length=EXTERNAL_REF_MAX_LENGTH
+    )
     gender: Gender | None = None
     birth_date: IsoDate | None = None
     birth_year: int | None = Field(default=None, ge=1900, le=2200)

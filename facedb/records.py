@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -68,6 +68,25 @@ class NoteRecord(Record):
     text: str
     author: str | None
     created_at: datetime
+
+
+# A person's own text fields, in characters: the columns, the API and the importer hold them.
+NAME_MAX_LENGTH = 300
+EXTERNAL_REF_MAX_LENGTH = 200
+
+
+class PersonFields(TypedDict, total=False):
+    """A person's own fields as a caller gives them: every one it has to create a person,
+    those that change to update one (the API's bodies, an import's row, a command)."""
+
+    id: str  # only where an archive restores a person under its id
+    name: str
+    external_ref: str | None
+    gender: Gender | None
+    birth_date: date | None
+    birth_year: int | None
+    status: PersonStatus
+    attributes: dict[str, Any]
 
 
 class PersonRecord(Record):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -37,7 +37,7 @@ from api.schemas import (
 )
 from facedb.domain import Permission, PersonStatus, UploadOutcome
 from facedb.errors import InvalidInput
-from facedb.records import Caller, PersonFilter
+from facedb.records import Caller, PersonFields, PersonFilter
 from facedb.services.uploads import Upload
 
 router = APIRouter(prefix="/v1", tags=["persons"], dependencies=[Depends(strict_query)])
@@ -52,7 +52,7 @@ IMAGES: dict[str, object] = {"image/jpeg": {}, "image/png": {}, "image/webp": {}
     "/persons", status_code=201, response_model=PersonOut, responses=documented(*COMMON, 400, 409)
 )
 def create_person(body: PersonIn, persons: Persons, caller: Enroller) -> PersonOut:
-    return PersonOut.model_validate(persons.create(body.model_dump(), caller))
+    return PersonOut.model_validate(persons.create(cast(PersonFields, body.model_dump()), caller))
 
 
 def person_filter(
@@ -94,7 +94,7 @@ def get_person(person_id: PersonId, persons: Persons, _: Reader) -> PersonOut:
 def patch_person(
     person_id: PersonId, body: PersonPatch, persons: Persons, caller: Enroller
 ) -> PersonOut:
-    fields = body.model_dump(exclude_unset=True)
+    fields = cast(PersonFields, body.model_dump(exclude_unset=True))  # only the fields sent
     return PersonOut.model_validate(persons.update(person_id, fields, caller))
 
 

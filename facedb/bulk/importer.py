@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from facedb.bulk.exporter import MATCHES
 from facedb.bulk.manifest import Row, read_manifest
@@ -43,7 +43,7 @@ from facedb.errors import (
     NotFound,
 )
 from facedb.pipeline.decode import read_header
-from facedb.records import Caller, PersonRecord
+from facedb.records import Caller, PersonFields, PersonRecord
 from facedb.services.audit import LOCAL, AuditService
 from facedb.services.enrollment import EnrollmentService, Prepared
 from facedb.services.persons import PersonService, check_person, check_taken_at
@@ -206,22 +206,23 @@ class Importer:
         fields: dict[str, Any] = {}
         accepted: list[Row] = []
         for row in rows:
+            given: dict[str, Any] = dict(row.person)
             if row.error is None:
                 clash = [
                     k
-                    for k, v in row.person.items()
+                    for k, v in given.items()
                     if k in fields and k != "attributes" and fields[k] != v
                 ]
                 if clash:
                     row.error = ConflictingRecord(
-                        f"{clash[0]} is {row.person[clash[0]]!r} here but {fields[clash[0]]!r} "
+                        f"{clash[0]} is {given[clash[0]]!r} here but {fields[clash[0]]!r} "
                         f"on an earlier row of case {row.key}",
                         field=clash[0],
                     )
             if row.error is not None:
                 emit(_result(row, RowOutcome.REFUSED, error=row.error))
                 continue
-            for key, value in row.person.items():
+            for key, value in given.items():
                 if key == "attributes":
                     fields["attributes"] = {**value, **fields.get("attributes", {})}
                 else:
@@ -232,7 +233,7 @@ class Importer:
         first = accepted[0]
         try:
             person_id, change = self._store_person(
-                first.person_id, first.external_ref, fields, dry_run
+                first.person_id, first.external_ref, cast(PersonFields, fields), dry_run
             )
         except FaceDBError as exc:
             for row in accepted:
@@ -244,7 +245,7 @@ class Importer:
         self,
         person_id: str | None,
         external_ref: str | None,
-        fields: dict[str, Any],
+        fields: PersonFields,
         dry_run: bool,
     ) -> tuple[str | None, PersonChange]:
         """Create the person, or update the fields that differ, through the person service
@@ -258,9 +259,9 @@ class Importer:
             if dry_run:
                 check_person(fields)
                 return person_id, PersonChange.CREATED
-            new = {**fields, **({"id": person_id} if person_id else {})}
+            new: PersonFields = {**fields, "id": person_id} if person_id else fields
             return self.persons.create(new).id, PersonChange.CREATED
-        changes = {k: v for k, v in fields.items() if getattr(person, k) != v}
+        changes = cast(PersonFields, {k: v for k, v in fields.items() if getattr(person, k) != v})
         if "attributes" in changes:
             merged = {**person.attributes, **changes["attributes"]}
             changes["attributes"] = merged

@@ -28,13 +28,13 @@ from typing import Any
 from facedb.bulk.source import ImportSource
 from facedb.domain import Gender, PersonStatus
 from facedb.errors import InvalidInput
+from facedb.records import EXTERNAL_REF_MAX_LENGTH, NAME_MAX_LENGTH, PersonFields
 
 PERSON_FIELDS = ("name", "status", "gender", "birth_date", "birth_year")
 INFORMATIONAL = ("linked_person_id",)  # read from an export, never written by an import
 KEY_FIELDS = ("person_id", "external_ref")
 PHOTO_FIELDS = ("path", "taken_at")
 COLUMNS = (*KEY_FIELDS, *PERSON_FIELDS, *INFORMATIONAL, *PHOTO_FIELDS)
-MAX_TEXT = 300
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Row:
     key: str  # person_id or external_ref, whichever identifies the person
     person_id: str | None
     external_ref: str | None
-    person: dict[str, Any] = field(default_factory=dict)  # the record fields it gives
+    person: PersonFields = field(default_factory=PersonFields)  # the record fields it gives
     raw_path: str = ""  # the photo as the manifest names it; empty: the record only
     taken_at: date | None = None
     error: InvalidInput | None = None
@@ -103,12 +103,12 @@ def parse_row(line: int, record: dict[str, Any]) -> Row:
     return row
 
 
-def _person_fields(record: dict[str, Any], external_ref: str | None) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
+def _person_fields(record: dict[str, Any], external_ref: str | None) -> PersonFields:
+    fields = PersonFields()
     if external_ref:
-        fields["external_ref"] = _bounded(external_ref, "external_ref", 200)
+        fields["external_ref"] = _bounded(external_ref, "external_ref", EXTERNAL_REF_MAX_LENGTH)
     if name := _text(record.get("name")):
-        fields["name"] = _bounded(name, "name", MAX_TEXT)
+        fields["name"] = _bounded(name, "name", NAME_MAX_LENGTH)
     if status := _text(record.get("status")):
         fields["status"] = _choice(PersonStatus, status, "status")
     if gender := _text(record.get("gender")):

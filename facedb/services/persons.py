@@ -8,14 +8,14 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from facedb.agecheck import best_fit, checked
 from facedb.ages import age_on
 from facedb.domain import AgeVerdict, AuditAction, register_of
 from facedb.errors import InvalidInput
 from facedb.index.face_index import FaceIndex
-from facedb.records import Caller, PersonFilter, PersonRecord, PhotoRecord
+from facedb.records import Caller, PersonFields, PersonFilter, PersonRecord, PhotoRecord
 from facedb.services.audit import LOCAL, AuditService
 from facedb.sizes import readable
 from facedb.store.unit import Store, Unit
@@ -24,18 +24,19 @@ EARLIEST_BIRTH = date(1900, 1, 1)
 MAX_ATTRIBUTES_BYTES = 16 * 1024
 
 
-TRIMMED = ("name", "external_ref")  # text fields stored without surrounding white space
+# Text fields stored without surrounding white space.
+TRIMMED: tuple[Literal["name", "external_ref"], ...] = ("name", "external_ref")
 
 
-def trimmed(fields: dict[str, Any]) -> dict[str, Any]:
+def trimmed(fields: PersonFields) -> PersonFields:
     """Return the fields with the name and case number trimmed; InvalidInput naming the
     field when nothing is left of one (a blank name cannot be read, opened or erased)."""
-    out = dict(fields)
+    out = fields.copy()
     for name in TRIMMED:
         value = out.get(name)
         if isinstance(value, str):
-            out[name] = value.strip()
-            if not out[name]:
+            out[name] = value = value.strip()
+            if not value:
                 raise InvalidInput(f"{name} is blank: give it some text", field=name)
     return out
 
@@ -64,7 +65,7 @@ def check_storable(value: Any, field: str) -> None:
             check_storable(item, field)
 
 
-def check_person(fields: dict[str, Any]) -> None:
+def check_person(fields: PersonFields) -> None:
     """Raise InvalidInput naming the field unless a person's fields agree with each other."""
     for name in ("name", "external_ref", "attributes"):
         check_storable(fields.get(name), name)
@@ -134,7 +135,7 @@ class PersonService:
     sweep: Callable[[], int]
     recheck: Callable[[str], None]
 
-    def create(self, fields: dict[str, Any], caller: Caller = LOCAL) -> PersonRecord:
+    def create(self, fields: PersonFields, caller: Caller = LOCAL) -> PersonRecord:
         with self.audit.audited(AuditAction.PERSON_CREATE, caller) as trail:
             fields = trimmed(fields)
             check_person(fields)
@@ -154,9 +155,7 @@ class PersonService:
         with self.store.unit() as unit:
             return unit.persons.page(where or PersonFilter(), limit, offset)
 
-    def update(
-        self, person_id: str, fields: dict[str, Any], caller: Caller = LOCAL
-    ) -> PersonRecord:
+    def update(self, person_id: str, fields: PersonFields, caller: Caller = LOCAL) -> PersonRecord:
         """Change some fields; the merged record must obey the same rules as a new one. The
         audit keeps each changed field before and after."""
         with self.audit.audited(AuditAction.PERSON_UPDATE, caller) as trail:
@@ -174,25 +173,23 @@ class PersonService:
             self.recheck(person_id)
         return updated
 
-    def _update(self, person_id: str, fields: dict[str, Any]) -> tuple[PersonRecord, PersonRecord]:
+    def _update(self, person_id: str, fields: PersonFields) -> tuple[PersonRecord, PersonRecord]:
         if "name" in fields and fields["name"] is None:
             raise InvalidInput("name cannot be null", field="name")
         if "attributes" in fields and fields["attributes"] is None:
             fields = {**fields, "attributes": {}}  # null clears them
         with self.store.unit() as unit:
             person = unit.persons.get(person_id)
-            merged = {
-                "name": fields.get("name"),
-                "external_ref": fields.get("external_ref"),
+            merged: PersonFields = {
+                **fields,
                 "birth_date": fields.get("birth_date", person.birth_date),
                 "birth_year": fields.get("birth_year", person.birth_year),
-                "attributes": fields.get("attributes"),
             }
             check_person(merged)
             earliest = unit.persons.earliest_photo_date(person_id)
             if earliest is not None and ("birth_date" in fields or "birth_year" in fields):
                 try:
-                    check_taken_at(earliest, merged["birth_date"], merged["birth_year"])
+                    check_taken_at(earliest, merged.get("birth_date"), merged.get("birth_year"))
                 except InvalidInput as exc:
                     raise InvalidInput(
                         f"a photo of this person is dated {earliest}, before that birth",

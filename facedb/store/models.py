@@ -41,7 +41,7 @@ from facedb.domain import (
     Register,
     Role,
 )
-from facedb.records import Box
+from facedb.records import EXTERNAL_REF_MAX_LENGTH, NAME_MAX_LENGTH, Box
 from facedb.store.seal import Sealed
 
 NAMING = {
@@ -87,8 +87,8 @@ class Person(Base):
     __tablename__ = "persons"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
-    external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
-    name: Mapped[str] = mapped_column(String(300), index=True)
+    external_ref: Mapped[str | None] = mapped_column(String(EXTERNAL_REF_MAX_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX_LENGTH), index=True)
     gender: Mapped[Gender | None] = mapped_column(closed_set(Gender, "gender"))  # declared
     birth_date: Mapped[date | None] = mapped_column(Date)
     birth_year: Mapped[int | None] = mapped_column(Integer)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -94,7 +94,7 @@ class PersonRepository:
             query = query.where(Person.status.in_(list(statuses)))
         return list(self._session.execute(query).scalars())
 
-    def update(self, person_id: str, fields: dict[str, Any]) -> PersonRecord:
+    def update(self, person_id: str, fields: Mapping[str, Any]) -> PersonRecord:
         """Set the fields given; a taken ``external_ref`` is a Conflict."""
         person = get_or_404(self._session, Person, person_id, "person")
         for key, value in fields.items():
