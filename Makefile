@@ -35,7 +35,7 @@ postgres:
 		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; fi
 
 # Two workers: most of the suite waits on databases, servers and subprocesses.
-PYTEST := $(BIN)/python -m pytest -n 2 --dist worksteal
+PYTEST := $(BIN)/python -m pytest -n 3 --dist worksteal
 
 test: install-dev models postgres
 	FACEDB_REQUIRE_POSTGRES=1 $(PYTEST)

@@ -5,9 +5,8 @@ Run: .venv/bin/python -m bench.accuracy_explore [--devsets ../shared/devsets] [-
 Each photo is decoded and detected once (the service's own decoder and detector); every
 variant then cuts its chip from the same detection and embeds it with the same FaceNet.
 Protocol (lfw-dev README): gallery = first photo of each of the 100 people + 400
-distractors, probes = the other 400 photos; a probe's non-mated score is its best
-non-mate. A photo where no face is found counts as a miss. With --write the table replaces
-the exploration section of docs/ACCURACY.md.
+distractors, probes = the other 400 photos; a probe's non-mated score is its best non-mate;
+no face found is a miss. With --write the table replaces its section of docs/ACCURACY.md.
 """
 
 from __future__ import annotations
@@ -21,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from bench.common import ACCURACY, put_section
+from bench.datasets import add_devsets
 from facedb.config import Settings
 from facedb.evaluation import metrics
 from facedb.pipeline import chips
@@ -28,7 +29,6 @@ from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.decode import decode_image
 from facedb.pipeline.types import Detection
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "ACCURACY.md"
 SECTION = "## Exploration: how FaceNet is fed (lfw-dev)"
 
 SERVED = "box+10% margin, rotated, square, RGB"
@@ -152,7 +152,7 @@ def embed(analyzer: FaceAnalyzer, inputs: list[NDArray[np.float32]]) -> NDArray[
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--devsets", type=Path, default=Path("../shared/devsets"))
+    add_devsets(parser)
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--only", default="", help="run only variants whose name holds this")
     args = parser.parse_args()
@@ -242,25 +242,7 @@ def _write_table(
 ) -> None:
     lines = [section, "", intro, "", HEADER[0].format(label), HEADER[1]]
     lines += [*[_row(name, r) for name, r in rows], ""]
-    replace_section(section, "\n".join(lines))
-
-
-def replace_section(section: str, text: str) -> None:
-    """Replace one ``## `` section of docs/ACCURACY.md (appended when absent)."""
-    doc = DOC.read_text() if DOC.exists() else "# Accuracy\n"
-    parts = doc.split("\n## ")
-    kept = [parts[0].rstrip("\n")]
-    replaced = False
-    for part in parts[1:]:
-        if ("## " + part).startswith(section):
-            kept.append(text.rstrip("\n"))
-            replaced = True
-        else:
-            kept.append("## " + part.rstrip("\n"))
-    if not replaced:
-        kept.append(text.rstrip("\n"))
-    DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text("\n\n".join(kept) + "\n")
+    put_section(ACCURACY, section, "\n".join(lines))
 
 
 if __name__ == "__main__":

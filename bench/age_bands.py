@@ -25,6 +25,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from bench.common import arguments, report, table
+from bench.datasets import add_devsets
 from facedb.agecheck import BANDS_FILE, GROUP_STARTS, AgeBands, AgeCheck, fit_bands
 from facedb.config import Settings
 from facedb.domain import AgeVerdict, EstimatedGender
@@ -75,7 +76,7 @@ def share(count: int, total: int) -> str:
 
 def main() -> None:
     parser = arguments(__doc__)
-    parser.add_argument("--devsets", type=Path, default=Path("../shared/devsets"))
+    add_devsets(parser)
     parser.add_argument("--bands", action="store_true", help="write the packaged bands file")
     args = parser.parse_args()
     faces, crops = analysed(args.devsets / "utk-dev")

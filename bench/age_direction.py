@@ -32,11 +32,13 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from bench import recognisers as rec
-from bench.common import arguments, report, table
+from bench.common import arguments, report, table, unit
+from bench.datasets import add_devsets, lag_dev, lag_dev_ids, lfw_dev, utk_dev_paths
+from bench.embeddings import Embedded
+from bench.embeddings import embedded as embedded_through
+from bench.scoring import BOOT, Fusion, lag_ranks, lfw_row, lfw_searches, rank_cells
 from facedb.config import Settings
 from facedb.evaluation import metrics
-from facedb.models.sample_data import photos
 from facedb.pipeline.age_axis import (
     ADULTHOOD_STARTS,
     CHILDHOOD_ENDS,
@@ -55,11 +57,7 @@ AGE_BANDS = (13, 20, 40, 60)
 Vectors = NDArray[np.float32]
 
 
-def unit(x: Vectors) -> Vectors:
-    return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), np.float32)
-
-
-def learned(recipe: Recipe, embedded: list[rec.Embedded]) -> AgeAxis:
+def learned(recipe: Recipe, embedded: list[Embedded]) -> AgeAxis:
     """What `facedb reindex --remove-age-axis` learns from these faces (the rows that hold
     one), as ``recipe``'s parts: each network's first principal component, with how the
     faces' positions along it follow their estimated ages."""
@@ -83,7 +81,7 @@ def age_axis(x: Vectors, ages: NDArray[np.int64]) -> Vectors:
     return np.asarray(np.linalg.eigh(scatter)[1][:, -1], np.float32)
 
 
-def without(e: rec.Embedded, axes: tuple[Vectors, ...]) -> rec.Embedded:
+def without(e: Embedded, axes: tuple[Vectors, ...]) -> Embedded:
     """The embeddings with each network's axis removed (renormalised), in the order FaceNet,
     dlib, SFace; a network without an axis given keeps its vectors."""
 
@@ -94,9 +92,9 @@ def without(e: rec.Embedded, axes: tuple[Vectors, ...]) -> rec.Embedded:
     return replace(e, **{n: drop(getattr(e, n), u) for n, u in zip(networks, axes, strict=False)})
 
 
-def stranger_thresholds(e: rec.Embedded, owner: NDArray[np.int64], weight: float) -> str:
+def stranger_thresholds(e: Embedded, owner: NDArray[np.int64], weight: float) -> str:
     """The recipe's rule on lfw-dev: the scores 1 stranger pair in 10,000 and 1 in 10 reach."""
-    scores = rec.Fusion("", weight).scores(e, e, np.arange(len(owner)), np.arange(len(owner)))
+    scores = Fusion("", weight).scores(e, e, np.arange(len(owner)), np.arange(len(owner)))
     upper = np.triu_indices(len(owner), 1)
     strangers = scores[upper][owner[upper[0]] != owner[upper[1]]]
     found = [metrics.threshold_for_rate(strangers, far)[0] for far in (1e-4, 0.1)]
@@ -105,7 +103,7 @@ def stranger_thresholds(e: rec.Embedded, owner: NDArray[np.int64], weight: float
 
 def paired(new: NDArray[np.int64], base: NDArray[np.int64], k: int) -> str:
     rng = np.random.default_rng(0)
-    draws = [rng.integers(0, len(new), len(new)) for _ in range(rec.BOOT)]
+    draws = [rng.integers(0, len(new), len(new)) for _ in range(BOOT)]
     d = [(new[i] <= k).mean() - (base[i] <= k).mean() for i in draws]
     point = (new <= k).mean() - (base <= k).mean()
     return f"{point:+.3f} [{np.quantile(d, 0.025):+.3f}, {np.quantile(d, 0.975):+.3f}]"
@@ -113,30 +111,22 @@ def paired(new: NDArray[np.int64], base: NDArray[np.int64], k: int) -> str:
 
 def main() -> None:
     parser = arguments(__doc__)
-    parser.add_argument("--devsets", type=Path, default=Path("../shared/devsets"))
-    parser.add_argument("--lag", type=Path, default=rec.LAG_PIC, help="LAG's Pic folder")
-    parser.add_argument("--cache", type=Path, default=rec.CACHE, help="embeddings cache (outside)")
+    add_devsets(parser, lag=True, cache=True)
     args = parser.parse_args()
     settings = Settings()
     analyzer = FaceAnalyzer(settings)
 
-    def embedded(name: str, paths: list[Path]) -> rec.Embedded:
-        def make() -> rec.Embedded:
-            analyzer.load()
-            return rec.embed_all(paths, analyzer)
+    def embedded(name: str, paths: list[Path]) -> Embedded:
+        return embedded_through(name, paths, analyzer, args.cache)
 
-        return rec.cached(name, paths, make, args.cache)
-
-    lfw = args.devsets / "lfw-dev"
-    people = photos(lfw / "people")
-    distractors = sorted(p for p in (lfw / "distractors").iterdir() if p.suffix == ".jpg")
-    lfw_paths = [p for n in sorted(people) for p in people[n]] + distractors
+    lfw = lfw_dev(args.devsets)
+    people, distractors, lfw_paths = lfw.people, lfw.distractors, lfw.paths
     lfw_emb = embedded("lfw-dev", lfw_paths)
-    ids = [x.strip() for x in (args.devsets / "lag-dev-ids.txt").read_text().splitlines()]
-    ids = [x for x in ids if x]
-    young, young_owner, adult, adult_owner = rec.lag_layout(args.lag, ids)
+    ids = lag_dev_ids(args.devsets)
+    lag = lag_dev(args.lag, ids)
+    young, young_owner, adult, adult_owner = lag.young, lag.young_owner, lag.adult, lag.adult_owner
     young_emb, adult_emb = embedded("lag-young", young), embedded("lag-adult", adult)
-    utk_paths = sorted((args.devsets / "utk-dev").glob("*.jpg"))
+    utk_paths = utk_dev_paths(args.devsets)
     utk_emb = embedded("utk-dev", utk_paths)
     utk_ages = np.array([int(p.name.split("_")[0]) for p in utk_paths])
 
@@ -184,9 +174,7 @@ def main() -> None:
     yo, ao = np.array(young_owner), np.array(adult_owner)
     folds = np.random.default_rng(7).permutation(len(ids))
     index = {p: i for i, p in enumerate(lfw_paths)}
-    variants: list[tuple[str, Callable[[rec.Embedded], rec.Embedded]]] = [
-        ("none (as served)", lambda e: e)
-    ]
+    variants: list[tuple[str, Callable[[Embedded], Embedded]]] = [("none (as served)", lambda e: e)]
     variants += [(name, lambda e, a=a: without(e, a)) for name, a in axes.items()]
     triple_axes = {
         "the service's rule, LAG gallery": guard.keep(learned(TRIPLE, [young_emb])),
@@ -196,9 +184,9 @@ def main() -> None:
     }
     rows, diffs = [], []
     fusions = {
-        "FaceNet": (rec.Fusion("", 1.0), variants),
-        "facenet+dlib": (rec.Fusion("", 0.5), variants),
-        "facenet+dlib+sface": (rec.Fusion("", 0.5, sface=1 / 3), [variants[0]] + [
+        "FaceNet": (Fusion("", 1.0), variants),
+        "facenet+dlib": (Fusion("", 0.5), variants),
+        "facenet+dlib+sface": (Fusion("", 0.5, sface=1 / 3), [variants[0]] + [
             (name, lambda e, a=a: without(e, a.directions)) for name, a in triple_axes.items()
         ]),
     }  # fmt: skip
@@ -206,15 +194,13 @@ def main() -> None:
         base: NDArray[np.int64] | None = None
         for name, change in recipe_variants:
             y, a, e = change(young_emb), change(adult_emb), change(lfw_emb)
-            whole = rec.lag_ranks(y, yo, a, ao, fusion)
+            whole = lag_ranks(y, yo, a, ao, fusion)
             in_folds = np.concatenate(
-                [rec.lag_ranks(y, yo, a, ao, fusion, folds[f::3]) for f in range(3)]
+                [lag_ranks(y, yo, a, ao, fusion, folds[f::3]) for f in range(3)]
             )
-            lfw_cells = rec.lfw_row("", *rec.lfw_searches(people, distractors, e, index, fusion))[
-                1:
-            ]
+            lfw_cells = lfw_row("", *lfw_searches(people, distractors, e, index, fusion))[1:]
             rows.append([
-                recipe, name, *rec.rank_cells(whole, np.random.default_rng(0)),
+                recipe, name, *rank_cells(whole, np.random.default_rng(0)),
                 " / ".join(f"{(in_folds <= k).mean():.3f}" for k in (1, 5, 10)), *lfw_cells,
             ])  # fmt: skip
             if base is None:

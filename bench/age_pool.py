@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.attributes_explore import load
 from bench.common import arguments, report, table
+from bench.datasets import add_devsets
+from bench.embeddings import utk_crops
 from facedb.config import Settings
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.attributes import class_ages, predict_box, read_views
@@ -91,11 +91,13 @@ def held_out(
 
 def main() -> None:
     parser = arguments(__doc__)
-    parser.add_argument("--devsets", type=Path, default=Path("../shared/devsets"))
+    add_devsets(parser)
     args = parser.parse_args()
     analyzer = FaceAnalyzer(Settings())
     analyzer.load()
-    crops = [c for c in load(args.devsets / "utk-dev", analyzer, 0.0) if c.detection is not None]
+    crops = [
+        c for c in utk_crops(args.devsets / "utk-dev", analyzer, 0.0) if c.detection is not None
+    ]
     truth, served, rounded, faceres, single, costs = [], [], [], [], [], []
     estimator = analyzer.attributes
     with estimator.using() as predictor:

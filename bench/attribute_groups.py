@@ -10,13 +10,12 @@ intervals where a group is small.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.attributes_explore import load
 from bench.common import arguments, report, table
+from bench.datasets import add_devsets
+from bench.embeddings import utk_crops
 from facedb.config import Settings
 from facedb.pipeline.analyzer import FaceAnalyzer
 
@@ -72,14 +71,14 @@ def held_out(true: NDArray[np.float64], age: NDArray[np.float64]) -> list[list[s
 
 def main() -> None:
     parser = arguments(__doc__)
-    parser.add_argument("--devsets", type=Path, default=Path("../shared/devsets"))
+    add_devsets(parser)
     args = parser.parse_args()
     settings = Settings()
     analyzer = FaceAnalyzer(settings)
     analyzer.load()
     cut = settings.gender_min_probability
     rows = []
-    for crop in load(args.devsets / "utk-dev", analyzer, 0.0):
+    for crop in utk_crops(args.devsets / "utk-dev", analyzer, 0.0):
         if crop.detection is None:
             continue
         got = analyzer.attributes.estimate(crop.bgr, [crop.detection])[0]

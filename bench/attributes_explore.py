@@ -13,55 +13,20 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from bench.common import ACCURACY, put_section
+from bench.datasets import add_devsets
+from bench.embeddings import Crop, utk_crops
 from facedb.config import Settings
 from facedb.pipeline import attributes
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.pipeline.decode import decode_image
 from facedb.pipeline.types import Box, Detection
 
 EAST_ASIAN = 2
-
-
-@dataclass
-class Crop:
-    age: int
-    female: bool
-    race: int
-    bgr: NDArray[np.uint8]
-    detection: Detection | None
-    best_confidence: float
-
-
-def labels(path: Path) -> tuple[int, bool, int]:
-    age, gender, race = path.name.split("_")[:3]
-    return int(age), gender == "1", int(race)
-
-
-def load(root: Path, analyzer: FaceAnalyzer, border: float) -> list[Crop]:
-    crops = []
-    for path in sorted(root.glob("*.jpg")):
-        age, female, race = labels(path)
-        bgr = decode_image(path.read_bytes(), 1 << 40, 1 << 40).bgr.copy()
-        if border:
-            pad = round(border * max(bgr.shape[:2]))
-            bgr = np.asarray(
-                cv2.copyMakeBorder(bgr, pad, pad, pad, pad, cv2.BORDER_CONSTANT), np.uint8
-            )
-        raw = analyzer.detector.detect(bgr)
-        found = [d for d in raw if d.confidence >= 0.8 and min(d.box.w, d.box.h) >= 20]
-        best = max(found, key=lambda d: d.box.w * d.box.h) if found else None
-        crops.append(
-            Crop(age, female, race, bgr, best, max((d.confidence for d in raw), default=0))
-        )
-    return crops
 
 
 Estimate = Callable[[FaceAnalyzer, NDArray[np.uint8], Detection], attributes.AgeGender | None]
@@ -206,7 +171,7 @@ def _iou(a: Box, b: Box) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--devsets", type=Path, default=Path("../shared/devsets"))
+    add_devsets(parser)
     parser.add_argument("--borders", type=float, nargs="+", default=[0.0, 0.25])
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
@@ -221,7 +186,7 @@ def main() -> None:
         ("face + mirror, age pooled with FaceRes (served)", pooled),
     ]
     for border in args.borders:
-        crops = load(args.devsets / "utk-dev", analyzer, border)
+        crops = utk_crops(args.devsets / "utk-dev", analyzer, border)
         count = sum(c.detection is not None for c in crops)
         found.append(
             f"{count}/{len(crops)} with {'no' if not border else f'a {border:.0%}'} border"
@@ -238,7 +203,6 @@ def main() -> None:
 
 
 def write(rows: list[dict[str, str]], found: list[str]) -> None:
-    from bench.accuracy_explore import replace_section
 
     columns = list(rows[0])
     lines = [
@@ -253,7 +217,7 @@ def write(rows: list[dict[str, str]], found: list[str]) -> None:
         *["| " + " | ".join(r[c] for c in columns) + " |" for r in rows],
         "",
     ]
-    replace_section(SECTION, "\n".join(lines))
+    put_section(ACCURACY, SECTION, "\n".join(lines))
 
 
 SECTION = "## Exploration: age and gender (utk-dev)"

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import arguments, insert_synthetic, report, sqlite_services, unit
+from bench.common import arguments, report, unit
+from bench.serving import insert_synthetic, sqlite_services
 from facedb.domain import JobKind
 from facedb.services.jobs import Job
 

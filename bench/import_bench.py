@@ -25,7 +25,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from bench.common import arguments, report, serve_process
+from bench.common import arguments, report
+from bench.serving import serve_process
 from facedb.config import Settings
 from facedb.models.sample_data import celebrity_dataset, photos
 

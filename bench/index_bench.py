@@ -12,7 +12,6 @@ of the same photo (its detect+embed), so both sides measure only the search part
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import statistics
 import tempfile
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import D, arguments, face_like, report, rss_mib
+from bench.serving import deepface_db
 from facedb.domain import IndexKind
 from facedb.index.faiss_index import FaissIndex
 
@@ -47,26 +47,6 @@ def latencies(
         found.append(ids[0])
     ms = np.array(times) * 1000
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), np.array(found)
-
-
-def deepface_db(path: Path, vectors: np.ndarray) -> None:
-    """Fill DeepFace's SQLite schema with the same vectors (a tiny face blob each)."""
-    from deepface.modules.database.sqlite import SqliteClient
-
-    client = SqliteClient(connection_details=str(path))
-    face = np.zeros((1, 1, 3), dtype=np.float32).tobytes()
-    rows = []
-    for i, v in enumerate(vectors.astype("<f8")):
-        emb = v.tobytes()
-        rows.append((f"img{i}.jpg", face, "[1, 1, 3]", "Facenet", "mtcnn", 1, 0, emb,
-                     hashlib.sha256(str(i).encode()).hexdigest(), hashlib.sha256(emb).hexdigest()))  # fmt: skip
-    client.conn.executemany(
-        "INSERT INTO embeddings (img_name, face, face_shape, model_name, detector_backend, aligned,"
-        " l2_normalized, embedding, face_hash, embedding_hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
-        rows,
-    )
-    client.conn.commit()
-    client.close()
 
 
 def deepface_search_seconds(path: Path, photo: str, method: str, repeats: int = 5) -> float:

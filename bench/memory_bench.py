@@ -29,7 +29,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from bench.common import FACEDB_SERVE, TENSORFLOW_SERVE, arguments, report, serve_process, table
+from bench.common import arguments, report, table
+from bench.serving import FACEDB_SERVE, TENSORFLOW_SERVE, serve_process
 from facedb.config import Settings
 from facedb.models.sample_data import celebrity_dataset, photos
 

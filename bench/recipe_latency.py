@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.common import arguments, report, serving, sqlite_services, table
-from bench.service_bench import enroll_all, post_search
+from bench.common import arguments, report, table
+from bench.serving import enroll_all, post_search, serving, sqlite_services
 from facedb.config import Settings
 from facedb.models.sample_data import celebrity_dataset, photos
 from facedb.pipeline.analyzer import FaceAnalyzer

@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import arguments, face_like, insert_synthetic, report, sqlite_services, table
-from bench.service_bench import enroll_all
+from bench.common import arguments, face_like, report, table
+from bench.serving import enroll_all, insert_synthetic, sqlite_services
 from facedb.config import Settings
 from facedb.models.sample_data import celebrity_dataset, photos
 from facedb.pipeline.analyzer import FaceAnalyzer

@@ -17,38 +17,27 @@ Run: .venv/bin/python -m bench.service_bench [--faces 100000] [--write]
 from __future__ import annotations
 
 import contextlib
-import io
-import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from functools import wraps
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import httpx
 
-from api import schemas
-from bench.common import (
-    Stopwatch,
-    arguments,
-    face_like,
+from bench.common import arguments, face_like, percentiles, report, table
+from bench.serving import (
+    deepface_db,
+    enroll_all,
     insert_synthetic,
-    percentiles,
-    report,
+    post_search,
     serving,
     sqlite_services,
-    table,
 )
-from bench.index_bench import deepface_db
+from bench.stages import StageTimer, stage_rows
 from bench.tensorflow_path import tensorflow_analyzer
 from facedb.config import Settings
 from facedb.models.sample_data import celebrity_dataset, photos
-from facedb.pipeline import analyzer as analyzer_module
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.services.uploads import Upload
 from facedb.wiring import Services
 
 SECTION = "## Service: enrollment throughput and find latency"
@@ -61,17 +50,6 @@ def fresh(tmp: Path, analyzer: FaceAnalyzer) -> Services:
     """Services on a new SQLite file; uploads of up to 32 files (the largest batch here)."""
     return sqlite_services(tmp, analyzer, model_dir=analyzer.settings.models_path,
                            max_upload_files=32)  # fmt: skip
-
-
-def enroll_all(services: Services, people: dict[str, list[Path]], batch: int) -> tuple[int, float]:
-    start = time.perf_counter()
-    stored = 0
-    for name, files in people.items():
-        person = services.persons.create({"name": name})
-        for i in range(0, len(files), batch):
-            chunk = [Upload(str(f), io.BytesIO(f.read_bytes())) for f in files[i : i + batch]]
-            stored += services.enrollment.enroll(person.id, chunk).stored
-    return stored, time.perf_counter() - start
 
 
 def deepface_register(paths: list[Path], db_path: Path) -> float:
@@ -109,13 +87,6 @@ def enrollment_rows(
     return rows
 
 
-def post_search(client: httpx.Client, path: Path) -> float:
-    start = time.perf_counter()
-    reply = client.post("/v1/search", files={"file": ("p.jpg", path.read_bytes(), "image/jpeg")})
-    assert reply.status_code in (200, 422), reply.text
-    return time.perf_counter() - start
-
-
 def concurrent_rate(url: str, probes: list[Path]) -> tuple[float, float]:
     """Return (searches/s, p50 ms) with CLIENTS clients each searching PER_CLIENT times."""
     times: list[float] = []
@@ -132,88 +103,6 @@ def concurrent_rate(url: str, probes: list[Path]) -> tuple[float, float]:
     for w in workers:
         w.join()
     return len(times) / (time.perf_counter() - start), percentiles(times)[0]
-
-
-class StageTimer:
-    """Times one in-process server's search by stage, wrapping its own objects in place."""
-
-    def __init__(self, services: Services) -> None:
-        self.clock = Stopwatch()
-        analyzer = services.analyzer
-        assert isinstance(analyzer, FaceAnalyzer)
-        self.patches: list[tuple[Any, str, Any]] = [
-            (analyzer_module, "decode_image", "decode"),
-            (analyzer.detector, "detect", "detect"),
-            (analyzer.attributes, "estimate", "age/gender"),
-            (analyzer, "locate", "locate"),
-            (analyzer.embedder, "embed", "embed"),
-            (services.index, "catch_up", "database: change log"),
-            (services.index, "top_persons", "top_persons"),
-            (services.search, "_in_context", "database: faces and persons"),
-            (services.search, "search", "service"),
-            (schemas.SearchOut, "of", "serialisation"),
-        ]
-
-    def _wrap(self, call: Callable[..., Any], stage: str) -> Callable[..., Any]:
-        @wraps(call)
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            with self.clock(stage):
-                return call(*args, **kwargs)
-
-        return timed
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[Stopwatch]:
-        originals = [(owner, name, owner.__dict__.get(name)) for owner, name, _ in self.patches]
-        for owner, name, stage in self.patches:
-            _set(owner, name, self._wrap(getattr(owner, name), stage))
-        try:
-            yield self.clock
-        finally:
-            for owner, name, original in originals:
-                if original is None:
-                    object.__delattr__(owner, name)  # an instance's: the class's shows again
-                else:
-                    _set(owner, name, original)
-
-
-def _set(owner: Any, name: str, value: Any) -> None:
-    """Set an attribute on a module, a class or an instance (frozen dataclasses included)."""
-    if isinstance(owner, type | ModuleType):
-        setattr(owner, name, value)
-    else:
-        object.__setattr__(owner, name, value)
-
-
-def stage_rows(clock: Stopwatch, windows: list[tuple[float, float]]) -> list[list[str]]:
-    """Median ms of each stage per search: each search's stages are its own timings (those
-    that started inside its request), the remainders worked out per search, then the median
-    of each over the searches (medians do not add up; each is a real search's share)."""
-    per_search: dict[str, list[float]] = {}
-    for begin, end in windows:
-        m = clock.within(begin, end)
-        top, context = m["top_persons"], m["database: faces and persons"]
-        http = 1000 * (end - begin)
-        stages = {
-            "decode": m["decode"],
-            "detect (MTCNN)": m["detect"],
-            "age/gender": m["age/gender"],
-            "align (chip, mirror, thumbnail)": m["locate"] - m["decode"] - m["detect"]
-            - m["age/gender"],
-            "embed (FaceNet, chip + mirror)": m["embed"],
-            "index (exact search, person grouping)": top - context,
-            "database (change log, faces and persons)": m["database: change log"] + context,
-            "audit and rules": m["service"] - m["locate"] - m["embed"] - top
-            - m["database: change log"],
-            "serialisation (response model)": m["serialisation"],
-            "HTTP (multipart, JSON, transport)": http - m["service"] - m["serialisation"],
-            "whole request (client)": http,
-        }  # fmt: skip
-        for name, ms in stages.items():
-            per_search.setdefault(name, []).append(ms)
-    medians = {name: statistics.median(ms) for name, ms in per_search.items()}
-    whole = medians["whole request (client)"]
-    return [[name, f"{ms:.1f}", f"{100 * ms / whole:.0f}%"] for name, ms in medians.items()]
 
 
 def search_rows(
