@@ -40,11 +40,11 @@ PYTEST := $(BIN)/python -m pytest -n 3 --dist worksteal
 test: install-dev models postgres
 	FACEDB_REQUIRE_POSTGRES=1 $(PYTEST)
 
-# Everything but the real networks, the time-budgeted fuzzing and the tests on a real Milvus
-# server (they start one): under two minutes.
+# Everything but the real networks, the time-budgeted fuzzing, the tests on a real Milvus
+# server (they start one) and the slow ones (a browser, kill -9, repeated races): 90 s.
 test-fast: install-dev
-	@echo "test-fast skips the models, budget and milvus_server tests; make test runs them"
-	$(PYTEST) -m "not models and not budget and not milvus_server"
+	@echo "test-fast skips the models, budget, milvus_server and slow tests; make test runs them"
+	$(PYTEST) -m "not models and not budget and not milvus_server and not slow"
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -18,6 +18,8 @@ import pytest
 from tests.api.conftest import ARTIFACTS, Server, shot, sign_in
 from tests.fakes import fake_photo, no_face_photo
 
+pytestmark = pytest.mark.slow  # make test-fast leaves it out
+
 JERRY = 101  # the identities this module enrolls (tests/fakes.py)
 REPORTED = 102
 

@@ -13,6 +13,8 @@ import pytest
 from tests.api.conftest import Server, shot, sign_in, unique
 from tests.fakes import fake_photo
 
+pytestmark = pytest.mark.slow  # make test-fast leaves it out
+
 MEASURED = 111  # the identity this module enrolls (tests/fakes.py)
 
 # Records every violation the page reports, whatever its directive.

@@ -18,7 +18,7 @@ from tests.api.conftest import Server, serve, shot, sign_in, unique
 from tests.api.test_console_geometry import BARS, BOXES, WATCH_CSP
 from tests.fakes import FakeAnalyzer, fake_photo
 
-pytestmark = pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("server", ["sqlite"], indirect=True)]
 
 CHILD = 231  # the identities this module enrolls (tests/fakes.py)
 DOUBTFUL = 232

@@ -166,6 +166,7 @@ def test_a_mixed_manifest_imports_the_good_rows_and_reports_each_bad_one(
     assert state(db) == after
 
 
+@pytest.mark.slow
 def test_kill_9_mid_import_then_rerun_ends_as_one_uninterrupted_run(
     url: str, tmp_path: Path
 ) -> None:

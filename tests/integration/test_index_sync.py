@@ -83,6 +83,7 @@ def test_restart_loads_the_snapshot_and_catches_up(
     again.close()
 
 
+@pytest.mark.slow
 def test_killed_writer_loses_nothing_acknowledged(
     url: str, tmp_path: Path, backend: IndexBackend
 ) -> None:

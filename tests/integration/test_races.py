@@ -24,6 +24,8 @@ from facedb.wiring import Services
 from tests.factories import enroll_bytes, make_settings, started
 from tests.fakes import fake_photo
 
+pytestmark = pytest.mark.slow  # make test-fast leaves it out
+
 TRIALS = 50
 
 

@@ -160,6 +160,7 @@ def test_pairs_below_the_minimum_score_or_from_before_the_webhook_are_not_announ
     db.close()
 
 
+@pytest.mark.slow
 def test_killed_minus_9_while_sending_the_event_is_sent_again_by_the_next_process(
     url: str, tmp_path: Path, receiver: Receiver
 ) -> None:
