@@ -11,15 +11,15 @@ from facedb.bulk.exporter import Exporter
 from facedb.bulk.tables import Tables
 from facedb.casework.crossmatch import CrossMatcher
 from facedb.casework.review import ReviewService
-from facedb.services.audit import AuditService
 from facedb.services.enrollment import EnrollmentService
 from facedb.services.health import HealthService
-from facedb.services.jobs import JobRegistry
 from facedb.services.notes import NoteService
 from facedb.services.persons import PersonService
 from facedb.services.reindex import ReindexService
 from facedb.services.search import SearchService
 from facedb.services.webhooks import WebhookSender
+from facedb.trail.audit import AuditService
+from facedb.trail.jobs import JobRegistry
 from facedb.wiring import Services
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from bench.common import arguments, report, unit
 from bench.serving import insert_synthetic, sqlite_services
 from facedb.domain import JobKind
-from facedb.services.jobs import Job
+from facedb.trail.jobs import Job
 
 SECTION = "## Cross-match: batch job against the per-face loop"
 LOOP_SAMPLE = 300

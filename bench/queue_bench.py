@@ -41,8 +41,8 @@ from facedb.errors import AgeAxisRefused
 from facedb.pipeline.age_axis import AxisGuard
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.records import PairFilter
-from facedb.services.jobs import Job
 from facedb.services.uploads import Upload
+from facedb.trail.jobs import Job
 from facedb.wiring import Services
 
 SECTION = "## Review queue: pairs read to find the true links ({recipe})"

@@ -25,9 +25,9 @@ from bench.serving import enroll_all, insert_synthetic, sqlite_services
 from facedb.config import Settings
 from facedb.models.sample_data import celebrity_dataset, photos
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.services.audit import LOCAL
 from facedb.services.uploads import Upload
 from facedb.store.seal import Keyring, write_new_key
+from facedb.trail.audit import LOCAL
 
 SECTION = "## Sealing at rest: what AES-GCM costs"
 SYNTHETIC = 100_000

@@ -18,20 +18,20 @@ from facedb.casework.review import ReviewService
 from facedb.config import Settings
 from facedb.index.face_index import FaceIndex
 from facedb.pipeline.base import Analyzer
-from facedb.services.audit import AuditService
 from facedb.services.background import Background
 from facedb.services.enrollment import EnrollmentService
 from facedb.services.health import HealthService
-from facedb.services.jobs import JobRegistry
 from facedb.services.keys import KeyService
 from facedb.services.notes import NoteService
-from facedb.services.notices import Notices
 from facedb.services.persons import PersonService
 from facedb.services.reindex import ReindexService
 from facedb.services.search import SearchService
 from facedb.services.webhooks import WebhookSender
 from facedb.store.seal import read_keyring
 from facedb.store.unit import Store
+from facedb.trail.audit import AuditService
+from facedb.trail.jobs import JobRegistry
+from facedb.trail.notices import Notices
 
 
 @dataclass

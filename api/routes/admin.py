@@ -15,7 +15,7 @@ from api.schemas import AuditOut, HealthOut, JobOut, MeOut, RequeuedOut, Text
 from facedb.domain import AuditAction, JobKind, Permission, may
 from facedb.errors import NotFound
 from facedb.records import Caller
-from facedb.services.jobs import Job
+from facedb.trail.jobs import Job
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(strict_query)])
 Admin = Annotated[Caller, Depends(require(Permission.ADMIN))]

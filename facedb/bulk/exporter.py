@@ -32,8 +32,8 @@ from facedb.casework.disclosure import FULL, Disclosure
 from facedb.domain import AuditAction, PairOrder, Register
 from facedb.errors import InvalidInput
 from facedb.records import Caller, FaceRecord, PairFilter, PairRecord, PersonRecord, PhotoRecord
-from facedb.services.audit import LOCAL, AuditService
 from facedb.store.unit import Store, Unit
+from facedb.trail.audit import LOCAL, AuditService
 
 FACES = "faces.jsonl"
 MATCHES = "matches.jsonl"

@@ -44,11 +44,11 @@ from facedb.errors import (
 )
 from facedb.pipeline.decode import read_header
 from facedb.records import Caller, PersonFields, PersonRecord
-from facedb.services.audit import LOCAL, AuditService
 from facedb.services.enrollment import EnrollmentService, Prepared
 from facedb.services.persons import PersonService, check_person, check_taken_at
 from facedb.services.uploads import Upload
 from facedb.store.unit import Store, Unit
+from facedb.trail.audit import LOCAL, AuditService
 
 BATCH = 16
 

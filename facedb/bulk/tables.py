@@ -16,8 +16,8 @@ from facedb.bulk.cells import SafeWriter
 from facedb.casework.checks import described
 from facedb.domain import AuditAction, PairOrder
 from facedb.records import Caller, PairFilter, PairRecord, PairSide, PersonFilter, PersonRecord
-from facedb.services.audit import AuditService
 from facedb.store.unit import Store, Unit
+from facedb.trail.audit import AuditService
 
 T = TypeVar("T")
 

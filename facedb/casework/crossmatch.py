@@ -42,12 +42,12 @@ from facedb.errors import FaceDBError
 from facedb.index.face_index import FaceIndex
 from facedb.index.persons import PersonHit
 from facedb.records import RegisterFace
-from facedb.services.audit import AuditService
-from facedb.services.jobs import Job
-from facedb.services.notices import Notices
 from facedb.store.models import PairSideColumns
 from facedb.store.pair_writes import PairFields, check_columns
 from facedb.store.unit import Store
+from facedb.trail.audit import AuditService
+from facedb.trail.jobs import Job
+from facedb.trail.notices import Notices
 
 log = logging.getLogger(__name__)
 QUERY_BATCH = 1024  # faces a sweep matches per round

@@ -20,9 +20,9 @@ from facedb.casework.checks import described
 from facedb.domain import AgeVerdict, AuditAction, MatchState, PairOrder, PersonStatus
 from facedb.errors import AlreadyLinked, Claimed, InvalidInput
 from facedb.records import Caller, Claim, PairFilter, PairRecord
-from facedb.services.audit import AuditService
-from facedb.services.notices import Decided, Notices
 from facedb.store.unit import Store, Unit
+from facedb.trail.audit import AuditService
+from facedb.trail.notices import Decided, Notices
 
 MAX_NOTE = 2000
 CLAIM_MINUTES = 30  # how long a reviewer's claim on a pair holds unless renewed

@@ -11,7 +11,7 @@ from facedb.cli.common import services
 from facedb.config import get_settings
 from facedb.domain import AuditAction, JobKind, JobState, MatchState, Role
 from facedb.records import PairFilter
-from facedb.services.jobs import Job, run_job
+from facedb.trail.jobs import Job, run_job
 
 
 def add_commands(commands: Any) -> None:

@@ -45,10 +45,10 @@ from facedb.errors import FaceDBError, InvalidInput
 from facedb.evaluation import metrics
 from facedb.models.sample_data import photos
 from facedb.pipeline.base import Analyzer
-from facedb.services.jobs import Job
 from facedb.services.search import SearchFilters
 from facedb.services.uploads import Upload
 from facedb.store.db import upgrade
+from facedb.trail.jobs import Job
 from facedb.wiring import Services, build
 
 SCHEMA = "facedb-eval/2"

@@ -38,12 +38,12 @@ from facedb.pipeline.base import Analyzer, LocatedFace
 from facedb.pipeline.decode import ImageHeader, read_header
 from facedb.pipeline.types import Face as DetectedFace
 from facedb.records import Caller, PhotoRecord
-from facedb.services.audit import LOCAL, AuditService
 from facedb.services.persons import age_conflict, check_taken_at
 from facedb.services.uploads import Upload
 from facedb.store.embeddings import Embedded
 from facedb.store.photos import NewFace, NewPhoto
 from facedb.store.unit import Store
+from facedb.trail.audit import LOCAL, AuditService
 
 CROP_MAX_SIDE = 160
 

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from facedb.domain import AuditAction, AuthMode, Role
 from facedb.errors import Unauthenticated
 from facedb.records import Caller, KeyRecord
-from facedb.services.audit import LOCAL, AuditService
 from facedb.store.unit import Store
+from facedb.trail.audit import LOCAL, AuditService
 
 KEY_PREFIX = "fdb_"
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from facedb.domain import AuditAction
 from facedb.errors import InvalidInput
 from facedb.records import Caller, NoteRecord
-from facedb.services.audit import LOCAL, AuditService
 from facedb.store.unit import Store
+from facedb.trail.audit import LOCAL, AuditService
 
 MAX_NOTE_CHARS = 10_000
 

@@ -16,9 +16,9 @@ from facedb.domain import AgeVerdict, AuditAction, register_of
 from facedb.errors import InvalidInput
 from facedb.index.face_index import FaceIndex
 from facedb.records import Caller, PersonFields, PersonFilter, PersonRecord, PhotoRecord
-from facedb.services.audit import LOCAL, AuditService
 from facedb.sizes import readable
 from facedb.store.unit import Store, Unit
+from facedb.trail.audit import LOCAL, AuditService
 
 EARLIEST_BIRTH = date(1900, 1, 1)
 MAX_ATTRIBUTES_BYTES = 16 * 1024

@@ -23,10 +23,10 @@ from facedb.pipeline.base import Analyzer
 from facedb.pipeline.recipes import Recipe
 from facedb.pipeline.types import Detection
 from facedb.records import AgeAxis, FaceRecord
-from facedb.services.audit import AuditService
-from facedb.services.jobs import Job
 from facedb.store.embeddings import Embedded
 from facedb.store.unit import Store
+from facedb.trail.audit import AuditService
+from facedb.trail.jobs import Job
 
 log = logging.getLogger(__name__)
 BATCH = 32

@@ -18,10 +18,10 @@ from facedb.index.face_index import FaceIndex
 from facedb.pipeline.base import Analyzer
 from facedb.pipeline.types import Face as DetectedFace
 from facedb.records import Caller, FaceInContext, FaceRecord, PersonRecord
-from facedb.services.audit import AuditService
 from facedb.services.persons import check_photo_date
 from facedb.services.uploads import Upload
 from facedb.store.unit import Store
+from facedb.trail.audit import AuditService
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.embed import MODEL_NAME
 from facedb.pipeline.recipes import DEFAULT
 from facedb.records import AGE_AXIS_TAG
-from facedb.services.jobs import Job
 from facedb.services.search import SearchFilters
 from facedb.services.uploads import Upload
 from facedb.store.embeddings import Embedded
 from facedb.store.photos import NewFace, NewPhoto
+from facedb.trail.jobs import Job
 from facedb.wiring import Services
 from tests.conftest import REPO
 from tests.factories import (

@@ -24,9 +24,9 @@ from facedb.bulk.exporter import MATCHES
 from facedb.bulk.importer import RowResult
 from facedb.domain import JobKind, MatchState, PersonChange, RowOutcome
 from facedb.records import PairFilter
-from facedb.services.audit import LOCAL
-from facedb.services.jobs import Job
 from facedb.store.db import upgrade
+from facedb.trail.audit import LOCAL
+from facedb.trail.jobs import Job
 from facedb.wiring import Services
 from tests.conftest import REPO
 from tests.factories import make_settings, run_facedb, started

@@ -20,8 +20,8 @@ from facedb.domain import AgeSource, JobKind, MatchState, PersonStatus
 from facedb.models.sample_data import photos
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.records import PairFilter
-from facedb.services.audit import LOCAL
-from facedb.services.jobs import Job
+from facedb.trail.audit import LOCAL
+from facedb.trail.jobs import Job
 from facedb.wiring import Services
 from tests.factories import enroll_bytes, make_settings, model_services, started
 from tests.fakes import fake_photo

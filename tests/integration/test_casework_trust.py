@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from facedb.domain import AgeVerdict, AuditAction, JobKind, MatchState, PersonStatus, Role
 from facedb.errors import AlreadyLinked
 from facedb.records import PairFilter, PairRecord
-from facedb.services.audit import LOCAL
-from facedb.services.jobs import Job
 from facedb.services.uploads import Upload
+from facedb.trail.audit import LOCAL
+from facedb.trail.jobs import Job
 from facedb.wiring import Services
 from tests.factories import enroll_bytes, make_settings, started
 from tests.fakes import fake_photo

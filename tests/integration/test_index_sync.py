@@ -22,8 +22,8 @@ import pytest
 from facedb.config import Settings
 from facedb.domain import IndexBackend, JobKind
 from facedb.index.local_home import MANIFEST_FILE, SNAPSHOT_FILE
-from facedb.services.jobs import Job
 from facedb.services.search import Candidate, SearchFilters
+from facedb.trail.jobs import Job
 from facedb.wiring import Services
 from tests.conftest import REPO
 from tests.factories import (

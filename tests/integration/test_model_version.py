@@ -14,10 +14,10 @@ from facedb.domain import JobKind
 from facedb.models.sample_data import photos
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.recipes import DEFAULT, LEGACY_VERSION
-from facedb.services.jobs import Job
 from facedb.services.search import Candidate, SearchFilters
 from facedb.services.uploads import Upload
 from facedb.store.db import upgrade
+from facedb.trail.jobs import Job
 from facedb.wiring import Services
 from tests.factories import model_services
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from facedb.domain import AuditAction, MatchState, PersonStatus, UploadStatus
 from facedb.errors import AlreadyLinked, Conflict, Contention, DatabaseUnavailable, NotFound
 from facedb.records import PairFilter
-from facedb.services.audit import LOCAL, AuditService
+from facedb.trail.audit import LOCAL, AuditService
 from facedb.wiring import Services
 from tests.factories import enroll_bytes, make_settings, started
 from tests.fakes import fake_photo

@@ -29,10 +29,10 @@ from facedb.models.catalog import FACENET_FILE, onnx_dir, sha256_file
 from facedb.models.sample_data import photos
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.recipes import BUILT_IN, DEFAULT, FUSED_VERSION, TRIPLE_VERSION
-from facedb.services.jobs import Job
 from facedb.services.search import SearchFilters
 from facedb.services.uploads import Upload
 from facedb.store.db import upgrade
+from facedb.trail.jobs import Job
 from facedb.wiring import Services
 from tests.factories import make_settings, model_services, started
 

@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from facedb.errors import DataKeyError
-from facedb.services.audit import LOCAL
 from facedb.services.uploads import Upload
 from facedb.store import seal
 from facedb.store.reseal import reseal
+from facedb.trail.audit import LOCAL
 from facedb.wiring import Services
 from tests.factories import make_settings, run_facedb, started
 from tests.fakes import fake_photo

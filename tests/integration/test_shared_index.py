@@ -19,8 +19,8 @@ import pytest
 from facedb.domain import JobKind
 from facedb.errors import IndexUnavailable
 from facedb.index.milvus_index import MilvusIndex, connect, disconnect
-from facedb.services.jobs import Job
 from facedb.services.search import SearchFilters
+from facedb.trail.jobs import Job
 from facedb.wiring import Services
 from tests.conftest import REPO
 from tests.factories import (

@@ -17,8 +17,8 @@ import pytest
 
 from facedb.domain import Delivery, EventType, JobKind, MatchState, PersonStatus
 from facedb.records import PairRecord
-from facedb.services.audit import LOCAL
-from facedb.services.jobs import Job
+from facedb.trail.audit import LOCAL
+from facedb.trail.jobs import Job
 from facedb.wiring import Services
 from tests.api.conftest import free_port
 from tests.conftest import REPO

@@ -12,7 +12,7 @@ from typing import Any
 
 from facedb.domain import JobKind, JobState
 from facedb.records import Caller
-from facedb.services.audit import LOCAL
+from facedb.trail.audit import LOCAL
 
 log = logging.getLogger(__name__)
 
