@@ -10,7 +10,7 @@ and its mirror, each by the service's network objects.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -57,6 +57,22 @@ def largest_face(
     return face, decode_image(data, 1 << 62, 1 << 62).bgr
 
 
+def largest_faces(
+    paths: list[Path], analyzer: FaceAnalyzer, every: int
+) -> Iterator[tuple[int, LocatedFace, NDArray[np.uint8]]]:
+    """Each photo's number, largest face and pixels (photos without a face left out), saying
+    how far it got every ``every`` photos."""
+    started = time.perf_counter()
+    for i, path in enumerate(paths):
+        found = largest_face(path, analyzer)
+        if found is not None:
+            yield i, *found
+        if i % every == every - 1:
+            print(
+                f"  {i + 1}/{len(paths)} photos, {time.perf_counter() - started:.0f} s", flush=True
+            )
+
+
 def embed_all(paths: list[Path], analyzer: FaceAnalyzer) -> Embedded:
     """Each photo's largest face through the service's FaceNet recipe, dlib and SFace."""
     dlib_model = analyzer.networks[NetworkName.DLIB]
@@ -69,12 +85,7 @@ def embed_all(paths: list[Path], analyzer: FaceAnalyzer) -> Embedded:
     dlib_mirror = np.full((n, 128), np.nan, np.float32)
     sface_vectors = np.full((n, 128), np.nan, np.float32)
     age = np.full(n, np.nan, np.float32)
-    started = time.perf_counter()
-    for i, path in enumerate(paths):
-        found = largest_face(path, analyzer)
-        if found is None:
-            continue
-        face, bgr = found
+    for i, face, bgr in largest_faces(paths, analyzer, every=100):
         facenet[i] = analyzer.embed([face])[0].embedding
         chip, mirrored = dlib_model.views(bgr, face.detection, mirror=True)
         dlib[i], other = dlib_model.embed([chip[None], mirrored[None]])
@@ -83,8 +94,6 @@ def embed_all(paths: list[Path], analyzer: FaceAnalyzer) -> Embedded:
         sface_vectors[i] = sface.embed([sface_chip(bgr, face.detection, {})])[0]
         if face.attributes is not None:
             age[i] = face.attributes.age
-        if i % 100 == 99:
-            print(f"  {i + 1}/{n} photos, {time.perf_counter() - started:.0f} s", flush=True)
     return Embedded(facenet, dlib, age, dlib_mirror, sface_vectors)
 
 

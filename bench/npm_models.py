@@ -5,7 +5,6 @@ embedded by every one of them (nothing here is served)."""
 from __future__ import annotations
 
 import tarfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.embeddings import largest_face
+from bench.embeddings import largest_faces
 from facedb.models.fetch import fetch_npm_tarball
 from facedb.models.tfjs import Graph
 from facedb.pipeline.analyzer import FaceAnalyzer
@@ -74,12 +73,7 @@ def embed(paths: list[Path], analyzer: FaceAnalyzer, models: Path) -> dict[str, 
         name: np.full(len(paths), np.nan, np.float32)
         for name in ("served_age", "faceres_age", "ssr_age")
     }
-    started = time.perf_counter()
-    for i, path in enumerate(paths):
-        found = largest_face(path, analyzer)
-        if found is None:
-            continue
-        face, bgr = found
+    for i, face, bgr in largest_faces(paths, analyzer, every=200):
         for network in NETWORKS:
             chip = network.chip(bgr, face.detection)
             results = graphs[network.name](np.stack([chip, chip[:, ::-1]]))
@@ -92,8 +86,4 @@ def embed(paths: list[Path], analyzer: FaceAnalyzer, models: Path) -> dict[str, 
         out["ssr_age"][i] = float(ssr(np.stack([chip, chip[:, ::-1]]))[0].mean())
         if face.attributes is not None:
             out["served_age"][i] = face.attributes.age
-        if i % 200 == 199:
-            print(
-                f"  {i + 1}/{len(paths)} photos, {time.perf_counter() - started:.0f} s", flush=True
-            )
     return out
