@@ -238,10 +238,19 @@ class ProbeFaceOut(BaseModel):
         )
 
 
+class SearchedOut(BaseModel):
+    persons: int = Field(description="persons with at least one face, before the filters")
+    faces: int = Field(description="faces in the index")
+
+
 class SearchOut(BaseModel):
     faces: list[ProbeFaceOut]
     threshold: float
     probe_taken_at: date | None
+    searched: SearchedOut = Field(
+        description="the register the search ran against: how deep a candidate list is "
+        "worth reading depends on its size (ask for up to 100 candidates with k)"
+    )
     took_ms: float
 
     @classmethod
@@ -256,6 +265,7 @@ class SearchOut(BaseModel):
             ],
             threshold=result.threshold,
             probe_taken_at=result.probe_taken_at,
+            searched=SearchedOut(persons=result.searched.persons, faces=result.searched.faces),
             took_ms=round(took_ms, 2),
         )
 

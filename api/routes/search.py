@@ -30,7 +30,15 @@ async def search(
     searching: Search,
     caller: Searcher,
     file: Annotated[UploadFile, File(description="the photo to search with")],
-    k: Annotated[int, Form(ge=1, le=100, description="identities per face")] = 5,
+    k: Annotated[
+        int,
+        Form(
+            ge=1,
+            le=100,
+            description="identities per face; ask up to 100 for an investigation "
+            "(`searched` says the register's size)",
+        ),
+    ] = 5,
     threshold: Annotated[float | None, Form(ge=-1, le=1)] = None,
     gender: Annotated[Gender | None, Form()] = None,
     include_unknown_gender: Annotated[

@@ -76,6 +76,15 @@ def add_commands(commands: Any) -> None:
             help="after enrolling, learn the gallery's age axis and remove it (as `facedb "
             "reindex --remove-age-axis` does), then search",
         )
+        command.add_argument(
+            "--sizes",
+            type=int,
+            nargs="+",
+            default=(),
+            metavar="N",
+            help="with --distractors: also rank in registers of N of them (subsets of one "
+            "enrolment, one fixed shuffle), and fit the curve towards 100,000 persons",
+        )
         command.add_argument("--json", action="store_true", help="print the report as JSON")
         command.add_argument("--plot", type=Path, default=None, help="write the DET/histogram PNG")
         command.set_defaults(handler=_eval if name == "eval" else _calibrate)
@@ -91,6 +100,8 @@ def _run_eval(args: argparse.Namespace) -> dict[str, Any]:
         raise InvalidInput(f"--distractors {args.distractors} is not a folder of photos")
     if args.ages is not None and not args.ages.is_file():
         raise InvalidInput(f"--ages {args.ages} is not a CSV file")
+    if args.sizes and (args.distractors is None or min(args.sizes) < 0):
+        raise InvalidInput("--sizes counts distractors (0 or more), and goes with --distractors")
     if args.only is not None and (args.young is None or not args.only.is_file()):
         raise InvalidInput("--only names a file of person folders, and goes with --young")
     open_set = args.distractors is not None
@@ -110,6 +121,7 @@ def _run_eval(args: argparse.Namespace) -> dict[str, Any]:
         young=args.young,
         only=args.only,
         remove_age_axis=args.remove_age_axis,
+        sizes=tuple(args.sizes),
     )
     report = protocol.run(args.directory, get_settings(), config)
     if args.plot:

@@ -43,6 +43,7 @@ from facedb.config import Settings
 from facedb.domain import IndexBackend, JobKind, UploadStatus
 from facedb.errors import FaceDBError, InvalidInput
 from facedb.evaluation import metrics
+from facedb.evaluation.sizes import Above, by_size, shuffled
 from facedb.models.sample_data import photos
 from facedb.pipeline.base import Analyzer
 from facedb.services.search import SearchFilters
@@ -56,6 +57,7 @@ FARS = (0.01, 0.001)
 FPIRS = (0.01, 0.003, 0.001)
 RANKS = (1, 5, 10, 20)
 GAP_BUCKETS = ((0, 5), (5, 10), (10, 20), (20, 200))
+DISTRACTOR = "distractor/"  # the gallery name of a distractor's photo
 _AGE_IN_NAME = re.compile(r"(?:_|[aA])(\d{1,3})[a-z]?$")
 
 
@@ -75,6 +77,7 @@ class EvalConfig:
     young: str | None = None  # young/adult: the subfolder of each person's childhood photos
     only: Path | None = None  # young/adult: a file naming the persons to read
     remove_age_axis: bool = False  # learn the gallery's age axis and remove it before searching
+    sizes: tuple[int, ...] = ()  # with distractors: registers of these many of them (sizes.py)
 
     @property
     def cross_age(self) -> bool:
@@ -99,6 +102,8 @@ class Scores:
     mated_pairs: list[float] = field(default_factory=list)
     nonmated_pairs: list[float] = field(default_factory=list)
     nonmated_top: list[float] = field(default_factory=list)  # held-out persons' searches
+    above: list[Above] = field(default_factory=list)  # per mated search, with --sizes
+    distractors: int = 0  # distractors enrolled
 
 
 @dataclass
@@ -135,7 +140,7 @@ def plan(root: Path, config: EvalConfig) -> Plan:
     if config.distractors is not None:
         for path in sorted(config.distractors.iterdir()):
             if path.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}:
-                result.gallery[f"distractor/{path.name}"] = [path]
+                result.gallery[f"{DISTRACTOR}{path.name}"] = [path]
     return result
 
 
@@ -304,6 +309,9 @@ def _search(
     """Search every probe. A mated probe whose photo shows no face counts as a miss."""
     scores = Scores()
     k = max(1, len(enrolled))
+    places = shuffled(sorted(n for n in enrolled if n.startswith(DISTRACTOR)), config.seed)
+    place_of = {enrolled[n]: p for n, p in places.items()}
+    scores.distractors = len(places)
     bar = tqdm(total=len(probes), desc="search", unit="photo", disable=not config.progress)
     for start in range(0, len(probes), config.batch):
         chunk = probes[start : start + config.batch]
@@ -316,6 +324,8 @@ def _search(
                 skipped.append({"path": str(probe.path), "stage": "probe", "reason": reason})
                 if mate_id is not None:  # the operator's search found nothing: a miss
                     _mated(scores, probe, 0, -1.0, -1.0)
+                    if config.sizes:
+                        scores.above.append(Above(0, ()))
                 continue
             face = max(result, key=lambda f: f.box.w * f.box.h)
             ranked = services.search.rank([face.embedding], k, 1.0, SearchFilters())[0]
@@ -327,6 +337,12 @@ def _search(
             others = [c.score for c in ranked if c.person.id != mate_id]
             mate_score = ranked[rank - 1].score if rank else -1.0
             _mated(scores, probe, rank, mate_score, max(others, default=-1.0))
+            if config.sizes:
+                ahead = [place_of.get(c.person.id) for c in ranked[: max(rank - 1, 0)]]
+                own = 1 + sum(p is None for p in ahead)
+                scores.above.append(
+                    Above(own if rank else 0, tuple(p for p in ahead if p is not None))
+                )
             scores.mated_pairs.append(mate_score)
             scores.nonmated_pairs.extend(others)
     bar.close()
@@ -425,6 +441,8 @@ def report(
             "nonmated": [round(float(s), 5) for s in nonmated],
         },
     }
+    if config.sizes:
+        out["by_size"] = _by_size(scores, config, gallery_persons, rng)
     if config.cross_age:
         gaps = np.asarray([g if g is not None else np.nan for g in scores.gaps])
         out["by_age_gap"] = [
@@ -439,6 +457,23 @@ def report(
             for low, high in GAP_BUCKETS
             for subset in [(gaps >= low) & (gaps < high)]
         ]
+    return out
+
+
+def _by_size(
+    scores: Scores, config: EvalConfig, gallery_persons: int, rng: np.random.Generator
+) -> dict[str, Any]:
+    """Identification in registers of each size asked for (``sizes.py``); a size beyond the
+    distractors enrolled is left out, saying so."""
+    measured = sorted({s for s in config.sizes if s <= scores.distractors})
+    out = by_size(
+        scores.above,
+        measured,
+        gallery_persons - scores.distractors,
+        lambda rate, n: metrics.with_interval(rate, n, config.bootstrap, rng),
+    )
+    out["left_out"] = sorted({s for s in config.sizes if s > scores.distractors})
+    out["distractors_enrolled"] = scores.distractors
     return out
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from facedb.evaluation.metrics import det_curve
+from facedb.evaluation.sizes import SIZE_RANKS
 
 
 def table(report: dict[str, Any]) -> str:
@@ -49,10 +50,36 @@ def table(report: dict[str, Any]) -> str:
             f"r{k} {_rate(bucket[f'rank{k}'])}" for k in (1, 5, 10, 20) if f"rank{k}" in bucket
         )
         lines.append(f"gap {bucket['years']:>5} y  n={bucket['searches']:<4} {ranks}")
+    lines += _sizes(report.get("by_size"))
     lines.append(f"score medians  mated {s['mated_median']}, non-mated {s['nonmated_median']}")
     for item in report["skipped"]:
         lines.append(f"skipped        {item['path']} ({item['stage']}: {item['reason']})")
     return "\n".join(lines)
+
+
+def _sizes(by_size: dict[str, Any] | None) -> list[str]:
+    """The register sizes measured and the fitted line's reach (``--sizes``)."""
+    if not by_size:
+        return []
+    lines = []
+    for row in by_size["sizes"]:
+        rates = "  ".join(f"r{k} {_rate(row[f'rank{k}'])}" for k in SIZE_RANKS)
+        lines.append(f"{row['distractors']:>7,} strangers ({row['persons']:,} persons)  {rates}")
+    fit = by_size["fit"]
+    if fit.get("lines"):
+        at = f"at_{fit['extrapolated_to']}"
+        reach = "  ".join(
+            f"r{k} {line[at]:.3f} ({line['per_decade']:+.3f}/decade)"
+            for k, line in ((k, fit["lines"][f"rank{k}"]) for k in SIZE_RANKS)
+        )
+        lines.append(
+            f"at {fit['extrapolated_to']:,} persons (a straight line in log10 persons, measured "
+            f"up to {fit['measured_up_to']:,}; a guess beyond): {reach}"
+        )
+    if by_size["left_out"]:
+        left = ", ".join(str(s) for s in by_size["left_out"])
+        lines.append(f"left out: {left} (more than the {by_size['distractors_enrolled']} enrolled)")
+    return lines
 
 
 def _rate(entry: dict[str, Any]) -> str:

@@ -88,10 +88,20 @@ class FaceMatches:
 
 
 @dataclass(frozen=True)
+class Searched:
+    """How large the register a search ran against was (before its filters): how deep a
+    reviewer should read a candidate list depends on it."""
+
+    persons: int  # with at least one face
+    faces: int
+
+
+@dataclass(frozen=True)
 class SearchResult:
     faces: list[FaceMatches]
     threshold: float
     probe_taken_at: date | None = None
+    searched: Searched = Searched(0, 0)
 
     def years(self, candidate: Candidate, today: date) -> tuple[float | None, float | None]:
         """Return (years since the candidate's photo, years between it and the probe's)."""
@@ -160,7 +170,9 @@ class SearchService:
                 }
                 for m in matches
             ]
-        return SearchResult(matches, cut, photo.taken_at)
+        with self.store.unit() as unit:
+            searched = Searched(unit.persons.count_with_faces(), self.index.count)
+        return SearchResult(matches, cut, photo.taken_at, searched)
 
     def rank(
         self,

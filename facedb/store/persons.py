@@ -102,6 +102,11 @@ class PersonRepository:
         self._flush(fields.get("external_ref"))
         return person_record(person)
 
+    def count_with_faces(self) -> int:
+        """How many persons have at least one face (a search's register, before filters)."""
+        query = select(func.count(func.distinct(Face.person_id)))
+        return int(self._session.execute(query).scalar_one())
+
     def earliest_photo_date(self, person_id: str) -> date | None:
         return self._session.execute(
             select(func.min(Photo.taken_at)).where(Photo.person_id == person_id)

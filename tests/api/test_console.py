@@ -122,6 +122,8 @@ def test_a_caseworker_enrolls_searches_and_reviews(
     assert first.get_by_role("link").inner_text() == "Jerry Console"
     assert "Age at that photo" in first.inner_text() and "from birth date" in first.inner_text()
     assert page.locator(".photo .box").count() >= 1
+    said = page.locator("#searched").inner_text()  # the register's size, to read deep enough
+    assert re.match(r"Searched [\d,]+ enrolled persons \([\d,]+ faces\)", said), said
     shot(page, "search")
 
     found = _found_person(server, val[1], "Unidentified man 12")

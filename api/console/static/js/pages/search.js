@@ -104,7 +104,10 @@ async function renderResults(target, photo, answer, takenAt) {
   probe.src = src;
   await probe.decode().catch(() => null);
   const boxes = answer.faces.map((f) => f.box);
-  const nodes = [boxedPhoto(src, probe.naturalWidth || 1, probe.naturalHeight || 1, boxes, "the searched photo")];
+  const nodes = [boxedPhoto(src, probe.naturalWidth || 1, probe.naturalHeight || 1, boxes, "the searched photo"),
+    el("p", { class: "muted", id: "searched" }, `Searched ${answer.searched.persons.toLocaleString("en")} enrolled ` +
+      `persons (${answer.searched.faces.toLocaleString("en")} faces): in a large register the right person ` +
+      "may lie further down the list; ask for more candidates per face (up to 100) to read deeper.")];
   for (const [i, face] of answer.faces.entries()) {
     const list = el("ol", { class: "candidates" });
     for (const c of face.candidates) {
