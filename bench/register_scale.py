@@ -2,7 +2,7 @@
 N UTKFace strangers of every age, lag-dev's adult photos searched.
 
 Run: .venv/bin/python -m bench.register_scale [--devsets DIR] [--lag DIR] [--strangers DIR]
-     [--cache DIR] [--write]
+     [--most N] [--cache DIR] [--write]
 
 Every photo goes through the service's networks once (``bench.embeddings``, cached outside
 the repository: 11k strangers take about 40 minutes of this CPU once). A person is scored by
@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument(
         "--strangers", type=Path, default=STRANGERS, help="UTKFace's unlabeled folder"
     )
+    parser.add_argument("--most", type=int, default=None, help="read only this many strangers")
     args = parser.parse_args()
     analyzer = FaceAnalyzer(Settings())
     lag = lag_dev(args.lag, lag_dev_ids(args.devsets))
