@@ -26,8 +26,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.common import arguments, report, table
-from bench.datasets import STRANGERS, add_devsets, lag_dev, lag_dev_ids, utk_strangers
+from bench.datasets import STRANGERS, add_devsets, lag_dev, lag_dev_ids, lfw_dev, utk_strangers
 from bench.embeddings import Embedded, embedded
+from bench.scoring import Fusion, lfw_row, lfw_searches
 from facedb.config import Settings
 from facedb.evaluation import metrics
 from facedb.pipeline.age_axis import AxisGuard, AxisLearner
@@ -113,6 +114,23 @@ def without_axis(
     return out, f"learned from {axis.aged_faces} faces ({axis.children} children): {said}"
 
 
+def paired(new: NDArray[np.int64], base: NDArray[np.int64]) -> list[str]:
+    """new minus base at rank-1/10/50 on the same searches, with a 95% bootstrap interval."""
+    rng, out = np.random.default_rng(0), []
+    draws = [rng.integers(0, len(new), len(new)) for _ in range(BOOT)]
+    for k in (1, 10, 50):
+        diff = [metrics.rank_rate(new[i], k) - metrics.rank_rate(base[i], k) for i in draws]
+        point = metrics.rank_rate(new, k) - metrics.rank_rate(base, k)
+        low, high = np.percentile(diff, [2.5, 97.5])
+        out.append(f"{point:+.3f} [{low:+.3f}, {high:+.3f}]")
+    return out
+
+
+def as_fusion(w: tuple[float, float, float]) -> Fusion:
+    """The weights as the recogniser bench's fusion (FaceNet's share of FaceNet + dlib, SFace)."""
+    return Fusion("", w[0] / (w[0] + w[1]) if w[0] + w[1] else 0.0, sface=w[2])
+
+
 def _unit(x: NDArray[np.floating]) -> NDArray[np.float64]:
     return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), np.float64)
 
@@ -157,6 +175,7 @@ def main() -> None:
              f"lag-dev persons ({len(lag.young)} childhood photos enrolled, {len(lag.adult)} adult "
              f"photos searched) among N of {len(stranger_paths)} UTKFace strangers. Age axis: {axis_said}.", ""]  # fmt: skip
     rows, judged = [], []
+    chosen_served = (1 / 3, 1 / 3, 1 / 3)
     for label, embs in (("as served", parts), ("age axis removed", axisless)):
         c = cosines_of(embs["adult"], embs["young"], embs["strangers"])
         weights = chosen_weights(c, yo, ao, sizes[-1], choose)
@@ -168,14 +187,27 @@ def main() -> None:
             for size in sizes:
                 r = ranks(y, s, yo, ao, size)
                 rows.append([label, name, f"{size:,}", *cells(r, np.random.default_rng(0))])
+        held = {}
         for name, w in (("equal (served)", fusions["equal (served)"]), ("chosen", weights)):
             y, s = c.fused(w)
-            r = ranks(y, s, yo, ao, sizes[-1], judge)
-            judged.append([label, name, *cells(r, np.random.default_rng(0))])
+            held[name] = ranks(y, s, yo, ao, sizes[-1], judge)
+            judged.append([label, name, *cells(held[name], np.random.default_rng(0))])
+        judged.append([label, "chosen − equal (paired)",
+                       *paired(held["chosen"], held["equal (served)"])])  # fmt: skip
+        if label == "as served":
+            chosen_served = weights
     lines += table(["embeddings", "fusion", "strangers", "rank-1", "rank-10", "rank-50"], rows)
     lines += ["", f"Judged on the other {len(judge)} persons at {sizes[-1]:,} strangers (weights "
               f"chosen on {len(choose)}):", ""]  # fmt: skip
     lines += table(["embeddings", "fusion", "rank-1", "rank-10", "rank-50"], judged)
+    lfw = lfw_dev(args.devsets)
+    emb = embedded("lfw-dev", lfw.paths, analyzer, args.cache)
+    index = {path: i for i, path in enumerate(lfw.paths)}
+    open_set = [lfw_row(name, *lfw_searches(lfw.people, lfw.distractors, emb, index, as_fusion(w)))
+                for name, w in (("equal (served)", (1 / 3, 1 / 3, 1 / 3)),
+                                ("chosen (as served)", chosen_served))]  # fmt: skip
+    lines += ["", "Open-set lfw-dev (as `facedb eval --distractors` measures it):", ""]
+    lines += table(["fusion", "rank-1", "FNIR @ FPIR 1%"], open_set)
     report("\n".join(lines) + "\n", SECTION, args.write)
 
 
