@@ -28,5 +28,9 @@ def test_a_long_candidate_list_says_the_size_of_the_register_it_read(
         assert len({c.person.id for c in face.candidates}) == 50
         assert face.candidates[0].person.name == "Person 0"
         assert (result.searched.persons, result.searched.faces) == (60, 60)
+        late = db.persons.create({"name": "Enrolled since"}).id
+        assert enroll_bytes(db, late, fake_photo(200, 0)).stored == 1
+        again = db.search.search(LOCAL, Upload("probe.png", io.BytesIO(fake_photo(10, 1))), k=5)
+        assert (again.searched.persons, again.searched.faces) == (61, 61)  # counted again
     finally:
         db.close()
