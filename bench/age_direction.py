@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.common import arguments, report, table, unit
-from bench.datasets import add_devsets, lag_dev, lag_dev_ids, lfw_dev, utk_dev_paths
+from bench.datasets import add_devsets, lag_dev, lag_dev_ids, lfw_dev, utk_dev, utk_dev_paths
 from bench.embeddings import Embedded
 from bench.embeddings import embedded as embedded_through
 from bench.scoring import BOOT, Fusion, lag_ranks, lfw_row, lfw_searches, rank_cells
@@ -128,7 +128,7 @@ def main() -> None:
     young_emb, adult_emb = embedded("lag-young", young), embedded("lag-adult", adult)
     utk_paths = utk_dev_paths(args.devsets)
     utk_emb = embedded("utk-dev", utk_paths)
-    utk_ages = np.array([int(p.name.split("_")[0]) for p in utk_paths])
+    utk_ages = np.array([f.age for f in utk_dev(args.devsets)])
 
     populations = {
         "PC1 of utk-dev": learned(FUSED, [utk_emb]),

@@ -39,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.common import arguments, report, table
-from bench.datasets import add_devsets, lag_dev, lag_dev_ids, utk_dev_paths
+from bench.datasets import add_devsets, lag_dev, lag_dev_ids, utk_dev, utk_dev_paths
 from bench.embeddings import cached, embedded
 from bench.npm_models import NETWORKS, embed, fetch_package
 from bench.scoring import cosines, rank_cells, ranks_of
@@ -151,7 +151,7 @@ def main() -> None:
 
     utk = utk_dev_paths(args.devsets)
     ages = cached("npm-utk-dev", utk, lambda: embed(utk, analyzer, models), args.cache, "ssr_age")
-    truth = np.array([float(p.name.split("_")[0]) for p in utk])
+    truth = np.array([float(f.age) for f in utk_dev(args.devsets)])
     found = ~np.isnan(ages["served_age"]) & ~np.isnan(ages["faceres_age"])
     three = (ages["served_age"] + ages["faceres_age"] + ages["ssr_age"]) / 3
     halves = split_half(truth[found], ages["served_age"][found].astype(np.float64),

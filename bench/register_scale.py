@@ -28,12 +28,13 @@ from numpy.typing import NDArray
 from bench.common import arguments, report, table
 from bench.datasets import STRANGERS, add_devsets, lag_dev, lag_dev_ids, lfw_dev, utk_strangers
 from bench.embeddings import Embedded, embedded
-from bench.scoring import Fusion, lfw_row, lfw_searches
+from bench.scoring import Fusion, cosines, lfw_row, lfw_searches
 from facedb.config import Settings
 from facedb.evaluation import metrics
-from facedb.pipeline.age_axis import AxisGuard, AxisLearner
+from facedb.pipeline.age_axis import AxisGuard, AxisLearner, remove_axis
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.recipes import BUILT_IN
+from facedb.pipeline.vectors import join_parts
 
 SECTION = "## Register scale: a child among thousands of strangers"
 SIZES = (0, 1000, 3000, 5000, 11325)
@@ -58,11 +59,8 @@ class Cosines:
 
 
 def cosines_of(adult: Embedded, young: Embedded, strangers: Embedded) -> Cosines:
-    def cos(a: Vectors, b: Vectors) -> NDArray[np.float64]:
-        return np.asarray(np.nan_to_num(a.astype(np.float64) @ b.astype(np.float64).T, nan=-1.0))
-
-    return Cosines({n: cos(getattr(adult, n), getattr(young, n)) for n in NETWORKS},
-                   {n: cos(getattr(adult, n), getattr(strangers, n)) for n in NETWORKS})  # fmt: skip
+    return Cosines({n: cosines(getattr(adult, n), getattr(young, n)) for n in NETWORKS},
+                   {n: cosines(getattr(adult, n), getattr(strangers, n)) for n in NETWORKS})  # fmt: skip
 
 
 def ranks(young_scores: NDArray[np.float64], stranger_scores: NDArray[np.float64],
@@ -96,19 +94,17 @@ def without_axis(
     """The embeddings with the age axis the service would learn from the register removed
     (childhood photos and strangers, with their estimated ages), and what was kept."""
     recipe = BUILT_IN["facenet+dlib+sface"]
-    register = np.concatenate([np.hstack([_unit(getattr(parts[k], n)) * np.sqrt(1 / 3)
-                                          for n in NETWORKS]) for k in ("young", "strangers")])  # fmt: skip
+    weights = [p.weight for p in recipe.parts]
+    register = np.concatenate([join_parts([getattr(parts[k], n) for n in NETWORKS], weights)
+                               for k in ("young", "strangers")])  # fmt: skip
     learner = AxisLearner(recipe)
     keep = ~np.isnan(register[:, 0])
     learner.add(register[keep].astype(np.float32), ages[keep])
     axis = AxisGuard().keep(learner.learned())
     out = {}
     for key, e in parts.items():
-        moved = {}
-        for n, u in zip(NETWORKS, axis.directions, strict=True):
-            x = getattr(e, n).astype(np.float64)
-            moved[n] = _unit(x - np.outer(x @ u, u)).astype(np.float32)
-        out[key] = Embedded(moved["facenet"], moved["dlib"], e.age, e.dlib_mirror, moved["sface"])
+        facenet, dlib, sface = remove_axis(axis, [getattr(e, n) for n in NETWORKS])
+        out[key] = Embedded(facenet, dlib, e.age, e.dlib_mirror, sface)
     said = ", ".join(f"{n} |r| {r:.2f}{'' if u.any() else ' (kept)'}"
                      for n, r, u in zip(NETWORKS, axis.age_correlations, axis.directions, strict=True))  # fmt: skip
     return out, f"learned from {axis.aged_faces} faces ({axis.children} children): {said}"
@@ -129,10 +125,6 @@ def paired(new: NDArray[np.int64], base: NDArray[np.int64]) -> list[str]:
 def as_fusion(w: tuple[float, float, float]) -> Fusion:
     """The weights as the recogniser bench's fusion (FaceNet's share of FaceNet + dlib, SFace)."""
     return Fusion("", w[0] / (w[0] + w[1]) if w[0] + w[1] else 0.0, sface=w[2])
-
-
-def _unit(x: NDArray[np.floating]) -> NDArray[np.float64]:
-    return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), np.float64)
 
 
 def chosen_weights(c: Cosines, yo: NDArray[np.int64], ao: NDArray[np.int64], size: int,
