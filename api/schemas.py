@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from facedb.ages import age_on
-from facedb.domain import AgeSource, EstimatedGender, Gender, PersonStatus, UploadStatus
+from facedb.domain import AgeSource, AxisMode, EstimatedGender, Gender, PersonStatus, UploadStatus
 from facedb.pipeline.types import Box
 from facedb.pipeline.types import Face as DetectedFace
 from facedb.records import (
@@ -284,6 +284,18 @@ class JobOut(BaseModel):
     job: dict[str, Any]
 
 
+class AgeAxisOut(BaseModel):
+    mode: AxisMode = Field(description="FACEDB_AGE_AXIS: `auto` (the default) or `off`")
+    on: bool = Field(description="the served embeddings have the age axis removed")
+    reason: str = Field(description="why it is (not) removed, and when it is tried next")
+    faces: int = Field(description="faces indexed now")
+    learned_from: int | None = Field(description="faces the served axis was learned from")
+    next_attempt_at: int | None = Field(
+        description="the face count at which the service learns it (again); null: never by itself"
+    )
+    running: bool = Field(description="a process is learning it now")
+
+
 class HealthOut(BaseModel):
     status: str = Field(
         description="`ok`, or `unavailable` while the database or the Milvus index is down"
@@ -303,6 +315,10 @@ class HealthOut(BaseModel):
         "`delivered` and `parked` (every attempt failed: sent again after POST "
         "/v1/admin/notifications/retry), `oldest_pending_s` and `last_error`"
     )
+    age_axis: AgeAxisOut | None = Field(
+        default=None, description="whether the age axis is removed from every embedding "
+        "and search, and why (not); null while the database is down"
+    )  # fmt: skip
 
 
 class RequeuedOut(BaseModel):

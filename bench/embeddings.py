@@ -118,6 +118,17 @@ def embedded(name: str, paths: list[Path], analyzer: FaceAnalyzer, cache: Path) 
     return Embedded(*(arrays[f.name] for f in fields(Embedded)))
 
 
+def embedded_in_chunks(name: str, paths: list[Path], analyzer: FaceAnalyzer, cache: Path,
+                       chunk: int = 1000) -> Embedded:  # fmt: skip
+    """The photos' ``Embedded``, cached ``chunk`` photos at a time (``name-<first>``), so a
+    longer list re-embeds only the photos a shorter one did not reach."""
+    parts = [embedded(f"{name}-{start}", paths[start : start + chunk], analyzer, cache)
+             for start in range(0, len(paths), chunk)]  # fmt: skip
+    return Embedded(
+        *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Embedded))
+    )
+
+
 def _arrays(e: Embedded) -> Arrays:
     return {f.name: getattr(e, f.name) for f in fields(Embedded)}
 

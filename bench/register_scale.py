@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from bench.common import arguments, report, table
 from bench.datasets import STRANGERS, add_devsets, lag_dev, lag_dev_ids, lfw_dev, utk_strangers
-from bench.embeddings import Embedded, embedded
+from bench.embeddings import Embedded, embedded, embedded_in_chunks
 from bench.scoring import Fusion, cosines, lfw_row, lfw_searches
 from facedb.config import Settings
 from facedb.evaluation import metrics
@@ -155,8 +155,8 @@ def main() -> None:
     stranger_paths = [faces[i].path for i in order][: args.most]
     parts = {"young": embedded("lag-young", lag.young, analyzer, args.cache),
              "adult": embedded("lag-adult", lag.adult, analyzer, args.cache),
-             "strangers": embedded(f"utk-strangers-{len(stranger_paths)}", stranger_paths,
-                                   analyzer, args.cache)}  # fmt: skip
+             "strangers": embedded_in_chunks("utk-strangers", stranger_paths, analyzer,
+                                             args.cache)}  # fmt: skip
     yo, ao = np.array(lag.young_owner), np.array(lag.adult_owner)
     sizes = [s for s in SIZES if s <= len(stranger_paths)]
     halves = np.random.default_rng(9).permutation(int(yo.max()) + 1)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from facedb.domain import IndexBackend, IndexKind
+from facedb.domain import AxisMode, IndexBackend, IndexKind
 
 # deepface's detector backends. Only those whose weights ship inside a PyPI package work
 # offline; `facedb models status` says which of them are usable on this machine.
@@ -98,6 +98,15 @@ class Settings(BaseSettings):
     # The embedding recipe an empty database takes and `facedb reindex --re-embed` moves a
     # database to: empty = the default; `facedb models status` lists them (docs/ACCURACY.md).
     recipe: str = ""
+
+    # The age axis (docs/ACCURACY.md, "Register scale"): `auto` learns it from the faces held
+    # and removes it from every embedding and search once they pass its guard (at least 200
+    # faces with an age, children and adults among them), tries again after a refusal once
+    # the faces have grown by age_axis_retry_growth, and learns it again (a re-embed) once
+    # they have grown by age_axis_relearn_growth since it was learned. `off`: never by itself.
+    age_axis: AxisMode = AxisMode.AUTO
+    age_axis_retry_growth: float = Field(default=0.25, gt=0.0, le=100.0)
+    age_axis_relearn_growth: float = Field(default=1.0, gt=0.0, le=100.0)
 
     # Cosine similarity at or above which a candidate is reported as a match: the score
     # that 1 in 10,000 stranger pairs reaches (FAR 1e-4) on lfw-dev with the current

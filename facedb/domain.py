@@ -291,6 +291,21 @@ class IndexKind(StrEnum):
     IVF = "ivf"  # approximate: only FACEDB_INDEX_IVF_NPROBE of FACEDB_INDEX_IVF_NLIST lists
 
 
+class AxisMode(StrEnum):
+    """Whether the service learns and removes its faces' age axis itself (FACEDB_AGE_AXIS)."""
+
+    AUTO = "auto"  # learned once the faces pass the guard, learned again as they grow
+    OFF = "off"  # only `facedb reindex --remove-age-axis` removes one
+
+
+class AxisOutcome(StrEnum):
+    """What the service's last attempt to learn the age axis came to."""
+
+    LEARNED = "learned"
+    REFUSED = "refused"  # the faces held cannot give one (the guard's reason is kept)
+    FAILED = "failed"  # the job broke off (the error is kept); tried again as for refused
+
+
 class NetworkName(StrEnum):
     """The networks recipes are built from."""
 

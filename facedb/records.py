@@ -20,6 +20,7 @@ from facedb.domain import (
     AgeSource,
     AgeVerdict,
     AuditAction,
+    AxisOutcome,
     EstimatedGender,
     Gender,
     MatchState,
@@ -339,6 +340,16 @@ class AgeAxis:
         """The directions end to end as little-endian float32 (what the version digests and
         the database stores; ``unpack_directions`` reads it back)."""
         return b"".join(np.asarray(d, "<f4").tobytes() for d in self.directions)
+
+
+@dataclass(frozen=True)
+class AxisAttempt:
+    """The service's last attempt to learn the age axis by itself."""
+
+    faces: int  # the faces held when it was tried
+    outcome: AxisOutcome
+    reason: str
+    at: datetime
 
 
 def unpack_directions(data: bytes, part_dimensions: list[int]) -> tuple[NDArray[np.float32], ...]:

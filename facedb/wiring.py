@@ -18,6 +18,7 @@ from facedb.casework.review import ReviewService
 from facedb.config import Settings
 from facedb.index.face_index import FaceIndex
 from facedb.pipeline.base import Analyzer
+from facedb.services.age_axis import AgeAxisPolicy
 from facedb.services.background import Background
 from facedb.services.enrollment import EnrollmentService
 from facedb.services.health import HealthService
@@ -51,6 +52,7 @@ class Services:
     crossmatch: CrossMatcher
     review: ReviewService
     reindex: ReindexService
+    age_axis: AgeAxisPolicy
     importer: Importer
     exporter: Exporter
     tables: Tables
@@ -99,6 +101,9 @@ def build(settings: Settings, analyzer: Analyzer | None = None) -> Services:
     enrollment = EnrollmentService(settings, store, index, analyzer, audit, crossmatch.sweep)
     keys = KeyService(store, audit)
     webhooks = WebhookSender(settings, store)
+    reindex = ReindexService(store, index, analyzer, audit)
+    age_axis = AgeAxisPolicy(settings, store, index, analyzer, reindex, crossmatch)
+    jobs = JobRegistry()
     return Services(
         settings=settings,
         store=store,
@@ -112,12 +117,13 @@ def build(settings: Settings, analyzer: Analyzer | None = None) -> Services:
         search=SearchService(settings, store, index, analyzer, audit),
         crossmatch=crossmatch,
         review=ReviewService(store, audit, notices, settings.reject_note_required),
-        reindex=ReindexService(store, index, analyzer, audit),
+        reindex=reindex,
+        age_axis=age_axis,
         importer=Importer(settings, store, persons, enrollment, audit),
         exporter=Exporter(store, audit),
         tables=Tables(store, audit),
-        health=HealthService(store, index, analyzer, crossmatch, webhooks),
-        jobs=JobRegistry(),
-        background=Background(index, crossmatch.sweep),
+        health=HealthService(store, index, analyzer, crossmatch, webhooks, age_axis),
+        jobs=jobs,
+        background=Background(index, crossmatch.sweep, lambda: age_axis.tick(jobs)),
         webhooks=webhooks,
     )

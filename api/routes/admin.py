@@ -11,7 +11,7 @@ from api.auth import AuthModeCache, require
 from api.deps import Audit, Crossmatch, Health, Jobs, Reindex, Webhooks
 from api.envelope import documented
 from api.routes.common import strict_query
-from api.schemas import AuditOut, HealthOut, JobOut, MeOut, RequeuedOut, Text
+from api.schemas import AgeAxisOut, AuditOut, HealthOut, JobOut, MeOut, RequeuedOut, Text
 from facedb.domain import AuditAction, JobKind, Permission, may
 from facedb.errors import NotFound
 from facedb.records import Caller
@@ -41,6 +41,7 @@ def health(request: Request, health: Health) -> JSONResponse:
         models=report.models,
         crossmatch={"pending": report.crossmatch_pending},
         notifications=report.notifications,
+        age_axis=AgeAxisOut.model_validate(report.age_axis) if report.age_axis else None,
     )
     return JSONResponse(body.model_dump(), status_code=200 if report.serving else 503)
 

@@ -98,6 +98,8 @@ def _import_rows(args: argparse.Namespace, manifest: Path, report_path: Path) ->
             summary = built.importer.run(
                 manifest, sink, dry_run=args.dry_run, batch=args.batch, root=args.root
             )
+            # After a bulk import the age axis may be due (learned here, before the close).
+            axis = built.age_axis.consider().reason if not args.dry_run else ""
             waiting = built.crossmatch.pending() if not args.dry_run else 0
         finally:
             built.close()
@@ -113,6 +115,8 @@ def _import_rows(args: argparse.Namespace, manifest: Path, report_path: Path) ->
     for code, count in sorted(summary.errors.items()):
         print(f"  refused {count} x {code}")
     print(f"report: {report_path}")
+    if axis:
+        print(f"age axis: {axis}")
     if waiting:
         print(
             f"{waiting} faces wait for cross-matching: a running service sweeps them, or run "

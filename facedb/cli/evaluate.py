@@ -74,7 +74,8 @@ def add_commands(commands: Any) -> None:
             "--remove-age-axis",
             action="store_true",
             help="after enrolling, learn the gallery's age axis and remove it (as `facedb "
-            "reindex --remove-age-axis` does), then search",
+            "reindex --remove-age-axis` does) whatever FACEDB_AGE_AXIS says, stopping if it "
+            "is refused; by default it is treated as the service treats it",
         )
         command.add_argument(
             "--sizes",

@@ -18,8 +18,10 @@ database) and returns the same report.
   enrolled (a person is scored by their best photo) and every adult photo searched; no ages
   are known. ``only`` names the persons to read (one folder name per line).
 
-``remove_age_axis``: once the gallery is enrolled, the re-index job learns its age axis and
-removes it (refused, with its reason, when the gallery's ages do not give one).
+The age axis is treated as the service treats it (FACEDB_AGE_AXIS, ``services/age_axis.py``):
+once the gallery is enrolled it is learned and removed where the gallery passes the guard,
+and the report says which. ``remove_age_axis`` asks for it whatever the setting (refused,
+with its reason, when the gallery's ages do not give one).
 
 Non-mated searches: the searches of held-out persons, and every mated search scored
 without its mate (its best non-mate), as if the person had not been enrolled.
@@ -243,9 +245,10 @@ def run(
             _pin(services, services.analyzer.recipes.chosen(config.model_version).version)
         try:
             enrolled, stored = _enroll(services, layout.gallery, skipped, config)
-            if config.remove_age_axis:
+            if config.remove_age_axis:  # asked for: a refusal is an error
                 job = Job(kind=JobKind.REINDEX, params={"remove_age_axis": True})
                 services.reindex.run(job, remove_age_axis=True)
+            axis = services.age_axis.consider()  # as the service would (FACEDB_AGE_AXIS)
             # A person none of whose gallery photos could be enrolled has no mate: their
             # photos count as non-mated searches.
             probes = [
@@ -262,7 +265,8 @@ def run(
             services.analyzer.use(before)
             services.close()
     counts = (len(enrolled), stored, len(probes))
-    return report(root, config, configured, version, scores, counts, skipped)
+    out = report(root, config, configured, version, scores, counts, skipped)
+    return {**out, "age_axis": axis.reason}
 
 
 def _pin(services: Services, model_version: str) -> None:

@@ -17,6 +17,7 @@ def table(report: dict[str, Any]) -> str:
     lines = [
         f"dataset        {report['dataset']}  ({report['protocol']}, seed {report['seed']})",
         f"model          {report['model_version']}",
+        f"age axis       {report.get('age_axis', 'not measured')}",
         f"gallery        {g['persons']} persons, {g['photos']} photos",
         f"probes         {p['mated']} mated, {p['nonmated']} non-mated "
         f"({p['nonmated_searches']} non-mated searches counting each mated search without "

@@ -1,5 +1,5 @@
 """The work a process does between requests: follow other processes' writes, cross-match
-what waits, and save the index snapshot now and then.
+what waits, save the index snapshot now and then, and start the age axis when it is due.
 
 Started by the HTTP service and by long command-line jobs (import, cross-match, re-index),
 so whichever process runs, its index follows the change log and no enrolled face waits
@@ -18,15 +18,22 @@ log = logging.getLogger(__name__)
 TAIL_INTERVAL_S = 1.0
 SNAPSHOT_INTERVAL_S = 60.0
 SWEEP_INTERVAL_S = 5.0  # cross-match faces another process enrolled and did not match
+PERIODIC_INTERVAL_S = 60.0  # slower checks (whether the age axis is due)
 
 
 class Background:
     """One daemon thread: check the index and tail every second, sweep every 5 s, snapshot
-    every minute."""
+    and run ``periodic`` every minute."""
 
-    def __init__(self, index: FaceIndex, sweep: Callable[[threading.Event], int]) -> None:
+    def __init__(
+        self,
+        index: FaceIndex,
+        sweep: Callable[[threading.Event], int],
+        periodic: Callable[[], None] = lambda: None,
+    ) -> None:
         self.index = index
         self._sweep = sweep
+        self._periodic = periodic
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -61,6 +68,7 @@ class Background:
                     since_sweep = 0.0
                 if since_snapshot >= SNAPSHOT_INTERVAL_S:
                     self.index.save()
+                    self._periodic()
                     since_snapshot = 0.0
                 if trouble:
                     log.info("background work resumed after: %s", trouble)

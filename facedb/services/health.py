@@ -1,5 +1,5 @@
 """What a process reports of itself: database, index, models, cross-match lag, webhook
-delivery, auth mode."""
+delivery, the age axis, auth mode."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from facedb.casework.crossmatch import CrossMatcher
 from facedb.errors import FaceDBError
 from facedb.index.face_index import FaceIndex
 from facedb.pipeline.base import Analyzer
+from facedb.services.age_axis import AgeAxisPolicy
 from facedb.services.webhooks import WebhookSender
 from facedb.store.unit import Store
 
@@ -23,6 +24,7 @@ class Health:
     models: dict[str, bool]
     crossmatch_pending: int | None
     notifications: dict[str, Any]
+    age_axis: dict[str, Any] | None  # None while the database is down
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class HealthService:
     analyzer: Analyzer
     crossmatch: CrossMatcher
     webhooks: WebhookSender
+    age_axis: AgeAxisPolicy
 
     def report(self) -> Health:
         """Return the state of every part."""
@@ -44,7 +47,15 @@ class HealthService:
             models=self.analyzer.loaded(),
             crossmatch_pending=self.pending() if database else None,
             notifications=self.notifications() if database else {"enabled": self.webhooks.enabled},
+            age_axis=self.axis() if database else None,
         )
+
+    def axis(self) -> dict[str, Any] | None:
+        """Whether the age axis is removed and why (not), or None when the database cannot say."""
+        try:
+            return self.age_axis.status().as_dict()
+        except FaceDBError:
+            return None
 
     def notifications(self) -> dict[str, Any]:
         """The webhook outbox: events waiting, delivered and parked, the oldest waiting

@@ -231,6 +231,21 @@ class AgeAxis(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class AgeAxisAttempt(Base):
+    """One row: the service's last attempt to learn the age axis by itself (FACEDB_AGE_AXIS=
+    auto), and the process running one now (a lease, so only one process runs it)."""
+
+    __tablename__ = "age_axis_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    faces: Mapped[int | None] = mapped_column(Integer)  # the faces held when it was tried
+    outcome: Mapped[str | None] = mapped_column(String(20))  # domain.AxisOutcome
+    reason: Mapped[str | None] = mapped_column(Text)  # the guard's refusal or the error
+    attempted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    running_by: Mapped[str | None] = mapped_column(String(200))
+    running_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class Change(Base):
     """Append-only log of index changes, written in the same transaction as the data.
 

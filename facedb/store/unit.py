@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from facedb.errors import Contention, DatabaseUnavailable, DataKeyError
 from facedb.store import seal
-from facedb.store.age_axes import AgeAxisRepository
+from facedb.store.age_axes import AgeAxisRepository, AxisAttempts
 from facedb.store.audit import AuditRepository
 from facedb.store.changes import ChangeLog, Generations, SharedMarks
 from facedb.store.crossmatch_runs import CrossmatchRuns
@@ -63,6 +63,7 @@ class Unit:
         self.notes = NoteRepository(session)
         self.outbox = OutboxRepository(session)
         self.age_axes = AgeAxisRepository(session)
+        self.axis_attempts = AxisAttempts(session)
 
     def rollback(self) -> None:
         """Undo what this unit wrote so far (it stays usable)."""

@@ -124,6 +124,9 @@ def test_a_caseworker_enrolls_searches_and_reviews(
     assert page.locator(".photo .box").count() >= 1
     said = page.locator("#searched").inner_text()  # the register's size, to read deep enough
     assert re.match(r"Searched [\d,]+ enrolled persons \([\d,]+ faces\)", said), said
+    axis = page.locator("#age-axis")  # a handful of faces: the age axis waits for 200
+    page.get_by_text("Age axis not removed (cross-age search): not learned yet").wait_for()
+    assert "once the database holds 200 faces with an age" in axis.inner_text()
     shot(page, "search")
 
     found = _found_person(server, val[1], "Unidentified man 12")

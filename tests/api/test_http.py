@@ -245,6 +245,10 @@ def test_reindex_job_and_health(server: Server, enrolled: dict[str, str]) -> Non
     with server.client("admin") as client:
         before = client.get("/v1/health").json()
         assert before["database"] and before["models"]["embedder"]
+        axis = before["age_axis"]  # a handful of faces: on by default, waiting for 200
+        assert axis["mode"] == "auto" and axis["on"] is False and axis["next_attempt_at"] == 200
+        assert axis["faces"] == before["index"]["faces"]
+        assert "once the database holds 200 faces with an age" in axis["reason"]
         started = client.post("/v1/admin/reindex", params={"re_embed": "true"})
         assert started.status_code == 202
         job_id = started.json()["job"]["id"]

@@ -10,6 +10,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from facedb.domain import JobKind
+from facedb.domain import AxisOutcome, JobKind
 from facedb.errors import AgeAxisRefused
 from facedb.models.sample_data import photos
 from facedb.pipeline.age_axis import AxisGuard
@@ -25,6 +26,7 @@ from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.embed import MODEL_NAME
 from facedb.pipeline.recipes import DEFAULT
 from facedb.records import AGE_AXIS_TAG
+from facedb.services.age_axis import LEASE
 from facedb.services.search import SearchFilters
 from facedb.services.uploads import Upload
 from facedb.store.embeddings import Embedded
@@ -226,3 +228,95 @@ def test_searches_are_embedded_without_the_axis_as_the_faces_were(
     finally:
         analyzer.use(DEFAULT.version)
         db.close()
+
+
+# --- served by default ----------------------------------------------------------------------
+def attempts(db: Services) -> tuple[int | None, str | None]:
+    with db.store.engine.connect() as connection:
+        row = connection.execute(sa.text("SELECT faces, outcome FROM age_axis_attempts")).one()
+        return row[0], row[1]
+
+
+def test_the_service_learns_the_axis_once_the_faces_pass_the_guard(
+    url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, url)
+    db = started(settings)
+    faces = cross_age_register(db, persons=90, seed=6, age_weight=0.9)
+    waiting = db.age_axis.consider()  # 180 faces: below the guard's 200, nothing is tried
+    assert (waiting.on, waiting.faces, waiting.next_attempt_at, waiting.due) == (
+        False,
+        180,
+        200,
+        False,
+    )
+    assert "once the database holds 200 faces with an age" in waiting.reason
+    assert state(db)[0] == 1 and attempts(db) == (None, None)
+
+    faces |= cross_age_register(db, persons=60, seed=7, age_weight=0.9)
+    before = adults_found_first(db, faces)
+    status = db.age_axis.consider()  # 300 faces: learned and served, relearned at 600
+    assert (status.on, status.learned_from, status.next_attempt_at) == (True, 300, 600)
+    assert (
+        "removed: learned from 300 faces (" in status.reason and "holds 600 faces" in status.reason
+    )
+    generation, version, axes, _ = state(db)
+    assert generation == 2 and AGE_AXIS_TAG in version and axes == 1
+    assert attempts(db) == (300, "learned")
+    assert adults_found_first(db, faces) > before
+    assert db.health.report().age_axis == status.as_dict()
+    assert db.age_axis.consider() == status  # not due again until the faces double
+    db.close()
+
+    other = started(settings, migrate=False)  # another process says the same
+    assert other.age_axis.status() == status and other.index.model_version == version
+    other.close()
+
+
+def test_a_refusal_is_kept_and_tried_again_only_once_the_faces_grow(
+    url: str, tmp_path: Path
+) -> None:
+    db = started(make_settings(tmp_path, url))
+    cross_age_register(db, persons=150, seed=8, age_weight=0.0)  # age leaves no trace
+    refused = db.age_axis.consider()
+    assert refused.on is False and refused.next_attempt_at == 375  # 300 x 1.25
+    assert "refused when tried at 300 faces (the main direction" in refused.reason
+    assert attempts(db) == (300, "refused") and state(db)[0] == 1
+    assert db.age_axis.consider() == refused  # not retried on every check
+    db.close()
+
+
+def test_turned_off_it_is_never_learned_by_the_service(url: str, tmp_path: Path) -> None:
+    db = started(make_settings(tmp_path, url, age_axis="off"))
+    cross_age_register(db, persons=150, seed=9, age_weight=0.9)
+    status = db.age_axis.consider()
+    assert (status.on, status.next_attempt_at) == (False, None)
+    assert status.reason.startswith("turned off (FACEDB_AGE_AXIS=off)")
+    assert state(db)[0] == 1 and attempts(db) == (None, None)
+    remove_age_axis(db)  # the operator still can
+    assert "is still removed: `facedb reindex --re-embed`" in db.age_axis.status().reason
+    db.close()
+
+
+def test_one_process_learns_it_while_the_others_wait(url: str, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, url)
+    db, other = started(settings), None
+    cross_age_register(db, persons=150, seed=10, age_weight=0.9)
+    other = started(settings, migrate=False)
+    with db.store.unit() as unit:  # another process holds the lease (it is learning it)
+        assert unit.axis_attempts.claim(other.age_axis.holder, LEASE)
+    assert db.age_axis.status().running and not db.age_axis.status().due
+    assert db.age_axis.consider().on is False and state(db)[0] == 1
+    with db.store.unit() as unit:
+        assert not unit.axis_attempts.claim(db.age_axis.holder, LEASE)  # one holder at a time
+        unit.axis_attempts.finish(other.age_axis.holder, 0, AxisOutcome.FAILED, "killed")
+    # The background check starts it on the job registry's thread.
+    db.age_axis.tick(db.jobs)
+    deadline = time.monotonic() + 60
+    while attempts(db)[1] == "failed" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert db.age_axis.status().on and attempts(db) == (300, "learned")
+    other.index.catch_up()
+    assert other.index.model_version == db.index.model_version  # the other follows
+    other.close()
+    db.close()

@@ -98,6 +98,16 @@ function enrollButton(photo, takenAt) {
   return button;
 }
 
+// Whether the faces were compared with their age axis removed (cross-age search), and why not.
+function ageAxisLine() {
+  const line = el("p", { class: "muted", id: "age-axis" });
+  api("/v1/health").then((health) => {
+    const axis = health.age_axis;
+    if (axis) line.textContent = `Age axis ${axis.on ? "removed" : "not removed"} (cross-age search): ${axis.reason}.`;
+  }).catch(() => {});  // a courtesy line: the health answer's own errors are shown elsewhere
+  return line;
+}
+
 async function renderResults(target, photo, answer, takenAt) {
   const src = URL.createObjectURL(photo);
   const probe = new Image();
@@ -107,7 +117,8 @@ async function renderResults(target, photo, answer, takenAt) {
   const nodes = [boxedPhoto(src, probe.naturalWidth || 1, probe.naturalHeight || 1, boxes, "the searched photo"),
     el("p", { class: "muted", id: "searched" }, `Searched ${answer.searched.persons.toLocaleString("en")} enrolled ` +
       `persons (${answer.searched.faces.toLocaleString("en")} faces): in a large register the right person ` +
-      "may lie further down the list; ask for more candidates per face (up to 100) to read deeper.")];
+      "may lie further down the list; ask for more candidates per face (up to 100) to read deeper."),
+    ageAxisLine()];
   for (const [i, face] of answer.faces.entries()) {
     const list = el("ol", { class: "candidates" });
     for (const c of face.candidates) {
