@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services.start(load_models=True, background=True)
+        services.start(load_models=True, background=True, age_axis=True)
         _announce(modes.current(), settings)
         try:
             yield

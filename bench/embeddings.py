@@ -112,13 +112,22 @@ def cached(name: str, paths: list[Path], make: Callable[[], Arrays], cache: Path
     return result
 
 
-def embedded(name: str, paths: list[Path], analyzer: FaceAnalyzer, cache: Path) -> Embedded:
-    """The photos' ``Embedded``, through the cache."""
-    arrays = cached(name, paths, lambda: _arrays(embed_all(paths, analyzer)), cache, "sface")
+def embedded(name: str, paths: list[Path], analyzer: FaceAnalyzer | None, cache: Path) -> Embedded:
+    """The photos' ``Embedded``, through the cache (``analyzer``: None to read the cache only,
+    failing where it does not hold them)."""
+
+    def make() -> Arrays:
+        if analyzer is None:
+            raise SystemExit(
+                f"{cache / name}.npz does not hold these photos: run bench.register_scale first"
+            )
+        return _arrays(embed_all(paths, analyzer))
+
+    arrays = cached(name, paths, make, cache, "sface")
     return Embedded(*(arrays[f.name] for f in fields(Embedded)))
 
 
-def embedded_in_chunks(name: str, paths: list[Path], analyzer: FaceAnalyzer, cache: Path,
+def embedded_in_chunks(name: str, paths: list[Path], analyzer: FaceAnalyzer | None, cache: Path,
                        chunk: int = 1000) -> Embedded:  # fmt: skip
     """The photos' ``Embedded``, cached ``chunk`` photos at a time (``name-<first>``), so a
     longer list re-embeds only the photos a shorter one did not reach."""

@@ -61,18 +61,25 @@ class Services:
     background: Background
     webhooks: WebhookSender
 
-    def start(self, load_models: bool = True, background: bool = False) -> None:
+    def start(
+        self, load_models: bool = True, background: bool = False, age_axis: bool = False
+    ) -> None:
         """Refuse an un-migrated database or sealed data without its key, load the models
         (optionally), serve the index, and (``background``) follow other processes, sweep
-        cross-matching and deliver webhook events."""
+        cross-matching and deliver webhook events, and (``age_axis``: the HTTP service)
+        learn the age axis when it is due. A command (an import) asks for it when it ends,
+        not on every 200 faces on the way."""
         self.store.require_migrated()
         self.store.require_keys()
         if load_models:
             self.analyzer.load()
         self.index.start()
         if background:
-            self.background.start()
+            self.background.start(self._age_axis_due if age_axis else None)
             self.webhooks.start()
+
+    def _age_axis_due(self) -> None:
+        self.age_axis.tick(self.jobs)
 
     def close(self) -> None:
         """Stop the background work, save the index (FAISS) or let go of Milvus, and
@@ -124,6 +131,6 @@ def build(settings: Settings, analyzer: Analyzer | None = None) -> Services:
         tables=Tables(store, audit),
         health=HealthService(store, index, analyzer, crossmatch, webhooks, age_axis),
         jobs=jobs,
-        background=Background(index, crossmatch.sweep, lambda: age_axis.tick(jobs)),
+        background=Background(index, crossmatch.sweep),
         webhooks=webhooks,
     )

@@ -113,6 +113,32 @@ class Recipe:
         """Return the base recipe's stored embeddings (n, dimension) as this one makes them."""
         return self.joined(split_parts(stored, self.part_dimensions))
 
+    def parts_in(self, stored: Recipe) -> tuple[int, ...] | None:
+        """Where each of this recipe's parts lies among ``stored``'s, when embeddings of
+        ``stored`` hold them all (the same network fed the same chip, weighted above zero,
+        no age axis removed): then this recipe's embeddings are arithmetic on those
+        (``from_parts``) and a re-embed reads no photo. None otherwise."""
+        if stored.axis is not None or self.axis is not None:
+            return None
+        where = []
+        for part in self.parts:
+            same = (part.network, part.chip, part.dimension)
+            found = [i for i, p in enumerate(stored.parts)
+                     if (p.network, p.chip, p.dimension) == same and p.weight > 0]  # fmt: skip
+            if not found:
+                return None
+            where.append(found[0])
+        return tuple(where)
+
+    def from_parts(self, stored: Vectors, of: Recipe) -> Vectors:
+        """Return embeddings (n, dimension) of ``of`` as this recipe makes them (``parts_in``
+        must have found its parts there)."""
+        where = self.parts_in(of)
+        if where is None:
+            raise ValueError(f"{self.version} cannot be made from {of.version}'s embeddings")
+        parts = split_parts(stored, of.part_dimensions)
+        return self.joined([parts[i] for i in where])
+
     def with_axis(self, axis: AgeAxis) -> Recipe:
         """This recipe with ``axis`` removed (its version names the directions)."""
         return replace(self, version=axis.version, axis=axis)

@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import socket
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,7 +31,7 @@ from datetime import timedelta
 from facedb.casework.crossmatch import CrossMatcher
 from facedb.config import Settings
 from facedb.domain import AxisMode, AxisOutcome, JobKind
-from facedb.errors import AgeAxisRefused
+from facedb.errors import AgeAxisRefused, FaceDBError
 from facedb.index.face_index import FaceIndex
 from facedb.pipeline.age_axis import AxisGuard
 from facedb.pipeline.base import Analyzer
@@ -115,12 +116,6 @@ class AgeAxisPolicy:
                 f"{again} faces"
             )
             return AxisStatus(self.mode, True, reason, faces, served.faces, again, running)
-        if self.index.health().get("re_embed_required"):
-            reason = (
-                "not learned: the faces are stored with another recipe than the one chosen; "
-                "it is learned after `facedb reindex --re-embed`"
-            )
-            return AxisStatus(self.mode, False, reason, faces, None, None, running)
         return self._waiting(last, faces, running)
 
     def _off(self, served: AgeAxis | None, faces: int, running: bool) -> AxisStatus:
@@ -162,13 +157,20 @@ class AgeAxisPolicy:
         with self.store.unit() as unit:
             if not unit.axis_attempts.claim(self.holder, LEASE):
                 return self.status()
-        relearn = status.on
+        # Learning it again re-embeds first (the raw embeddings are gone); should the faces
+        # then be refused, the axis served before is removed again rather than none.
+        served = self.analyzer.recipes.of(self.index.model_version).axis
         job = job or Job(kind=JobKind.REINDEX, params={})
+        relearn = served is not None
         job.params.update({"remove_age_axis": True, "re_embed": relearn, "automatic": True})
         self._job = job
         outcome, reason = AxisOutcome.FAILED, ""
+        done = threading.Event()
+        renewing = threading.Thread(target=self._renew, args=(done,), daemon=True)
+        renewing.start()
         try:
-            self.reindex.run(job, re_embed=relearn, remove_age_axis=True, guard=self.guard)
+            self.reindex.run(job, re_embed=relearn, remove_age_axis=True, guard=self.guard,
+                             fallback=served)  # fmt: skip
             outcome = AxisOutcome.LEARNED
             self._match_again()
         except AgeAxisRefused as exc:
@@ -177,6 +179,8 @@ class AgeAxisPolicy:
             reason = str(exc) or type(exc).__name__
             log.exception("learning the age axis failed")
         finally:
+            done.set()
+            renewing.join()
             self._job = None
             with self.store.unit() as unit:
                 unit.axis_attempts.finish(self.holder, status.faces, outcome, reason)
@@ -191,14 +195,20 @@ class AgeAxisPolicy:
                 return
         self.crossmatch.run_batch(Job(kind=JobKind.CROSSMATCH, params={"automatic": True}))
 
+    def _renew(self, done: threading.Event) -> None:
+        """Keep this process's lease while its job runs (a job at 10^5 faces takes hours);
+        a process killed stops renewing, and another takes over once the lease runs out."""
+        while not done.wait(LEASE.total_seconds() / 3):
+            try:
+                with self.store.unit() as unit:
+                    unit.axis_attempts.claim(self.holder, LEASE)
+            except FaceDBError as exc:  # the database is down: the job will say so
+                log.warning("could not renew the age axis lease: %s", exc.message)
+
     def tick(self, jobs: JobRegistry) -> None:
-        """From the background work: renew this process's lease while its job runs, else
-        start the job on the job registry's thread if it is due."""
-        if self._job is not None:
-            with self.store.unit() as unit:
-                unit.axis_attempts.claim(self.holder, LEASE)
-            return
-        if self.status().due:
+        """From the background work: start the job on the job registry's thread if it is
+        due and this process is not at it already."""
+        if self._job is None and self.status().due:
             job = Job(kind=JobKind.REINDEX, params={"automatic": True})
             jobs.submit(job, self.run)
 

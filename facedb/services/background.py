@@ -25,21 +25,18 @@ class Background:
     """One daemon thread: check the index and tail every second, sweep every 5 s, snapshot
     and run ``periodic`` every minute."""
 
-    def __init__(
-        self,
-        index: FaceIndex,
-        sweep: Callable[[threading.Event], int],
-        periodic: Callable[[], None] = lambda: None,
-    ) -> None:
+    def __init__(self, index: FaceIndex, sweep: Callable[[threading.Event], int]) -> None:
         self.index = index
         self._sweep = sweep
-        self._periodic = periodic
+        self._periodic: Callable[[], None] = lambda: None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
+    def start(self, periodic: Callable[[], None] | None = None) -> None:
         if self._thread is not None:
             return
+        if periodic is not None:
+            self._periodic = periodic
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="facedb-background", daemon=True)
         self._thread.start()

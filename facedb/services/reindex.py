@@ -22,6 +22,7 @@ from facedb.pipeline.age_axis import AxisGuard, AxisLearner
 from facedb.pipeline.base import Analyzer
 from facedb.pipeline.recipes import Recipe
 from facedb.pipeline.types import Detection
+from facedb.pipeline.vectors import Vectors
 from facedb.records import AgeAxis, FaceRecord
 from facedb.store.embeddings import Embedded
 from facedb.store.unit import Store
@@ -30,6 +31,8 @@ from facedb.trail.jobs import Job
 
 log = logging.getLogger(__name__)
 BATCH = 32
+# One batch of a move: write these faces' embeddings into the generation, return the ids failed.
+Step = Callable[[list[FaceRecord], int], set[int]]
 
 
 @dataclass(frozen=True)
@@ -45,13 +48,15 @@ class ReindexService:
         re_embed: bool = False,
         remove_age_axis: bool = False,
         guard: AxisGuard | None = None,
+        fallback: AgeAxis | None = None,
     ) -> None:
         """Run the job in this thread, updating ``job`` as it goes (audited with its counts).
 
         ``re_embed``: embed every face again with the chosen recipe. ``remove_age_axis``
         (after the re-embed, if both): learn the age axis of the faces held and move the
         database to embeddings without it; refused (AgeAxisRefused, nothing changed by this
-        step) unless ``guard`` (by default ``AxisGuard()``) keeps what was learned.
+        step) unless ``guard`` (by default ``AxisGuard()``) keeps what was learned, or
+        ``fallback`` is given: then that axis (the one served before a re-embed) is removed.
         """
         with self.audit.audited(AuditAction.REINDEX, job.caller) as trail:
             with self.store.unit() as unit:
@@ -61,7 +66,7 @@ class ReindexService:
                 self._re_embed(job)
                 job.done = 0
             if remove_age_axis:
-                axis = self._remove_age_axis(job, guard or AxisGuard())
+                axis = self._remove_age_axis(job, guard or AxisGuard(), fallback)
                 result["age_axis"] = {
                     "model_version": axis.version,
                     "faces": axis.faces,
@@ -78,12 +83,44 @@ class ReindexService:
 
     def _re_embed(self, job: Job) -> None:
         """Embed every face with the chosen recipe (FACEDB_RECIPE) into a new generation,
-        then switch."""
+        then switch. Where the stored embeddings hold every part of the chosen recipe (it
+        weighs the same networks otherwise, or leaves one out), they are worked out from
+        them: no photo is read, and the networks need not be loaded."""
+        with self.store.unit() as unit:
+            current = unit.generations.active(self.analyzer.model_name, self.index.target)
+        stored = self.analyzer.recipes.of(current.model_version)
+        target = self.analyzer.recipes.of(self.index.target)
+        if target.version != stored.version and target.parts_in(stored) is not None:
+            job.counts.update({"derived": 0, "failed": 0})
+            step = self._deriving(job, current.generation, stored, target.version,
+                                  lambda v: target.from_parts(v, stored))  # fmt: skip
+            self._move(step, target.version)
+            return
         job.counts.update({"embedded": 0, "failed": 0})
         self._move(lambda faces, target: self._embed_batch(job, faces, target),
                    self.index.target)  # fmt: skip
 
-    def _remove_age_axis(self, job: Job, guard: AxisGuard) -> AgeAxis:
+    def _deriving(self, job: Job, source: int, base: Recipe, version: str,
+                  make: Callable[[Vectors], Vectors]) -> Step:  # fmt: skip
+        """A batch step writing each face's embedding of ``version`` as ``make`` works it out
+        from its embedding in generation ``source`` (made by ``base``)."""
+
+        def derive(faces: list[FaceRecord], target: int) -> set[int]:
+            with self.store.unit() as unit:
+                ids, vectors = unit.embeddings.of_faces(source, [f.id for f in faces],
+                                                        base.dimension)  # fmt: skip
+                if len(ids):
+                    embedded = Embedded(target, self.analyzer.model_name, version)
+                    unit.embeddings.add(ids.tolist(), make(vectors), embedded)
+            job.advance(len(faces))
+            job.counts["derived"] += len(ids)
+            failed = {f.id for f in faces} - {int(i) for i in ids}
+            job.counts["failed"] += len(failed)
+            return failed
+
+        return derive
+
+    def _remove_age_axis(self, job: Job, guard: AxisGuard, fallback: AgeAxis | None) -> AgeAxis:
         """Learn the served embeddings' age axis (one pass over them), check it, then write
         each face's embedding without it as a new generation and switch."""
         with self.store.unit() as unit:
@@ -95,29 +132,21 @@ class ReindexService:
                 f"{base.axis.faces} faces); to learn it again from the faces held now, run "
                 "`facedb reindex --re-embed --remove-age-axis`. Nothing was changed"
             )
-        axis = guard.keep(self._learn(current.generation, base))
+        try:
+            axis = guard.keep(self._learn(current.generation, base))
+        except AgeAxisRefused as exc:
+            if fallback is None or fallback.base_version != base.version:
+                raise
+            log.warning("%s; the axis learned from %d faces stays", exc.message, fallback.faces)
+            axis = fallback
         recipe = self.analyzer.recipes.add_axis(axis)
         with self.store.unit() as unit:
             unit.age_axes.keep(axis)
         log.info("age axis learned from %d faces, %d children and %d adults (|r| with age %s)",
                  axis.faces, axis.children, axis.adults, axis.age_correlations)  # fmt: skip
         job.counts.update({"derived": 0, "failed": 0})
-        source = current.generation
-
-        def derive(faces: list[FaceRecord], target: int) -> set[int]:
-            with self.store.unit() as unit:
-                ids, vectors = unit.embeddings.of_faces(source, [f.id for f in faces],
-                                                        base.dimension)  # fmt: skip
-                if len(ids):
-                    embedded = Embedded(target, self.analyzer.model_name, recipe.version)
-                    unit.embeddings.add(ids.tolist(), recipe.derive(vectors), embedded)
-            job.advance(len(faces))
-            job.counts["derived"] += len(ids)
-            failed = {f.id for f in faces} - {int(i) for i in ids}
-            job.counts["failed"] += len(failed)
-            return failed
-
-        self._move(derive, recipe.version)
+        self._move(self._deriving(job, current.generation, base, recipe.version, recipe.derive),
+                   recipe.version)  # fmt: skip
         return axis
 
     def _learn(self, generation: int, base: Recipe) -> AgeAxis:
@@ -130,7 +159,7 @@ class ReindexService:
                 learner.add(vectors, np.array([ages.get(int(i), np.nan) for i in ids]))
         return learner.learned()
 
-    def _move(self, make: Callable[[list[FaceRecord], int], set[int]], version: str) -> None:
+    def _move(self, make: Step, version: str) -> None:
         """Write every face's embedding of ``version`` into the next generation, batch by
         batch (``make`` returns the faces it could not do), then switch to it."""
         with self.store.unit() as unit:

@@ -320,3 +320,44 @@ def test_one_process_learns_it_while_the_others_wait(url: str, tmp_path: Path) -
     assert other.index.model_version == db.index.model_version  # the other follows
     other.close()
     db.close()
+
+
+@pytest.mark.models
+def test_learned_again_as_the_faces_grow_and_kept_where_the_new_faces_refuse_it(
+    url: str, tmp_path: Path, analyzer: FaceAnalyzer, celebrity: Path
+) -> None:
+    """The real models on the celebrity photos, the guard let down to them: learned at 4
+    faces, learned again (a re-embed) once they doubled; the next time the guard refuses
+    the faces, and the axis served before is removed again rather than none."""
+    train = photos(celebrity / "train")
+    db = model_services(url, tmp_path, analyzer)
+    lenient = AxisGuard(min_faces=4, min_share=0.0, min_correlation=0.0)
+    db.age_axis.guard = lenient
+    try:
+        names = ["madonna", "elton_john", "mindy_kaling", "ben_afflek"]
+        ids = {n: db.persons.create({"name": n}).id for n in names}
+
+        def enroll(photo: int) -> None:
+            for name in names:
+                upload = Upload("p.jpg", io.BytesIO(train[name][photo].read_bytes()))
+                assert db.enrollment.enroll(ids[name], [upload]).stored == 1
+
+        enroll(0)
+        first = db.age_axis.consider()
+        assert (first.on, first.learned_from, first.next_attempt_at) == (True, 4, 8)
+        version = db.index.model_version
+        enroll(1)
+        again = db.age_axis.consider()  # 8 faces: re-embedded, learned from all of them
+        assert (again.on, again.learned_from, again.next_attempt_at) == (True, 8, 16)
+        assert db.index.model_version != version and state(db)[3] == {db.index.model_version}
+        version, generation = db.index.model_version, state(db)[0]
+        enroll(2)
+        enroll(3)
+        db.age_axis.guard = AxisGuard(min_faces=4, min_share=0.0, min_correlation=1.1)
+        kept = db.age_axis.consider()  # 16 faces that refuse: the axis of 8 is removed again
+        assert (kept.on, kept.learned_from) == (True, 8)
+        assert db.index.model_version == version and state(db)[0] == generation + 2
+        assert db.index.count == 16 and attempts(db) == (16, "learned")
+    finally:
+        analyzer.use(DEFAULT.version)
+        db.close()

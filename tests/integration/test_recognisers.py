@@ -128,6 +128,20 @@ def test_a_database_moves_from_facenet_to_the_fused_recipes(
     )
     db.close()
 
+    # Back to facenet+dlib: its parts are in the stored embeddings, so they are worked out
+    # from them (no photo read) and equal what the networks give.
+    fused.target = BUILT_IN["facenet+dlib"]
+    db = model_services(url, tmp_path, fused)
+    job = re_embed(db)
+    assert job.counts == {"derived": 6, "failed": 0, "indexed": 6}
+    assert stored_versions(db) == {FUSED_VERSION} and db.index.dimension == 256
+    with db.store.unit() as unit:
+        _, derived = unit.embeddings.of_faces(db.index.generation, db.index.ids().tolist(), 256)
+    made = [fused.analyze(p.read_bytes())[0].embedding for n in ids for p in train[n][:2]]
+    for vector in made:
+        assert float(np.max(derived @ vector)) == pytest.approx(1.0, abs=1e-5)
+    db.close()
+
 
 def test_each_network_of_the_default_recipe_tells_the_celebrities_apart(
     analyzer: FaceAnalyzer, celebrity: Path

@@ -170,3 +170,28 @@ def test_the_arcface_alignment_puts_the_eyes_on_the_template() -> None:
     first, second = bright[bright[:, 1] < 56].mean(0), bright[bright[:, 1] >= 56].mean(0)
     assert np.allclose(first[::-1], (38.29, 51.70), atol=1.0)  # (x, y) of the template's eyes
     assert np.allclose(second[::-1], (73.53, 51.50), atol=1.0)
+
+
+def test_a_recipe_whose_parts_are_stored_is_worked_out_from_them() -> None:
+    """facenet+dlib (and FaceNet alone) from the default's stored embeddings equal what
+    they make from the same parts; a recipe with a part not stored, or from an axis-removed
+    one, cannot be."""
+    from facedb.pipeline.recipes import BUILT_IN, DEFAULT
+    from facedb.pipeline.vectors import unit
+    from facedb.records import AgeAxis
+
+    rng = np.random.default_rng(0)
+    parts = [unit(rng.standard_normal((5, 128))) for _ in range(3)]
+    triple = BUILT_IN["facenet+dlib+sface"]
+    stored = triple.joined(parts)
+    for name, used in (("facenet+dlib", parts[:2]), ("facenet", parts[:1])):
+        recipe = BUILT_IN[name]
+        assert recipe.parts_in(triple) == tuple(range(len(used)))
+        np.testing.assert_allclose(
+            recipe.from_parts(stored, triple), recipe.joined(used), atol=1e-6
+        )
+    assert triple.parts_in(BUILT_IN["facenet+dlib"]) is None  # SFace is not stored there
+    assert BUILT_IN["facenet"].parts_in(BUILT_IN["legacy"]) is None  # another chip
+    axis = AgeAxis(triple.version, tuple(np.zeros(128, np.float32) for _ in range(3)))
+    assert BUILT_IN["facenet+dlib"].parts_in(triple.with_axis(axis)) is None
+    assert DEFAULT.parts_in(DEFAULT) is not None
