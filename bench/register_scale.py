@@ -1,19 +1,25 @@
 """Cross-age search at the size of a real register: lag-dev's childhood photos enrolled among
-N UTKFace strangers of every age, lag-dev's adult photos searched.
+N UTKFace strangers of every age, lag-dev's adult photos searched; and the fusion chosen there.
 
 Run: .venv/bin/python -m bench.register_scale [--devsets DIR] [--lag DIR] [--strangers DIR]
      [--most N] [--cache DIR] [--write]
 
 Every photo goes through the service's networks once (``bench.embeddings``, cached outside
-the repository: 11k strangers take about 40 minutes of this CPU once). A person is scored by
-their best childhood photo; a stranger is one photo. The first N strangers of one fixed
-shuffle make the register of size N, so every size is a subset of the next. Ranks are over
-the 300 lag-dev persons plus N strangers; 95% intervals by bootstrap over the searches.
+the repository, 1,000 strangers at a time: 11k strangers take about 50 minutes of this CPU
+once). A person is scored by their best childhood photo; a stranger is one photo. The first
+N strangers of one fixed shuffle make the register of size N, so every size is a subset of
+the next. Ranks are over the 300 lag-dev persons plus N strangers (the 100-person rows: each
+of three folds of 100 persons alone, pooled); 95% intervals by bootstrap over the searches.
 
-- Fusions: each network alone, the served equal weights, and weights chosen at the largest
-  size on one half of the lag-dev persons (by rank-10) and judged on the other half.
-- The age axis as the service learns it (``AxisLearner`` and ``AxisGuard`` on the register's
-  faces: the childhood photos and the strangers, with their estimated ages) and removes it.
+- The age axis as the service learns it by default (``AxisLearner`` and ``AxisGuard`` on the
+  register's faces at that size: the childhood photos and the strangers, with their
+  estimated ages): where the guard refuses (too few faces, no adults), none is removed.
+- The fusion: weights in steps of 0.05, chosen at the largest size on one half of the
+  lag-dev persons by the mean of rank-1, -10 and -50, among the weights whose open-set FNIR
+  at FPIR 1% on lfw-dev stays within ``FNIR_BAR``; judged on the other half. lfw-dev is the
+  guard here, not a judge that saw nothing (its halves are too small: the FNIR of 300
+  searches at FPIR 1% rests on its three highest stranger scores, and a bar met on one half
+  was missed on the whole); so the bar is set below the target.
 """
 
 from __future__ import annotations
@@ -26,21 +32,32 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.common import arguments, report, table
-from bench.datasets import STRANGERS, add_devsets, lag_dev, lag_dev_ids, lfw_dev, utk_strangers
+from bench.datasets import (
+    STRANGERS,
+    LfwDev,
+    add_devsets,
+    lag_dev,
+    lag_dev_ids,
+    lfw_dev,
+    utk_strangers,
+)
 from bench.embeddings import Embedded, embedded, embedded_in_chunks
-from bench.scoring import Fusion, cosines, lfw_row, lfw_searches
+from bench.scoring import Fusion, cosines, lfw_searches
 from facedb.config import Settings
+from facedb.errors import AgeAxisRefused
 from facedb.evaluation import metrics
 from facedb.pipeline.age_axis import AxisGuard, AxisLearner, remove_axis
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.pipeline.recipes import BUILT_IN
+from facedb.pipeline.recipes import DEFAULT
 from facedb.pipeline.vectors import join_parts
 
 SECTION = "## Register scale: a child among thousands of strangers"
-SIZES = (0, 1000, 3000, 5000, 11325)
+SIZES = (0, 1000, 3000, 5000)  # and every stranger read (11,323 of the list are in the folder)
 NETWORKS = ("facenet", "dlib", "sface")
+EQUAL = (1 / 3, 1 / 3, 1 / 3)
+FNIR_BAR = 0.035  # on lfw-dev: the issue's 0.04, less a margin (it guards the choice)
 BOOT = 1000
-Vectors = NDArray[np.float32]
+Weights = tuple[float, float, float]
 
 
 @dataclass(frozen=True)
@@ -50,11 +67,9 @@ class Cosines:
     young: dict[str, NDArray[np.float64]]
     strangers: dict[str, NDArray[np.float64]]
 
-    def fused(
-        self, weights: tuple[float, float, float]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        young = sum(w * self.young[n] for w, n in zip(weights, NETWORKS, strict=True))
-        strangers = sum(w * self.strangers[n] for w, n in zip(weights, NETWORKS, strict=True))
+    def fused(self, w: Weights) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        young = sum(x * self.young[n] for x, n in zip(w, NETWORKS, strict=True))
+        strangers = sum(x * self.strangers[n] for x, n in zip(w, NETWORKS, strict=True))
         return np.asarray(young), np.asarray(strangers)
 
 
@@ -76,38 +91,15 @@ def ranks(young_scores: NDArray[np.float64], stranger_scores: NDArray[np.float64
     mate = per[rows, [column[int(adult_owner[r])] for r in rows]]
     above = (per[rows] > mate[:, None]).sum(axis=1)
     above += (stranger_scores[rows, :size] > mate[:, None]).sum(axis=1)
-    found = mate > -1.0
-    return np.where(found, above + 1, 0).astype(np.int64)
+    return np.where(mate > -1.0, above + 1, 0).astype(np.int64)
 
 
-def cells(r: NDArray[np.int64], rng: np.random.Generator) -> list[str]:
-    out = []
+def cells(r: NDArray[np.int64]) -> list[str]:
+    rng, out = np.random.default_rng(0), []
     for k in (1, 10, 50):
         e = metrics.with_interval(lambda i, k=k: metrics.rank_rate(r[i], k), len(r), BOOT, rng)
         out.append(f"{e['value']:.3f} [{e['low']:.3f}, {e['high']:.3f}]")
     return out
-
-
-def without_axis(
-    parts: dict[str, Embedded], ages: NDArray[np.float64]
-) -> tuple[dict[str, Embedded], str]:
-    """The embeddings with the age axis the service would learn from the register removed
-    (childhood photos and strangers, with their estimated ages), and what was kept."""
-    recipe = BUILT_IN["facenet+dlib+sface"]
-    weights = [p.weight for p in recipe.parts]
-    register = np.concatenate([join_parts([getattr(parts[k], n) for n in NETWORKS], weights)
-                               for k in ("young", "strangers")])  # fmt: skip
-    learner = AxisLearner(recipe)
-    keep = ~np.isnan(register[:, 0])
-    learner.add(register[keep].astype(np.float32), ages[keep])
-    axis = AxisGuard().keep(learner.learned())
-    out = {}
-    for key, e in parts.items():
-        facenet, dlib, sface = remove_axis(axis, [getattr(e, n) for n in NETWORKS])
-        out[key] = Embedded(facenet, dlib, e.age, e.dlib_mirror, sface)
-    said = ", ".join(f"{n} |r| {r:.2f}{'' if u.any() else ' (kept)'}"
-                     for n, r, u in zip(NETWORKS, axis.age_correlations, axis.directions, strict=True))  # fmt: skip
-    return out, f"learned from {axis.aged_faces} faces ({axis.children} children): {said}"
 
 
 def paired(new: NDArray[np.int64], base: NDArray[np.int64]) -> list[str]:
@@ -116,28 +108,86 @@ def paired(new: NDArray[np.int64], base: NDArray[np.int64]) -> list[str]:
     draws = [rng.integers(0, len(new), len(new)) for _ in range(BOOT)]
     for k in (1, 10, 50):
         diff = [metrics.rank_rate(new[i], k) - metrics.rank_rate(base[i], k) for i in draws]
-        point = metrics.rank_rate(new, k) - metrics.rank_rate(base, k)
         low, high = np.percentile(diff, [2.5, 97.5])
-        out.append(f"{point:+.3f} [{low:+.3f}, {high:+.3f}]")
+        out.append(f"{metrics.rank_rate(new, k) - metrics.rank_rate(base, k):+.3f} "
+                   f"[{low:+.3f}, {high:+.3f}]")  # fmt: skip
     return out
 
 
-def as_fusion(w: tuple[float, float, float]) -> Fusion:
+def served(parts: dict[str, Embedded], size: int) -> tuple[dict[str, Embedded], str]:
+    """The embeddings with the age axis the service learns from a register of ``size``
+    strangers removed (as they are where its guard refuses), and what it said."""
+    register = [np.concatenate([getattr(parts["young"], n), getattr(parts["strangers"], n)[:size]])
+                for n in NETWORKS]  # fmt: skip
+    ages = np.concatenate([parts["young"].age, parts["strangers"].age[:size]]).astype(np.float64)
+    keep = ~np.isnan(register[0][:, 0])
+    learner = AxisLearner(DEFAULT)
+    learner.add(join_parts([p[keep] for p in register], list(EQUAL)), ages[keep])
+    try:
+        axis = AxisGuard().keep(learner.learned())
+    except AgeAxisRefused as exc:
+        return parts, f"refused ({exc.message.split(':')[0]})"
+    out = {}
+    for key, e in parts.items():
+        facenet, dlib, sface = remove_axis(axis, [e.facenet, e.dlib, e.sface])
+        out[key] = Embedded(facenet, dlib, e.age, e.dlib_mirror, sface)
+    said = "/".join(f"{r:.2f}" for r in axis.age_correlations)
+    return out, f"learned from {axis.aged_faces:,} faces ({axis.children:,} children), |r| {said}"
+
+
+def as_fusion(w: Weights) -> Fusion:
     """The weights as the recogniser bench's fusion (FaceNet's share of FaceNet + dlib, SFace)."""
     return Fusion("", w[0] / (w[0] + w[1]) if w[0] + w[1] else 0.0, sface=w[2])
 
 
-def chosen_weights(c: Cosines, yo: NDArray[np.int64], ao: NDArray[np.int64], size: int,
-                   persons: NDArray[np.int64]) -> tuple[float, float, float]:  # fmt: skip
-    """The weights (steps of 0.1) with the best rank-10 among ``persons`` at ``size``."""
-    grid = [(a / 10, b / 10, (10 - a - b) / 10) for a, b in itertools.product(range(11), repeat=2)
-            if a + b <= 10]  # fmt: skip
+@dataclass(frozen=True)
+class OpenSet:
+    """lfw-dev's open-set searches."""
 
-    def score(w: tuple[float, float, float]) -> float:
-        y, s = c.fused(w)
-        return metrics.rank_rate(ranks(y, s, yo, ao, size, persons), 10)
+    lfw: LfwDev
+    emb: Embedded
 
-    return max(grid, key=score)
+    def fnir(self, w: Weights) -> tuple[float, list[str]]:
+        """FNIR at FPIR 1%, and rank-1 and FNIR as cells with their intervals."""
+        lfw = self.lfw
+        index = {path: i for i, path in enumerate(lfw.paths)}
+        r, mate, other = lfw_searches(lfw.people, lfw.distractors, self.emb, index, as_fusion(w))
+        point = metrics.fnir_at_fpir(r == 1, mate, other, 0.01).rate
+        rng = np.random.default_rng(0)
+        ci = metrics.interval_of(lambda a, b: metrics.fnir_at_fpir(r[a] == 1, mate[a], other[b], 0.01).rate,
+                                 (len(r), len(r)), BOOT, rng)  # fmt: skip
+        r1 = metrics.with_interval(lambda i: metrics.rank_rate(r[i], 1), len(r), BOOT, rng)
+        return point, [f"{r1['value']:.3f} [{r1['low']:.3f}, {r1['high']:.3f}]",
+                          f"{point:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"]  # fmt: skip
+
+    def thresholds(self, w: Weights) -> tuple[float, float]:
+        """The scores 1 stranger pair in 10,000 and 1 in 10 reach among lfw-dev's photos
+        (every pair of two persons: the rule each recipe's thresholds come from)."""
+        paths = self.lfw.paths
+        who = np.array(
+            [p.parent.name if p.parent.parent.name == "people" else p.name for p in paths]
+        )
+        upper = np.triu_indices(len(paths), 1)
+        strangers = who[upper[0]] != who[upper[1]]
+        fused = sum(x * cosines(getattr(self.emb, n), getattr(self.emb, n))[upper]
+                    for x, n in zip(w, NETWORKS, strict=True))  # fmt: skip
+        ordered = np.sort(np.asarray(fused)[strangers])[::-1]
+        return tuple(float(ordered[int(np.ceil(far * len(ordered))) - 1]) for far in (1e-4, 0.1))  # type: ignore[return-value]
+
+
+def choose(c: Cosines, yo: NDArray[np.int64], ao: NDArray[np.int64], size: int,
+           persons: NDArray[np.int64], open_set: OpenSet) -> Weights:  # fmt: skip
+    """The weights with the best mean rank-1/10/50 among ``persons`` at ``size``, of those
+    keeping FNIR at FPIR 1% within FNIR_BAR on lfw-dev."""
+    grid = [(a / 20, b / 20, (20 - a - b) / 20) for a, b in itertools.product(range(21), repeat=2)
+            if a + b <= 20]  # fmt: skip
+    allowed = [w for w in grid if open_set.fnir(w)[0] <= FNIR_BAR]
+
+    def score(w: Weights) -> float:
+        r = ranks(*c.fused(w), yo, ao, size, persons)
+        return float(np.mean([metrics.rank_rate(r, k) for k in (1, 10, 50)]))
+
+    return max(allowed, key=score)
 
 
 def main() -> None:
@@ -152,54 +202,87 @@ def main() -> None:
     lag = lag_dev(args.lag, lag_dev_ids(args.devsets))
     faces = utk_strangers(args.devsets, args.strangers)
     order = np.random.default_rng(5).permutation(len(faces))
-    stranger_paths = [faces[i].path for i in order][: args.most]
+    paths = [faces[i].path for i in order][: args.most]
     parts = {"young": embedded("lag-young", lag.young, analyzer, args.cache),
              "adult": embedded("lag-adult", lag.adult, analyzer, args.cache),
-             "strangers": embedded_in_chunks("utk-strangers", stranger_paths, analyzer,
-                                             args.cache)}  # fmt: skip
-    yo, ao = np.array(lag.young_owner), np.array(lag.adult_owner)
-    sizes = [s for s in SIZES if s <= len(stranger_paths)]
-    halves = np.random.default_rng(9).permutation(int(yo.max()) + 1)
-    choose, judge = np.sort(halves[::2]), np.sort(halves[1::2])
-    ages = np.concatenate([parts["young"].age, parts["strangers"].age]).astype(np.float64)
-    axisless, axis_said = without_axis(parts, ages)
-    lines = [SECTION, "", f"`python -m bench.register_scale` (see its docstring): {int(yo.max()) + 1} "
-             f"lag-dev persons ({len(lag.young)} childhood photos enrolled, {len(lag.adult)} adult "
-             f"photos searched) among N of {len(stranger_paths)} UTKFace strangers. Age axis: {axis_said}.", ""]  # fmt: skip
-    rows, judged = [], []
-    chosen_served = (1 / 3, 1 / 3, 1 / 3)
-    for label, embs in (("as served", parts), ("age axis removed", axisless)):
-        c = cosines_of(embs["adult"], embs["young"], embs["strangers"])
-        weights = chosen_weights(c, yo, ao, sizes[-1], choose)
-        fusions = {"FaceNet": (1.0, 0.0, 0.0), "dlib": (0.0, 1.0, 0.0), "SFace": (0.0, 0.0, 1.0),
-                   "equal (served)": (1 / 3, 1 / 3, 1 / 3),
-                   f"chosen {weights[0]:.1f}/{weights[1]:.1f}/{weights[2]:.1f}": weights}  # fmt: skip
-        for name, w in fusions.items():
-            y, s = c.fused(w)
-            for size in sizes:
-                r = ranks(y, s, yo, ao, size)
-                rows.append([label, name, f"{size:,}", *cells(r, np.random.default_rng(0))])
-        held = {}
-        for name, w in (("equal (served)", fusions["equal (served)"]), ("chosen", weights)):
-            y, s = c.fused(w)
-            held[name] = ranks(y, s, yo, ao, sizes[-1], judge)
-            judged.append([label, name, *cells(held[name], np.random.default_rng(0))])
-        judged.append([label, "chosen − equal (paired)",
-                       *paired(held["chosen"], held["equal (served)"])])  # fmt: skip
-        if label == "as served":
-            chosen_served = weights
-    lines += table(["embeddings", "fusion", "strangers", "rank-1", "rank-10", "rank-50"], rows)
-    lines += ["", f"Judged on the other {len(judge)} persons at {sizes[-1]:,} strangers (weights "
-              f"chosen on {len(choose)}):", ""]  # fmt: skip
-    lines += table(["embeddings", "fusion", "rank-1", "rank-10", "rank-50"], judged)
+             "strangers": embedded_in_chunks("utk-strangers", paths, analyzer, args.cache)}  # fmt: skip
     lfw = lfw_dev(args.devsets)
-    emb = embedded("lfw-dev", lfw.paths, analyzer, args.cache)
-    index = {path: i for i, path in enumerate(lfw.paths)}
-    open_set = [lfw_row(name, *lfw_searches(lfw.people, lfw.distractors, emb, index, as_fusion(w)))
-                for name, w in (("equal (served)", (1 / 3, 1 / 3, 1 / 3)),
-                                ("chosen (as served)", chosen_served))]  # fmt: skip
-    lines += ["", "Open-set lfw-dev (as `facedb eval --distractors` measures it):", ""]
-    lines += table(["fusion", "rank-1", "FNIR @ FPIR 1%"], open_set)
+    open_set = OpenSet(lfw, embedded("lfw-dev", lfw.paths, analyzer, args.cache))
+    yo, ao = np.array(lag.young_owner), np.array(lag.adult_owner)
+    sizes = [s for s in SIZES if s < len(paths)] + [len(paths)]
+    split = np.random.default_rng(9).permutation(int(yo.max()) + 1)
+    pick, judge = np.sort(split[::2]), np.sort(split[1::2])
+    raw = cosines_of(parts["adult"], parts["young"], parts["strangers"])
+    by_size = {s: served(parts, s) for s in sizes}
+    axised = {
+        s: cosines_of(e["adult"], e["young"], e["strangers"]) for s, (e, _) in by_size.items()
+    }
+    chosen = choose(axised[sizes[-1]], yo, ao, sizes[-1], pick, open_set)
+    name = "/".join(f"{x:.2f}" for x in chosen)
+    fusions = {"FaceNet": (1.0, 0.0, 0.0), "dlib": (0.0, 1.0, 0.0), "SFace": (0.0, 0.0, 1.0)}
+    rows = []
+    for size in sizes:
+        for label, w in fusions.items():
+            rows.append(
+                [
+                    f"{size:,}",
+                    f"{label} alone, axis kept",
+                    *cells(ranks(*raw.fused(w), yo, ao, size)),
+                ]
+            )
+        rows.append(
+            [
+                f"{size:,}",
+                "equal weights, axis kept (before)",
+                *cells(ranks(*raw.fused(EQUAL), yo, ao, size)),
+            ]
+        )
+        rows.append(
+            [
+                f"{size:,}",
+                "equal weights, axis as served",
+                *cells(ranks(*axised[size].fused(EQUAL), yo, ao, size)),
+            ]
+        )
+        rows.append([f"{size:,}", f"**chosen {name}, axis as served (after)**",
+                     *cells(ranks(*axised[size].fused(chosen), yo, ao, size))])  # fmt: skip
+    folds = np.array_split(np.random.default_rng(11).permutation(int(yo.max()) + 1), 3)
+    small = []
+    for label, c, w in (
+        ("equal weights (before)", raw, EQUAL),
+        (f"chosen {name} (after)", axised[0], chosen),
+    ):
+        pooled = np.concatenate([ranks(*c.fused(w), yo, ao, 0, np.sort(f)) for f in folds])
+        small.append([label, *cells(pooled)])
+    top = sizes[-1]
+    held = {label: ranks(*c.fused(w), yo, ao, top, judge) for label, c, w in
+            (("equal, axis kept (before)", raw, EQUAL), ("equal, axis as served", axised[top], EQUAL),
+             (f"chosen {name}, axis as served (after)", axised[top], chosen))}  # fmt: skip
+    judged = [[label, *cells(r)] for label, r in held.items()]
+    keys = list(held)
+    judged.append(["after − before (paired)", *paired(held[keys[2]], held[keys[0]])])
+    judged.append(["after − equal as served (paired)", *paired(held[keys[2]], held[keys[1]])])
+    open_rows = [
+        [label, *open_set.fnir(w)[1]]
+        for label, w in (("equal (before)", EQUAL), (f"chosen {name}", chosen))
+    ]
+    lines = [SECTION, "", f"`python -m bench.register_scale` (see its docstring): {int(yo.max()) + 1} lag-dev "
+             f"persons ({len(lag.young)} childhood photos enrolled, {len(lag.adult)} adult photos searched) "
+             f"among N of {len(paths):,} UTKFace strangers. Weights FaceNet/dlib/SFace on the raw cosines.", "",
+             "The age axis as the service learns it at each size: "
+             + "; ".join(f"{s:,}: {said}" for s, (_, said) in by_size.items()) + ".", "",
+             *table(["strangers", "fusion", "rank-1", "rank-10", "rank-50"], rows), "",
+             "Galleries of 100 persons (three folds of lag-dev, no strangers; the service's guard "
+             "refuses an axis there), pooled:", "",
+             *table(["fusion", "rank-1", "rank-10", "rank-50"], small), "",
+             f"Judged on the other {len(judge)} persons at {top:,} strangers (weights chosen on {len(pick)}, "
+             f"among those within FNIR {FNIR_BAR} on lfw-dev):", "",
+             *table(["fusion", "rank-1", "rank-10", "rank-50"], judged), "",
+             "Open-set lfw-dev (as `facedb eval --distractors` measures it; no axis: its faces are adults):", "",
+             *table(["fusion", "rank-1", "FNIR @ FPIR 1%"], open_rows), "",
+             "Thresholds by the lfw-dev rule (FAR 1e-4 / 10% of its stranger pairs): "
+             + "; ".join(f"{label} {m:.4f} / {c:.4f}" for label, (m, c) in
+                         (("equal", open_set.thresholds(EQUAL)), (f"chosen {name}", open_set.thresholds(chosen)))) + "."]  # fmt: skip
     report("\n".join(lines) + "\n", SECTION, args.write)
 
 

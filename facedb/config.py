@@ -103,10 +103,12 @@ class Settings(BaseSettings):
     # and removes it from every embedding and search once they pass its guard (at least 200
     # faces with an age, children and adults among them), tries again after a refusal once
     # the faces have grown by age_axis_retry_growth, and learns it again (a re-embed) once
-    # they have grown by age_axis_relearn_growth since it was learned. `off`: never by itself.
+    # they have grown by age_axis_relearn_growth since it was learned (3.0: at 4x the faces;
+    # an axis learned from 200 faces already lies within |cos| 0.94 of one learned from
+    # 2,500 and searches as well: bench.axis_growth). `off`: never by itself.
     age_axis: AxisMode = AxisMode.AUTO
     age_axis_retry_growth: float = Field(default=0.25, gt=0.0, le=100.0)
-    age_axis_relearn_growth: float = Field(default=1.0, gt=0.0, le=100.0)
+    age_axis_relearn_growth: float = Field(default=3.0, gt=0.0, le=100.0)
 
     # Cosine similarity at or above which a candidate is reported as a match: the score
     # that 1 in 10,000 stranger pairs reaches (FAR 1e-4) on lfw-dev with the current

@@ -255,17 +255,16 @@ def test_the_service_learns_the_axis_once_the_faces_pass_the_guard(
 
     faces |= cross_age_register(db, persons=60, seed=7, age_weight=0.9)
     before = adults_found_first(db, faces)
-    status = db.age_axis.consider()  # 300 faces: learned and served, relearned at 600
-    assert (status.on, status.learned_from, status.next_attempt_at) == (True, 300, 600)
-    assert (
-        "removed: learned from 300 faces (" in status.reason and "holds 600 faces" in status.reason
-    )
+    status = db.age_axis.consider()  # 300 faces: learned and served, learned again at 4x
+    assert (status.on, status.learned_from, status.next_attempt_at) == (True, 300, 1200)
+    assert "removed: learned from 300 faces (" in status.reason
+    assert "once the database holds 1200 faces" in status.reason
     generation, version, axes, _ = state(db)
     assert generation == 2 and AGE_AXIS_TAG in version and axes == 1
     assert attempts(db) == (300, "learned")
     assert adults_found_first(db, faces) > before
     assert db.health.report().age_axis == status.as_dict()
-    assert db.age_axis.consider() == status  # not due again until the faces double
+    assert db.age_axis.consider() == status  # not due again until the faces have grown
     db.close()
 
     other = started(settings, migrate=False)  # another process says the same
@@ -331,8 +330,8 @@ def test_learned_again_as_the_faces_grow_and_kept_where_the_new_faces_refuse_it(
     the faces, and the axis served before is removed again rather than none."""
     train = photos(celebrity / "train")
     db = model_services(url, tmp_path, analyzer)
-    lenient = AxisGuard(min_faces=4, min_share=0.0, min_correlation=0.0)
-    db.age_axis.guard = lenient
+    db.age_axis.guard = AxisGuard(min_faces=4, min_share=0.0, min_correlation=0.0)
+    db.age_axis.relearn_growth = 1.0  # learned again once the faces double
     try:
         names = ["madonna", "elton_john", "mindy_kaling", "ben_afflek"]
         ids = {n: db.persons.create({"name": n}).id for n in names}

@@ -54,7 +54,8 @@ def test_analyze_reports_every_photo_and_libraries_stay_quiet(
     assert 20 <= face["age"] <= 90
     assert 0 < face["confidence"] <= 1
     assert len(face["embedding"]) == 384  # the default: FaceNet, dlib and SFace side by side
-    assert good["recipe"] == "facenet+dlib+sface" and good["model_version"] == DEFAULT.version
+    assert good["recipe"] == "facenet+dlib+sface-weighted"
+    assert good["model_version"] == DEFAULT.version
     assert bad["faces"] == [] and bad["error"]["code"] == "not_an_image"
     assert missing["error"]["code"] == "file_unreadable"  # its own documented code
     noisy = [line for line in result.stderr.splitlines() if " INFO " in line or "I0000" in line]

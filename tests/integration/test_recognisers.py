@@ -28,7 +28,13 @@ from facedb.models.card_install import add_recogniser
 from facedb.models.catalog import FACENET_FILE, onnx_dir, sha256_file
 from facedb.models.sample_data import photos
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.pipeline.recipes import BUILT_IN, DEFAULT, FUSED_VERSION, TRIPLE_VERSION
+from facedb.pipeline.recipes import (
+    BUILT_IN,
+    DEFAULT,
+    FUSED_VERSION,
+    TRIPLE_VERSION,
+    WEIGHTED_VERSION,
+)
 from facedb.services.search import SearchFilters
 from facedb.services.uploads import Upload
 from facedb.store.db import upgrade
@@ -113,7 +119,7 @@ def test_a_database_moves_from_facenet_to_the_fused_recipes(
 
     db = model_services(url, tmp_path, fused)  # a restart keeps it
     assert db.index.model_version == FUSED_VERSION and db.index.dimension == 256
-    fused.target = DEFAULT  # and on to the default: FaceNet, dlib and SFace
+    fused.target = BUILT_IN["facenet+dlib+sface"]  # and on: FaceNet, dlib and SFace
     db.close()
     db = model_services(url, tmp_path, fused)
     assert db.index.model_version == FUSED_VERSION
@@ -126,6 +132,16 @@ def test_a_database_moves_from_facenet_to_the_fused_recipes(
         db.search.rank([probe.embedding], 3, 1.0, SearchFilters())[0][0].person.id
         == ids["elton_john"]
     )
+    db.close()
+
+    # On to the default, the same networks weighed as chosen at register scale: an upgrade
+    # reads no photo (the stored parts are weighed again).
+    fused.target = DEFAULT
+    db = model_services(url, tmp_path, fused)
+    assert db.index.health()["re_embed_required"] is True
+    assert re_embed(db).counts == {"derived": 6, "failed": 0, "indexed": 6}
+    assert stored_versions(db) == {WEIGHTED_VERSION}
+    assert (db.index.match_threshold, db.index.candidate_threshold) == (0.581, 0.398)
     db.close()
 
     # Back to facenet+dlib: its parts are in the stored embeddings, so they are worked out
@@ -154,7 +170,7 @@ def test_each_network_of_the_default_recipe_tells_the_celebrities_apart(
 
     def parts(path: Path) -> list[Any]:
         (face,) = analyzer.analyze(path.read_bytes())
-        assert face.embedding.shape == (384,) and face.model_version == TRIPLE_VERSION
+        assert face.embedding.shape == (384,) and face.model_version == WEIGHTED_VERSION
         return [v / np.linalg.norm(v) for v in np.split(face.embedding, ends)]
 
     gallery = {name: [parts(p) for p in train[name][:2]] for name in train}

@@ -19,6 +19,7 @@ from facedb.pipeline.recipes import (
     LEGACY_VERSION,
     MARGIN_MIRROR_VERSION,
     TRIPLE_VERSION,
+    WEIGHTED_VERSION,
     RecipeBook,
 )
 from facedb.pipeline.types import Box, Detection
@@ -125,15 +126,17 @@ def test_a_fused_embedding_scores_the_weighted_mean_of_its_parts_cosines() -> No
 
 def test_recipes_are_chosen_by_name_and_an_unknown_name_says_which_exist() -> None:
     book = RecipeBook()
-    assert book.chosen("") is DEFAULT and DEFAULT.version == TRIPLE_VERSION
-    assert book.chosen("facenet+dlib+sface") is DEFAULT and DEFAULT.dimension == 384
+    assert book.chosen("") is DEFAULT and DEFAULT.version == WEIGHTED_VERSION
+    assert book.chosen("facenet+dlib+sface-weighted") is DEFAULT and DEFAULT.dimension == 384
+    assert book.chosen("facenet+dlib+sface").version == TRIPLE_VERSION
     assert book.chosen("facenet").version == MARGIN_MIRROR_VERSION
     fused = book.chosen("facenet+dlib")
     assert fused.version == FUSED_VERSION and fused.dimension == 256
     assert book.chosen(FUSED_VERSION) is fused and book.name_of(FUSED_VERSION) == "facenet+dlib"
     with pytest.raises(
         UnknownModelVersion,
-        match="choose one of facenet, facenet\\+dlib, facenet\\+dlib\\+sface, legacy",
+        match="choose one of facenet, facenet\\+dlib, facenet\\+dlib\\+sface, "
+        "facenet\\+dlib\\+sface-weighted, legacy",
     ):
         book.chosen("arcface")
 
