@@ -15,6 +15,7 @@ from facedb.services.enrollment import EnrollmentService
 from facedb.services.health import HealthService
 from facedb.services.notes import NoteService
 from facedb.services.persons import PersonService
+from facedb.services.quality import QualityService
 from facedb.services.reindex import ReindexService
 from facedb.services.search import SearchService
 from facedb.services.webhooks import WebhookSender
@@ -48,4 +49,5 @@ Reindex = Annotated[ReindexService, Depends(_service("reindex"))]
 Audit = Annotated[AuditService, Depends(_service("audit"))]
 Health = Annotated[HealthService, Depends(_service("health"))]
 Jobs = Annotated[JobRegistry, Depends(_service("jobs"))]
+Qualities = Annotated[QualityService, Depends(_service("quality"))]
 Webhooks = Annotated[WebhookSender, Depends(_service("webhooks"))]

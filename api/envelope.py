@@ -64,6 +64,7 @@ STATUS: dict[type[errors.FaceDBError], int] = {
     errors.UnsupportedImageFormat: 415,
     errors.NoFaceFound: 422,
     errors.MultipleFaces: 422,
+    errors.LowQuality: 422,
     errors.InvalidInput: 422,
     errors.NotFound: 404,
     errors.Conflict: 409,

@@ -16,7 +16,15 @@ from pydantic import (
 )
 
 from facedb.ages import age_on
-from facedb.domain import AgeSource, AxisMode, EstimatedGender, Gender, PersonStatus, UploadStatus
+from facedb.domain import (
+    AgeSource,
+    AxisMode,
+    EstimatedGender,
+    Gender,
+    PersonStatus,
+    Register,
+    UploadStatus,
+)
 from facedb.pipeline.types import Box
 from facedb.pipeline.types import Face as DetectedFace
 from facedb.records import (
@@ -31,6 +39,7 @@ from facedb.records import (
     PairSide,
     PersonRecord,
     PhotoRecord,
+    QualityRecord,
 )
 from facedb.services.search import Candidate, SearchResult
 
@@ -174,6 +183,9 @@ class UploadResult(FromRecord):
     status: UploadStatus
     photo: PhotoOut | None
     error: ErrorOut | None
+    warning: str | None = Field(
+        None, description="stored, but its face will search badly: why, and which photo to add"
+    )
 
 
 class UploadReport(FromRecord):
@@ -201,6 +213,9 @@ class CandidateOut(BaseModel):
         description="the probe face's estimated age against this person's declared birth at "
         "the probe's taken_at; null without a birth, a taken_at or an estimate"
     )
+    quality: QualityRecord | None = Field(
+        description="the matched face's image quality (null: stored before it was measured)"
+    )
     crop_url: str
     photo_url: str
 
@@ -208,7 +223,8 @@ class CandidateOut(BaseModel):
     def of(cls, candidate: Candidate, years: tuple[float | None, float | None]) -> CandidateOut:
         """The wire shape flattens the matched face and adds the years (on purpose)."""
         face = candidate.face
-        flat = {"face_id": face.id, "photo_id": face.photo_id, "score": round(candidate.score, 5)}
+        flat = {"face_id": face.id, "photo_id": face.photo_id, "quality": face.quality,
+                "score": round(candidate.score, 5)}  # fmt: skip
         links = {"crop_url": f"/v1/faces/{face.id}/crop",
                  "photo_url": f"/v1/photos/{face.photo_id}/image"}  # fmt: skip
         years_of = {"years_since_photo": years[0], "years_between": years[1]}
@@ -224,11 +240,16 @@ class ProbeFaceOut(BaseModel):
     age: float | None
     gender: EstimatedGender | None = Field(description=ESTIMATED_GENDER)
     gender_probability: float | None
+    quality: QualityRecord | None = Field(
+        description="the searched face's image quality: a low score says why it may be missed"
+    )
     candidates: list[CandidateOut]
 
     @classmethod
     def probe(cls, face: DetectedFace, candidates: list[CandidateOut]) -> ProbeFaceOut:
+        quality = face.quality.as_dict() if face.quality else None
         return cls(
+            quality=QualityRecord.model_validate(quality) if quality else None,
             box=face.box,
             confidence=round(face.detection.confidence, 4),
             age=face.age,
@@ -362,6 +383,42 @@ class MeOut(BaseModel):
     reject_note_required: bool = Field(
         description="rejecting a pair needs a note (FACEDB_REJECT_NOTE_REQUIRED)"
     )
+    quality_warn_below: int = Field(
+        description="a face's quality below this is shown as one that will search badly"
+    )
 
 
 AuditOut = AuditRecord
+
+
+class PersonQualityOut(BaseModel):
+    """A person's photos as quality sees them."""
+
+    faces: int
+    measured: int = Field(description="faces whose quality was measured at enrolment")
+    best: QualityRecord | None = Field(description="the best measured face's quality")
+    warning: str | None = Field(
+        description="set when even the best face is below FACEDB_QUALITY_WARN_BELOW: "
+        "searches will miss this person until a better photo is added"
+    )
+
+
+class ToAskOut(BaseModel):
+    person_id: str
+    name: str
+    external_ref: str | None
+    status: PersonStatus
+    best: QualityRecord | None
+    advice: str = Field(description="why, and which photo to ask the family for")
+
+
+class RegisterQualityOut(BaseModel):
+    name: Register = Field(description="the register")
+    persons: int
+    faces: int
+    measured: int
+    bands: dict[str, int] = Field(description="faces per band of unified score")
+    below: list[ToAskOut] = Field(
+        description="persons whose best photo is below FACEDB_QUALITY_WARN_BELOW, or with "
+        "no measured face: the ones to ask for another photo"
+    )

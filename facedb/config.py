@@ -133,6 +133,12 @@ class Settings(BaseSettings):
     # else `unknown` (docs/ACCURACY.md: how it was calibrated, what it costs).
     gender_min_probability: float = Field(default=0.78, ge=0.5, le=1.0)
 
+    # Face image quality (0-100, docs/QUALITY.md): an enrolled face below quality_warn_below
+    # is stored with a warning saying why and which photo to look for instead; one below
+    # quality_floor is refused (0: none is).
+    quality_warn_below: int = Field(default=40, ge=0, le=100)
+    quality_floor: int = Field(default=0, ge=0, le=100)
+
     index_backend: IndexBackend = IndexBackend.FAISS
     index_kind: IndexKind = IndexKind.FP16
     index_ivf_nlist: int = Field(default=1024, ge=1)

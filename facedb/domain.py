@@ -341,3 +341,23 @@ class Alignment(StrEnum):
 
     BOX = "box"
     ARCFACE = "arcface-112"
+
+
+class QualityComponent(StrEnum):
+    """The face image quality components FaceDB measures, each named after the ISO/IEC
+    29794-5 component it approximates (``facedb/pipeline/quality.py`` says how)."""
+
+    INTER_EYE_DISTANCE = "inter_eye_distance"
+    SHARPNESS = "sharpness"
+    LUMINANCE_MEAN = "luminance_mean"
+    UNDER_EXPOSURE = "under_exposure_prevention"
+    OVER_EXPOSURE = "over_exposure_prevention"
+    DYNAMIC_RANGE = "dynamic_range"
+    ILLUMINATION_UNIFORMITY = "illumination_uniformity"
+    COMPRESSION = "compression_artifacts"
+    HEAD_POSE_YAW = "head_pose_yaw"
+    HEAD_POSE_ROLL = "head_pose_roll"
+    DETECTION_CONFIDENCE = "detection_confidence"  # not in the standard: the detector's own
+    # Not a 29794-5 component: the estimated age of the face, a subject characteristic that
+    # predicts a photo's utility (ISO/IEC 29794-1) across years: children's faces change most.
+    SUBJECT_AGE = "subject_age"

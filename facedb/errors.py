@@ -86,6 +86,13 @@ class MultipleFaces(FaceDBError):
     code = "multiple_faces"
 
 
+class LowQuality(FaceDBError):
+    """The face's image quality is below FACEDB_QUALITY_FLOOR (the message says why and
+    which photo to look for instead)."""
+
+    code = "low_quality"
+
+
 # --- records ------------------------------------------------------------------------------
 class NotFound(FaceDBError):
     code = "not_found"

@@ -25,6 +25,7 @@ from facedb.domain import (
     Gender,
     MatchState,
     PersonStatus,
+    QualityComponent,
     Register,
     Role,
 )
@@ -117,6 +118,22 @@ class PersonFilter(Record):
     external_ref: str | None = None
 
 
+class QualityMeasure(Record):
+    value: float = Field(description="in the component's own unit (docs/QUALITY.md)")
+    score: int = Field(ge=0, le=100, description="0-100; 100: no harm to matching expected")
+
+
+class QualityRecord(Record):
+    """A face's image quality as ISO/IEC 29794-5 describes it (components approximated)."""
+
+    score: int = Field(
+        ge=0, le=100, description="unified 0-100: the lowest of the components that count"
+    )
+    limiting: QualityComponent = Field(description="the component that sets the score")
+    reason: str = Field(description="what the limiting component means for matching")
+    components: dict[QualityComponent, QualityMeasure]
+
+
 class FaceRecord(Record):
     id: int
     photo_id: str
@@ -127,6 +144,9 @@ class FaceRecord(Record):
     age: float | None
     gender: EstimatedGender | None = Field(description=ESTIMATED_GENDER)
     gender_probability: float | None
+    quality: QualityRecord | None = Field(
+        None, description="null for a face stored before quality was measured"
+    )
 
 
 class PhotoRecord(Record):

@@ -25,6 +25,7 @@ from facedb.services.health import HealthService
 from facedb.services.keys import KeyService
 from facedb.services.notes import NoteService
 from facedb.services.persons import PersonService
+from facedb.services.quality import QualityService
 from facedb.services.reindex import ReindexService
 from facedb.services.search import SearchService
 from facedb.services.webhooks import WebhookSender
@@ -53,6 +54,7 @@ class Services:
     review: ReviewService
     reindex: ReindexService
     age_axis: AgeAxisPolicy
+    quality: QualityService
     importer: Importer
     exporter: Exporter
     tables: Tables
@@ -111,6 +113,7 @@ def build(settings: Settings, analyzer: Analyzer | None = None) -> Services:
     reindex = ReindexService(store, index, analyzer, audit)
     age_axis = AgeAxisPolicy(settings, store, index, analyzer, reindex, crossmatch)
     jobs = JobRegistry()
+    quality = QualityService(settings, store)
     return Services(
         settings=settings,
         store=store,
@@ -126,8 +129,9 @@ def build(settings: Settings, analyzer: Analyzer | None = None) -> Services:
         review=ReviewService(store, audit, notices, settings.reject_note_required),
         reindex=reindex,
         age_axis=age_axis,
+        quality=quality,
         importer=Importer(settings, store, persons, enrollment, audit),
-        exporter=Exporter(store, audit),
+        exporter=Exporter(store, audit, quality),
         tables=Tables(store, audit),
         health=HealthService(store, index, analyzer, crossmatch, webhooks, age_axis),
         jobs=jobs,

@@ -28,6 +28,7 @@ PAGES = {
     "person": "Person",
     "review": "Review queue",
     "audit": "Audit trail",
+    "quality": "Photo quality",
     "signin": "Sign in",
 }
 router = APIRouter(include_in_schema=False)

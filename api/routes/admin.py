@@ -8,13 +8,23 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from api.auth import AuthModeCache, require
-from api.deps import Audit, Crossmatch, Health, Jobs, Reindex, Webhooks
+from api.deps import Audit, Crossmatch, Health, Jobs, Qualities, Reindex, TableExports, Webhooks
 from api.envelope import documented
-from api.routes.common import strict_query
-from api.schemas import AgeAxisOut, AuditOut, HealthOut, JobOut, MeOut, RequeuedOut, Text
-from facedb.domain import AuditAction, JobKind, Permission, may
+from api.routes.common import CSV_RESPONSES, CsvResponse, strict_query
+from api.schemas import (
+    AgeAxisOut,
+    AuditOut,
+    HealthOut,
+    JobOut,
+    MeOut,
+    RegisterQualityOut,
+    RequeuedOut,
+    Text,
+)
+from facedb.domain import AuditAction, JobKind, Permission, Register, may
 from facedb.errors import NotFound
 from facedb.records import Caller
+from facedb.services.quality import RegisterQuality
 from facedb.trail.jobs import Job
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(strict_query)])
@@ -71,6 +81,7 @@ def me(request: Request, caller: Annotated[Caller, Depends(require(Permission.RE
         match_threshold=index.match_threshold,
         candidate_threshold=index.candidate_threshold,
         reject_note_required=request.app.state.services.review.reject_note_required,
+        quality_warn_below=request.app.state.services.settings.quality_warn_below,
     )
 
 
@@ -145,3 +156,28 @@ def get_job(
     if job is None:
         raise NotFound(f"no job with id {job_id} (jobs are kept in memory until restart)")
     return JobOut(job=job.as_dict())
+
+
+@router.get(
+    "/v1/admin/quality",
+    response_model=list[RegisterQualityOut],
+    responses=documented(401, 403, 422, 503),
+)
+def register_quality(
+    quality: Qualities, _: Admin, register: Register | None = None
+) -> list[RegisterQualityOut]:
+    """Each register's face quality in bands, and the persons whose best photo is too low
+    to search by: the ones to ask families for another photo."""
+    return [RegisterQualityOut.model_validate(_plain(r)) for r in quality.registers(register)]
+
+
+@router.get("/v1/admin/quality.csv", responses=CSV_RESPONSES)
+def register_quality_csv(
+    quality: Qualities, tables: TableExports, caller: Admin, register: Register | None = None
+) -> CsvResponse:
+    """The persons to ask for another photo, as a table (audited as an export)."""
+    return CsvResponse.download(tables.to_ask(quality.registers(register), caller), "quality.csv")
+
+
+def _plain(register: RegisterQuality) -> dict[str, object]:
+    return {**vars(register), "name": register.register, "below": [vars(a) for a in register.below]}

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
-from api.deps import Enrollment, Exports, Notes, Persons, TableExports
+from api.deps import Enrollment, Exports, Notes, Persons, Qualities, TableExports
 from api.envelope import documented, envelope
 from api.errors import status_of
 from api.routes.common import (
@@ -30,6 +30,7 @@ from api.schemas import (
     PersonOut,
     PersonPage,
     PersonPatch,
+    PersonQualityOut,
     PhotoOut,
     PhotoPatch,
     Text,
@@ -220,6 +221,17 @@ def _date_of(sent: str) -> tuple[date | None, str | None]:
 )
 def list_photos(person_id: PersonId, enrollment: Enrollment, _: Reader) -> list[PhotoOut]:
     return [PhotoOut.model_validate(p) for p in enrollment.photos_of(person_id)]
+
+
+@router.get(
+    "/persons/{person_id}/quality",
+    response_model=PersonQualityOut,
+    responses=documented(*COMMON, 404),
+)
+def person_quality(person_id: PersonId, quality: Qualities, _: Reader) -> PersonQualityOut:
+    """The person's best face and, when even that one is too low to search by, a warning
+    saying which photo to look for."""
+    return PersonQualityOut.model_validate(vars(quality.of_person(person_id)))
 
 
 @router.patch(

@@ -32,6 +32,7 @@ from facedb.casework.disclosure import FULL, Disclosure
 from facedb.domain import AuditAction, PairOrder, Register
 from facedb.errors import InvalidInput
 from facedb.records import Caller, FaceRecord, PairFilter, PairRecord, PersonRecord, PhotoRecord
+from facedb.services.quality import QualityService
 from facedb.store.unit import Store, Unit
 from facedb.trail.audit import LOCAL, AuditService
 
@@ -111,6 +112,7 @@ class _Zip:
 class Exporter:
     store: Store
     audit: AuditService
+    quality: QualityService
 
     def select(self, person_ids: list[str], register: Register | None, everyone: bool) -> list[str]:
         """Return the ids to export: those named with the persons they are linked to or
@@ -157,6 +159,7 @@ class Exporter:
                 if disclosure.audit
                 else None,
                 {face_id: unit.photos.crop(face_id) for face_id in sorted(others)},
+                self.quality.of_person(person_id),
             )
         return render(case)
 

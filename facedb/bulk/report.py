@@ -17,6 +17,7 @@ from html import escape
 from facedb.ages import completed_years
 from facedb.domain import AgeVerdict, detail_label
 from facedb.records import AuditRecord, NoteRecord, PairRecord, PersonRecord, PhotoRecord
+from facedb.services.quality import PersonQuality
 
 STYLE = """
 body { font: 11pt/1.4 "DejaVu Sans", Arial, sans-serif; color: #1b1f24; margin: 2em; }
@@ -32,6 +33,7 @@ th, td { text-align: left; border-bottom: 1px solid #d0d7de; padding: .25em .4em
   vertical-align: top; }
 tr { break-inside: avoid; } .note { white-space: pre-wrap; border-left: 3px solid #c9d1d9;
   padding-left: .6em; margin: .4em 0; break-inside: avoid; }
+.warning { color: #9a3412; }
 @page { size: A4; margin: 15mm; } @media print { body { margin: 0; } }
 """
 
@@ -55,6 +57,7 @@ class CaseFile:
     audit: list[AuditRecord] | None  # the entries naming the person, newest first; None:
     # the reader may not see the audit (``facedb.casework.disclosure``)
     faces: dict[int, bytes] = field(default_factory=dict)  # the other records' faces (JPEG)
+    quality: PersonQuality | None = None  # the best face's, and the warning when too low
 
 
 def render(case: CaseFile, made_at: datetime | None = None) -> str:
@@ -70,7 +73,7 @@ def render(case: CaseFile, made_at: datetime | None = None) -> str:
         f"<style>{STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1><p class='muted'>FaceDB case report, made {made}. "
         "Candidate pairs are leads for people to check, not identifications.</p>",
-        _record(person, case.linked),
+        _record(person, case.linked, case.quality),
         _photos(case.photos),
         _pairs(person, case.pairs, case.faces),
         _notes(case.notes),
@@ -80,7 +83,8 @@ def render(case: CaseFile, made_at: datetime | None = None) -> str:
     return "\n".join(parts)
 
 
-def _record(person: PersonRecord, linked: PersonRecord | None) -> str:
+def _record(person: PersonRecord, linked: PersonRecord | None,
+            quality: PersonQuality | None) -> str:  # fmt: skip
     born = person.birth_date or person.birth_year or "unknown"
     rows = [("Case number", person.external_ref or "—"), ("Status", person.status.value),
             ("Gender", person.gender.value if person.gender else "not recorded"),
@@ -92,8 +96,15 @@ def _record(person: PersonRecord, linked: PersonRecord | None) -> str:
     for key, value in person.attributes.items():  # the case details, each on its row
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         rows.append((detail_label(key), shown))
+    if quality is not None and quality.best is not None:
+        rows.append(("Best photo quality", f"{quality.best.score}/100, {quality.best.reason}"))
     cells = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in rows)
-    return f"<h2>Record</h2><dl>{cells}</dl>"
+    warning = (
+        f"<p class='warning'><b>{escape(quality.warning)}</b></p>"
+        if quality is not None and quality.warning
+        else ""
+    )
+    return f"<h2>Record</h2><dl>{cells}</dl>{warning}"
 
 
 def _photos(photos: list[tuple[PhotoRecord, bytes]]) -> str:
@@ -110,6 +121,8 @@ def _photos(photos: list[tuple[PhotoRecord, bytes]]) -> str:
         else:
             age = "age unknown"
         flag = " · <b>age does not fit the date</b>" if photo.age_conflict else ""
+        if face is not None and face.quality is not None:
+            flag += f" · quality {face.quality.score}/100, {escape(face.quality.reason)}"
         figures.append(
             f"<figure><img alt='photo {escape(photo.filename or photo.id)}' "
             f"src='data:{escape(photo.media_type)};base64,{data}'><figcaption>"

@@ -16,6 +16,7 @@ from facedb.bulk.cells import SafeWriter
 from facedb.casework.checks import described
 from facedb.domain import AuditAction, PairOrder
 from facedb.records import Caller, PairFilter, PairRecord, PairSide, PersonFilter, PersonRecord
+from facedb.services.quality import RegisterQuality, ToAsk
 from facedb.store.unit import Store, Unit
 from facedb.trail.audit import AuditService
 
@@ -51,6 +52,14 @@ class Tables:
             rows = [_pair(p) for p in self._pairs(where, order)]
             trail.results = [_audited("pairs", len(rows), where)]
         return _csv(PAIR_COLUMNS, rows)
+
+    def to_ask(self, registers: list[RegisterQuality], caller: Caller) -> str:
+        """Return the persons whose best photo is too low to search by, as CSV (audited)."""
+        with self.audit.audited(AuditAction.EXPORT, caller) as trail:
+            rows = [_asked(r, a) for r in registers for a in r.below]
+            trail.results = [{"table": "quality", "rows": len(rows),
+                              "registers": [r.register.value for r in registers]}]  # fmt: skip
+        return _csv(TO_ASK_COLUMNS, rows)
 
     def _persons(self, where: PersonFilter) -> Iterator[PersonRecord]:
         return self._every(lambda unit, offset: unit.persons.page(where, PAGE, offset))
@@ -122,3 +131,15 @@ def _pair(p: PairRecord) -> dict[str, Any]:
             "decided_at": decision.at.isoformat() if decision else "",
             "note": (decision.note or "") if decision else "",
             "superseded_by": p.superseded_by or ""}  # fmt: skip
+
+
+TO_ASK_COLUMNS = ("register", "person_id", "name", "case_number", "status", "best_score",
+                  "limiting", "advice")  # fmt: skip
+
+
+def _asked(register: RegisterQuality, person: ToAsk) -> dict[str, Any]:
+    best = person.best
+    return {"register": register.register.value, "person_id": person.person_id,
+            "name": person.name, "case_number": person.external_ref or "",
+            "status": person.status.value, "best_score": best.score if best else "",
+            "limiting": best.limiting.value if best else "", "advice": person.advice}  # fmt: skip

@@ -10,6 +10,7 @@ age/gender estimator; the tests' stand-in gives it fakes of those and nothing el
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ from facedb.errors import ImageError
 from facedb.pipeline.attributes import AgeGender
 from facedb.pipeline.chips import display_crop
 from facedb.pipeline.decode import NO_CAP, decode_image
+from facedb.pipeline.quality import Quality, assess
 from facedb.pipeline.recipes import Recipe, RecipeBook
 from facedb.pipeline.types import Detection, Face, Network, Networks, Views
 
@@ -37,6 +39,7 @@ class LocatedFace:
     model_version: str  # the recipe that made them
     attributes: AgeGender | None
     thumbnail: NDArray[np.uint8]  # RGB, square, for display
+    quality: Quality
 
 
 class Analyzer(Protocol):
@@ -122,6 +125,10 @@ class Estimator(Protocol):
     def loaded(self) -> bool: ...
 
 
+# The photo (BGR), a face and its estimated age → its quality.
+Assess = Callable[[NDArray[np.uint8], Detection, float | None], Quality]
+
+
 class PipelineAnalyzer:
     """An ``Analyzer`` made of a detector, an age/gender estimator and networks.
 
@@ -141,12 +148,14 @@ class PipelineAnalyzer:
         detector: Detector,
         attributes: Estimator,
         networks: Networks,
+        assess: Assess = assess,
     ) -> None:
         self.settings = settings
         self.recipes = recipes
         self.detector = detector
         self.attributes = attributes
         self.networks = networks
+        self.assess = assess
         self._slots = threading.BoundedSemaphore(settings.inference_threads)
         self._beside = ThreadPoolExecutor(thread_name_prefix="facedb-network")
         self.target: Recipe = recipes.chosen(settings.recipe)
@@ -246,6 +255,7 @@ class PipelineAnalyzer:
                     recipe.version,
                     attrs,
                     display_crop(bgr, detection, THUMBNAIL_SIDE),
+                    self.assess(bgr, detection, attrs.age if attrs else None),
                 )
                 for detection, attrs in zip(detections, attributes, strict=True)
             ]
@@ -278,6 +288,7 @@ class PipelineAnalyzer:
                 ),
                 gender_probability=f.attributes.gender_probability if f.attributes else None,
                 chip=f.thumbnail,
+                quality=f.quality,
             )
             for f, vector in zip(located, vectors, strict=True)
         ]

@@ -67,4 +67,6 @@ def _scaled(region: Any, factor: float, width: int, height: int) -> Detection:
         confidence=float(region.confidence or 0.0),
         left_eye=point(region.left_eye),
         right_eye=point(region.right_eye),
+        nose=point(getattr(region, "nose", None)),
+        mouth=point(getattr(region, "mouth", None)),
     )

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facedb.domain import EstimatedGender
+from facedb.domain import QualityComponent as C
 from facedb.records import Box
 
 
@@ -21,12 +22,57 @@ class Detection:
     confidence: float
     left_eye: tuple[int, int] | None
     right_eye: tuple[int, int] | None
+    # Seen at detection only (quality's head pose); not stored, so None for a stored face.
+    nose: tuple[int, int] | None = None
+    mouth: tuple[int, int] | None = None
 
     def landmarks(self) -> dict[str, list[int] | None]:
         return {
             "left_eye": list(self.left_eye) if self.left_eye else None,
             "right_eye": list(self.right_eye) if self.right_eye else None,
         }
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One component of one face: its value (in ``UNITS``) and its 0-100 score."""
+
+    value: float
+    score: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"value": round(self.value, 3), "score": self.score}
+
+
+@dataclass(frozen=True)
+class Quality:
+    """A face's quality: each component, the unified score and the component limiting it,
+    said in words."""
+
+    score: int
+    components: dict[C, Measure]
+    limiting: C
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "score": self.score,
+            "limiting": self.limiting.value,
+            "reason": self.reason,
+            "components": {c.value: m.as_dict() for c, m in self.components.items()},
+        }
+
+    @classmethod
+    def of(cls, stored: dict[str, object]) -> Quality:
+        """Read a quality record back from ``as_dict``'s form."""
+        parts = stored["components"]
+        assert isinstance(parts, dict)
+        components = {
+            C(name): Measure(float(m["value"]), int(m["score"])) for name, m in parts.items()
+        }
+        return cls(
+            int(str(stored["score"])), components, C(str(stored["limiting"])), str(stored["reason"])
+        )
 
 
 @dataclass
@@ -40,6 +86,7 @@ class Face:
     gender: EstimatedGender | None
     gender_probability: float | None
     chip: NDArray[np.uint8] = field(repr=False)  # aligned face, RGB uint8, for display
+    quality: Quality | None = None  # None: not measured (a face re-read from the store)
 
     @property
     def box(self) -> Box:
@@ -53,6 +100,7 @@ class Face:
             "age": self.age,
             "gender": self.gender,
             "gender_probability": self.gender_probability,
+            "quality": self.quality.as_dict() if self.quality else None,
         }
         if with_embedding:
             out["embedding"] = [float(v) for v in self.embedding]

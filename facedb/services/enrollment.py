@@ -28,6 +28,7 @@ from facedb.errors import (
     ImageError,
     ImageTooLarge,
     InvalidInput,
+    LowQuality,
     MultipleFaces,
     NoFaceFound,
     NotFound,
@@ -38,6 +39,7 @@ from facedb.pipeline.base import Analyzer, LocatedFace
 from facedb.pipeline.decode import ImageHeader, read_header
 from facedb.pipeline.types import Face as DetectedFace
 from facedb.records import Caller, PhotoRecord
+from facedb.services import quality
 from facedb.services.persons import age_conflict, check_taken_at
 from facedb.services.uploads import Upload
 from facedb.store.embeddings import Embedded
@@ -56,6 +58,7 @@ class PhotoResult:
     status: UploadStatus
     photo: PhotoRecord | None = None
     error: FaceDBError | None = None
+    warning: str | None = None  # stored, but its face will search badly (and why)
 
 
 @dataclass
@@ -196,8 +199,10 @@ class EnrollmentService:
                         f"the photos of this upload pass {settings.max_request_pixels} pixels "
                         "together; send this one in another request"
                     )
-                pending.append(_Pending(i, header, _single_face(self.analyzer.locate(data))))
-            except (ImageError, NoFaceFound, MultipleFaces) as exc:
+                face = _single_face(self.analyzer.locate(data))
+                quality.refuse_below(face.quality, settings.quality_floor)
+                pending.append(_Pending(i, header, face))
+            except (ImageError, NoFaceFound, MultipleFaces, LowQuality) as exc:
                 results[i] = PhotoResult(upload.filename, UploadStatus.REFUSED, error=exc)
             finally:
                 data = b""  # release this file's bytes before the next is read
@@ -287,7 +292,8 @@ class EnrollmentService:
             )
             embedded = Embedded(generation, self.analyzer.model_name, face.model_version)
             record = unit.photos.add(photo, [new_face(face)], embedded)
-        return PhotoResult(upload.filename, UploadStatus.STORED, checked(record))
+        warned = quality.warning(face.quality, self.settings.quality_warn_below)
+        return PhotoResult(upload.filename, UploadStatus.STORED, checked(record), warning=warned)
 
     def photos_of(self, person_id: str) -> list[PhotoRecord]:
         """Return a person's photos with their faces, in upload order."""
@@ -326,6 +332,7 @@ def _audited(result: PhotoResult) -> dict[str, object]:
         "photo_id": result.photo.id if result.photo else None,
         "age_conflict": result.photo.age_conflict if result.photo else None,
         "error": result.error.code if result.error else None,
+        "warning": result.warning,
     }
 
 
@@ -359,6 +366,7 @@ def new_face(face: DetectedFace) -> NewFace:
         age=face.age,
         gender=face.gender,
         gender_probability=face.gender_probability,
+        quality=face.quality.as_dict() if face.quality else None,
         crop_jpeg=crop_jpeg(face.chip),
         embedding=face.embedding,
     )

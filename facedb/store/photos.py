@@ -57,6 +57,7 @@ class NewFace:
     gender_probability: float | None
     crop_jpeg: bytes
     embedding: NDArray[np.float32]
+    quality: dict[str, Any] | None = None  # Quality.as_dict(); None: not measured
 
 
 class PhotoRepository:

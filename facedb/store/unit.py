@@ -31,6 +31,7 @@ from facedb.store.pair_archive import PairArchive
 from facedb.store.pairs import PairRepository
 from facedb.store.persons import PersonRepository
 from facedb.store.photos import PhotoRepository
+from facedb.store.qualities import FaceQualities
 from facedb.store.register_faces import RegisterFaces
 from facedb.store.seal import Keyring
 
@@ -64,6 +65,7 @@ class Unit:
         self.outbox = OutboxRepository(session)
         self.age_axes = AgeAxisRepository(session)
         self.axis_attempts = AxisAttempts(session)
+        self.qualities = FaceQualities(session)
 
     def rollback(self) -> None:
         """Undo what this unit wrote so far (it stays usable)."""

@@ -293,3 +293,48 @@ def test_an_exported_case_report_opens_offline_and_prints(
     download.value.save_as(saved)
     assert download.value.suggested_filename == "case-MP-REPORT-1.html"
     assert "Mother confirmed by phone." in saved.read_text()
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+def test_photo_quality_is_shown_beside_each_face_and_the_register_says_whom_to_ask(
+    server: Server, page: Any, tmp_path: Path
+) -> None:
+    child = photo_file(tmp_path, "school-portrait.png", 103, 0, age=3)  # quality 19
+    with server.client("enroller") as client:
+        body = {"name": "Quality Console", "status": "missing", "external_ref": "MP-Q-1"}
+        person = client.post("/v1/persons", json=body).json()["id"]
+    sign_in(page, server, "admin")
+    page.goto(f"{server.url}/console/persons/{person}")
+    page.get_by_label("Photos (one face each)").set_input_files(str(child))
+    page.get_by_role("button", name="Upload").click()
+    warned = page.locator(".report li.warning")
+    warned.wait_for()
+    assert "face quality 19/100 — a young child's face (about 3)" in warned.inner_text()
+    assert "Look for a photo taken as close as possible" in warned.inner_text()
+    page.locator("#photo-quality").wait_for()  # the whole record: nothing to search by
+    assert (
+        page.locator("#photo-quality")
+        .inner_text()
+        .startswith("No photo of good enough quality: searches will miss")
+    )
+    line = page.locator(".gallery figcaption .quality.low")
+    assert "Quality 19/100: a young child's face" in line.inner_text()
+    assert page.locator("#photo-quality").is_visible() and line.is_visible()
+    shot(page, "person-quality")
+
+    page.get_by_role("link", name="Photo quality").click()
+    page.wait_for_url("**/console/quality")
+    missing = page.get_by_role("region", name="missing register")
+    row = missing.locator("tr", has=page.get_by_role("link", name="Quality Console"))
+    row.wait_for()
+    assert "19/100" in row.inner_text() and "most recent one the family has" in row.inner_text()
+    assert missing.get_by_role("img").get_attribute("aria-label").count("faces scoring") == 5
+    shot(page, "quality")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the list as CSV").click()
+    assert "Quality Console" in Path(download.value.path()).read_text()
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    row.wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "quality-phone")

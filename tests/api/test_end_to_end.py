@@ -79,6 +79,12 @@ def test_search_finds_the_right_person_first(
             face = max(reply.json()["faces"], key=lambda f: f["box"]["w"] * f["box"]["h"])
             assert face["age"] is not None and face["gender"] in ("male", "female")
             assert 0.5 <= face["gender_probability"] <= 1
+            quality = face["quality"]  # measured on the real photo, as is each candidate's
+            assert 0 <= quality["score"] <= 100 and quality["reason"]
+            assert quality["components"]["subject_age"]["value"] == pytest.approx(
+                face["age"], abs=0.01
+            )
+            assert all(c["quality"]["score"] >= 0 for c in face["candidates"])
             scores = [c["score"] for c in face["candidates"]]
             assert scores == sorted(scores, reverse=True)
             assert len({c["person"]["id"] for c in face["candidates"]}) == len(scores)

@@ -9,7 +9,7 @@ export function renderChrome() {
   const links = [];
   if (may("search")) links.push(["search", "Search"]);
   links.push(["persons", "Persons"], ["review", "Review queue"]);
-  if (may("admin")) links.push(["audit", "Audit"]);
+  if (may("admin")) links.push(["audit", "Audit"], ["quality", "Photo quality"]);
   document.getElementById("nav").replaceChildren(...links.map(([name, text]) =>
     el("a", { href: `/console/${name}`, "aria-current": name === page ? "page" : null, "data-nav": name }, text)));
   pendingCount();

@@ -6,6 +6,7 @@ import { show, showError, showNotice } from "./dom.js";
 import { renderAudit } from "./pages/audit.js";
 import { renderPerson } from "./pages/person.js";
 import { renderPersons } from "./pages/persons.js";
+import { renderQuality } from "./pages/quality.js";
 import { renderReview } from "./pages/review.js";
 import { renderSearch } from "./pages/search.js";
 import { renderSignin } from "./pages/signin.js";
@@ -13,7 +14,7 @@ import { state, takeFlash } from "./session.js";
 
 const PAGES = {
   search: renderSearch, persons: renderPersons, person: renderPerson,
-  review: renderReview, audit: renderAudit,
+  review: renderReview, audit: renderAudit, quality: renderQuality,
 };
 
 async function boot() {

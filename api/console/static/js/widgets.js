@@ -58,3 +58,11 @@ export function crop(url, alt) {
   if (url) imageUrl(url).then((src) => { img.src = src; }).catch(() => { img.alt = `${alt} (unavailable)`; });
   return img;
 }
+
+// A face's image quality: its score and, in words, the component that limits it.
+export function qualityLine(quality) {
+  if (!quality) return el("div", { class: "quality muted" }, "Quality not measured (stored before it was).");
+  const low = quality.score < state.me.quality_warn_below;
+  return el("div", { class: `quality ${low ? "low" : "fine"}` },
+    `Quality ${quality.score}/100: ${quality.reason}` + (low ? " — this face will search badly." : ""));
+}

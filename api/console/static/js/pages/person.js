@@ -4,7 +4,7 @@ import { ApiError, api, describe, download, json } from "../api.js";
 import { ask, busy, clearFormError, el, field, formError, show, showError, showNotice } from "../dom.js";
 import { dateText, day, detailLabel, nameOf, when, whoText, years } from "../format.js";
 import { DETAILS, flash, may } from "../session.js";
-import { boxedPhoto } from "../widgets.js";
+import { boxedPhoto, qualityLine } from "../widgets.js";
 import { pairCard } from "./pair.js";
 import { personForm } from "./person-form.js";
 import { renderTimeline } from "./timeline.js";
@@ -148,8 +148,9 @@ function uploadForm(person, gallery) {
       const conflict = r.photo && r.photo.age_conflict
         ? ` — but the age does not fit: ${r.photo.age_check.reason}. Check the photo's date and the birth date.` : "";
       const why = r.error ? describe(new ApiError(0, r.error.code, r.error.message)) : "";
-      report.append(el("li", { class: r.status === "refused" ? "error" : (conflict ? "warning" : "") },
-        `${r.filename}: ${r.status}${why ? ` — ${why}` : ""}${conflict}`));
+      const poor = r.warning ? ` — but ${r.warning}.` : "";  // why, and what to look for
+      report.append(el("li", { class: r.status === "refused" ? "error" : (conflict || poor ? "warning" : "") },
+        `${r.filename}: ${r.status}${why ? ` — ${why}` : ""}${conflict}${poor}`));
       const date = dates.querySelector(`[data-index="${i}"]`);
       if (r.error && date && /photo date|not a date/.test(r.error.message)) {
         date.setAttribute("aria-invalid", "true");
@@ -197,7 +198,8 @@ function uploadForm(person, gallery) {
 
 async function renderGallery(person, gallery) {
   try {
-    const photos = await api(`/v1/persons/${person.id}/photos`);
+    const [photos, quality] = await Promise.all([api(`/v1/persons/${person.id}/photos`),
+      api(`/v1/persons/${person.id}/quality`)]);
     if (!photos.length) {
       gallery.replaceChildren(el("p", { class: "muted" }, "No photo yet."));
       return;
@@ -212,11 +214,15 @@ async function renderGallery(person, gallery) {
       figures.push(el("figure", { class: p.age_conflict ? "conflict" : null },
         boxedPhoto(src, p.width, p.height, p.faces.map((f) => f.box), `photo of ${nameOf(person)}`),
         el("figcaption", {}, `${p.filename || "photo"} · ${dateText(p.taken_at)} · age ${age}`,
-          p.age_conflict ? el("span", { class: "warning" }, ` · Age conflict: ${p.age_check.reason}. Misfiled photo or wrong date?`) : null),
+          p.age_conflict ? el("span", { class: "warning" }, ` · Age conflict: ${p.age_check.reason}. Misfiled photo or wrong date?`) : null,
+          face ? qualityLine(face.quality) : null),
         may("enroll") ? el("div", { class: "photo-actions" }, photoDateForm(person, p, gallery),
           deletePhotoButton(person, p, gallery)) : null));
     }
-    gallery.replaceChildren(...figures);
+    const warning = quality.warning
+      ? el("p", { class: "warning", id: "photo-quality", role: "status" }, `${quality.warning[0].toUpperCase()}${quality.warning.slice(1)}`)
+      : null;
+    gallery.replaceChildren(...(warning ? [warning] : []), ...figures);
   } catch (err) {
     showError(err);
   }

@@ -3,7 +3,7 @@ import { api, json } from "../api.js";
 import { busy, clearFormError, el, field, formError, select, show, showError } from "../dom.js";
 import { ageText, dateText, fixed, nameOf, when, whoText, years } from "../format.js";
 import { STATUSES, VOCABULARY, choices, may, state } from "../session.js";
-import { ageCheckLine, boxedPhoto, crop, scoreBar } from "../widgets.js";
+import { ageCheckLine, boxedPhoto, crop, qualityLine, scoreBar } from "../widgets.js";
 
 export function renderSearch() {
   if (!may("search")) {
@@ -142,6 +142,7 @@ async function renderResults(target, photo, answer, takenAt) {
       el("p", {}, `Estimated age ${years(face.age)}, ` + (face.gender && face.gender !== "unknown"
         ? `${face.gender}` + (face.gender_probability ? ` (${fixed(face.gender_probability * 100, 0)}% sure)` : "")
         : "gender uncertain")),
+      qualityLine(face.quality),
       face.candidates.length ? list : el("p", { class: "muted" }, "No enrolled person passes the filters.")));
   }
   nodes.push(el("div", { class: "row actions no-print" },
