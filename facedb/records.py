@@ -238,6 +238,9 @@ class PairSide(Record):
         "date) fits none of its faces (the case page's age conflict: a misfiled photo or a "
         "wrong date); null when it fits or cannot be checked",
     )
+    quality: QualityRecord | None = Field(
+        None, description="the side's face image quality (null: not measured or erased)"
+    )
 
 
 class Decision(Record):

@@ -83,8 +83,8 @@ def _conflict(person: RegisterFace, face: RegisterFace) -> bool:
 
 
 def described(unit: Unit, pairs: list[PairRecord]) -> list[PairRecord]:
-    """The pairs as people read them: each stored age check in words, and each side's
-    photo warning where its declared age fits none of its faces."""
+    """The pairs as people read them: each stored age check in words, each side's photo
+    warning where its declared age fits none of its faces, and each side's face quality."""
     stored = unit.pairs.stored_checks([p.id for p in pairs])
     sides = [s for p in pairs for s in (p.missing, p.found) if s.person and s.photo_id]
     flagged = unit.pairs.flagged_photos([s.photo_id for s in sides if s.photo_id])
@@ -94,9 +94,12 @@ def described(unit: Unit, pairs: list[PairRecord]) -> list[PairRecord]:
         if check is not None:
             warnings[photo_id] = check.record()
 
+    qualities = unit.qualities.of_faces([s.face_id for s in sides if s.face_id is not None])
+
     def side(s: PairSide) -> PairSide:
         warning = warnings.get(s.photo_id) if s.person and s.photo_id else None
-        return s.model_copy(update={"photo_warning": warning}) if warning else s
+        quality = qualities.get(s.face_id) if s.person and s.face_id is not None else None
+        return s.model_copy(update={"photo_warning": warning, "quality": quality})
 
     out = []
     for pair in pairs:

@@ -237,3 +237,6 @@ def _print_report(report: dict[str, object]) -> None:
             f"  confidence {face['confidence']:.2f}  age {face['age']:.0f}"
             f"  {face['gender']} ({face['gender_probability']:.2f})"
         )
+        quality = face.get("quality")
+        if isinstance(quality, dict):
+            print(f"    quality {quality['score']}/100: {quality['reason']}")

@@ -44,7 +44,7 @@ from tqdm import tqdm
 from facedb.config import Settings
 from facedb.domain import IndexBackend, JobKind, UploadStatus
 from facedb.errors import FaceDBError, InvalidInput
-from facedb.evaluation import metrics
+from facedb.evaluation import discard, metrics
 from facedb.evaluation.sizes import Above, by_size, shuffled
 from facedb.models.sample_data import photos
 from facedb.pipeline.base import Analyzer
@@ -106,6 +106,10 @@ class Scores:
     nonmated_top: list[float] = field(default_factory=list)  # held-out persons' searches
     above: list[Above] = field(default_factory=list)  # per mated search, with --sizes
     distractors: int = 0  # distractors enrolled
+    # Per mated pair (parallel to mated_pairs): the lower of its two faces' quality (NaN:
+    # one was not measured), and whose search it was.
+    pair_quality: list[float] = field(default_factory=list)
+    pair_person: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -349,6 +353,11 @@ def _search(
                 )
             scores.mated_pairs.append(mate_score)
             scores.nonmated_pairs.extend(others)
+            mate = ranked[rank - 1].face.quality if rank else None
+            scores.pair_quality.append(
+                min(face.quality.score, mate.score) if face.quality and mate else float("nan")
+            )
+            scores.pair_person.append(probe.person or "")
     bar.close()
     return scores
 
@@ -445,6 +454,7 @@ def report(
             "nonmated": [round(float(s), 5) for s in nonmated],
         },
     }
+    out["quality"] = _discard(scores, mated, nonmated, config.target_far, n_boot)
     if config.sizes:
         out["by_size"] = _by_size(scores, config, gallery_persons, rng)
     if config.cross_age:
@@ -462,6 +472,42 @@ def report(
             for subset in [(gaps >= low) & (gaps < high)]
         ]
     return out
+
+
+def _discard(scores: Scores, mated: np.ndarray, nonmated: np.ndarray, far: float,
+             boot: int) -> dict[str, Any] | None:  # fmt: skip
+    """Error versus discard of the mated pairs by their quality (the lower of the two
+    faces'), at the threshold where a share ``far`` of the non-mated pairs pass."""
+    quality = np.asarray(scores.pair_quality, dtype=np.float64)
+    known = np.isfinite(quality)
+    if not known.any() or not len(nonmated):
+        return None
+    threshold = discard.threshold_at(nonmated, far)
+    missed = mated[known] < threshold
+    people = np.unique(np.asarray(scores.pair_person)[known], return_inverse=True)[1]
+    d = discard.discard(missed, quality[known])
+    iv = discard.bootstrap(missed, quality[known], people, boot)
+    return {
+        "fmr": far,
+        "threshold": round(threshold, 5),
+        "pairs": int(known.sum()),
+        "fnmr": round(d.fnmr, 5),
+        "set_aside": {
+            str(f): {
+                "fnmr": round(d.kept[f], 5),
+                "interval": [round(x, 5) for x in iv[f"kept_{f}"]],
+            }
+            for f in discard.FRACTIONS
+        },
+        # None where no pair missed (no ratio to take)
+        "lowest_10_ratio": _rounded(d.lowest_ratio),
+        "lowest_10_interval": [_rounded(x) for x in iv["lowest_ratio"]],
+        "ceiling": _rounded(d.ceiling),
+    }
+
+
+def _rounded(value: float) -> float | None:
+    return round(value, 3) if np.isfinite(value) else None
 
 
 def _by_size(

@@ -51,6 +51,7 @@ def table(report: dict[str, Any]) -> str:
             f"r{k} {_rate(bucket[f'rank{k}'])}" for k in (1, 5, 10, 20) if f"rank{k}" in bucket
         )
         lines.append(f"gap {bucket['years']:>5} y  n={bucket['searches']:<4} {ranks}")
+    lines += _quality(report.get("quality"))
     lines += _sizes(report.get("by_size"))
     lines.append(f"score medians  mated {s['mated_median']}, non-mated {s['nonmated_median']}")
     for item in report["skipped"]:
@@ -81,6 +82,27 @@ def _sizes(by_size: dict[str, Any] | None) -> list[str]:
         left = ", ".join(str(s) for s in by_size["left_out"])
         lines.append(f"left out: {left} (more than the {by_size['distractors_enrolled']} enrolled)")
     return lines
+
+
+def _quality(q: dict[str, Any] | None) -> list[str]:
+    """The error-versus-discard lines: FNMR after setting aside the lowest-quality pairs."""
+    if not q:
+        return ["quality        not measured (faces stored before quality was)"]
+    aside = ", ".join(
+        f"{float(f):.0%} set aside {e['fnmr']:.3f} [{e['interval'][0]:.3f}, {e['interval'][1]:.3f}]"
+        for f, e in q["set_aside"].items()
+    )
+    head = (f"quality        {q['pairs']} mated pairs, FNMR {q['fnmr']:.3f} at FMR {q['fmr']} "
+            f"(threshold {q['threshold']:.3f}); {aside}")  # fmt: skip
+    if q["lowest_10_ratio"] is None:
+        return [head, "               no mated pair missed: no lowest-quality ratio to give"]
+    low, high = q["lowest_10_interval"]
+    interval = f"[{low:.2f}, {high:.2f}]" if low is not None else "[no interval]"
+    return [
+        head,
+        f"               the lowest-quality 10% miss {q['lowest_10_ratio']:.2f}x as often "
+        f"{interval} (random 1x, at most {q['ceiling']:.2f}x)",
+    ]
 
 
 def _rate(entry: dict[str, Any]) -> str:

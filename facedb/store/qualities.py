@@ -35,6 +35,15 @@ class FaceQualities:
         ).scalars()
         return [_record(q) for q in rows]
 
+    def of_faces(self, face_ids: list[int]) -> dict[int, QualityRecord]:
+        """Return the measured qualities of these faces (a face not measured is left out)."""
+        if not face_ids:
+            return {}
+        rows = self._session.execute(
+            select(Face.id, Face.quality).where(Face.id.in_(face_ids), Face.quality.is_not(None))
+        )
+        return {face_id: QualityRecord.model_validate(q) for face_id, q in rows}
+
     def by_person(self, statuses: frozenset[PersonStatus] | None = None) -> list[PersonFaces]:
         """Return every person (of ``statuses``, or all) with their faces' qualities, by
         name; a person without a face is listed with none."""

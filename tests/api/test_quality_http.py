@@ -112,3 +112,17 @@ def test_below_the_floor_a_face_is_refused_saying_why_and_nothing_is_stored(
     assert "FACEDB_QUALITY_FLOOR is 40" in child["error"]["message"]
     assert adult["status"] == "stored"
     assert [p["filename"] for p in photos] == ["adult.png"]
+
+
+def test_the_review_queue_shows_each_sides_quality(server: Server) -> None:
+    missing, _ = enroll(server, 177, CHILD)
+    with server.client("enroller") as client:
+        found = client.post("/v1/persons", json={"name": "Found 177", "status": "found"})
+        fid = found.json()["id"]
+        files = [("files", ("now.png", fake_photo(177, 9, age=ADULT), "image/png"))]
+        assert client.post(f"/v1/persons/{fid}/photos", files=files).status_code == 201
+    with server.client("reviewer") as client:
+        items = client.get("/v1/matches", params={"person_id": missing}).json()["items"]
+    pair = next(i for i in items if i["found"]["person_id"] == fid)
+    assert pair["missing"]["quality"]["score"] == 19
+    assert pair["found"]["quality"]["score"] == 85

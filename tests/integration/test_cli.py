@@ -53,6 +53,9 @@ def test_analyze_reports_every_photo_and_libraries_stay_quiet(
     assert face["gender"] == "male" and 0.5 <= face["gender_probability"] <= 1
     assert 20 <= face["age"] <= 90
     assert 0 < face["confidence"] <= 1
+    quality = face["quality"]  # {score, components: {...}, limiting}, as the issue asks
+    assert 0 <= quality["score"] <= 100 and quality["limiting"] in quality["components"]
+    assert quality["components"]["subject_age"]["value"] == pytest.approx(face["age"], abs=1e-3)
     assert len(face["embedding"]) == 384  # the default: FaceNet, dlib and SFace side by side
     assert good["recipe"] == "facenet+dlib+sface-weighted"
     assert good["model_version"] == DEFAULT.version

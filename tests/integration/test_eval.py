@@ -10,6 +10,7 @@ import pytest
 from facedb.cli import main
 from facedb.config import Settings, get_settings
 from facedb.evaluation.protocol import EvalConfig, photo_ages, run, split
+from facedb.evaluation.render import table as render_table
 from facedb.models.sample_data import photos
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.recipes import DEFAULT
@@ -65,6 +66,13 @@ def test_calibrate_reports_and_writes_the_threshold(
     for item in report["skipped"]:
         assert set(item) == {"path", "stage", "reason"}
     assert (tmp_path / "det.png").stat().st_size > 10_000
+    quality = report["quality"]  # error versus discard by the faces' measured quality
+    assert quality["pairs"] == scores["mated_pairs"] and quality["fmr"] == 0.01
+    assert set(quality["set_aside"]) == {"0.05", "0.1", "0.2"}
+    for entry in quality["set_aside"].values():
+        assert entry["interval"][0] <= entry["fnmr"] <= entry["interval"][1]
+    said = render_table(report)
+    assert "the lowest-quality 10% miss" in said or "no mated pair missed" in said
     assert Settings().match_threshold == pytest.approx(report["threshold"]["value"])
 
 

@@ -5,7 +5,7 @@ import { ask, el, field, formError, showNotice } from "../dom.js";
 import { ageText, dateText, fixed, nameOf, when, whoText } from "../format.js";
 import { pendingCount } from "../chrome.js";
 import { may, state } from "../session.js";
-import { VERDICTS, ageCheckLine, crop, scoreBar, scoreMeaning } from "../widgets.js";
+import { VERDICTS, ageCheckLine, crop, qualityLine, scoreBar, scoreMeaning } from "../widgets.js";
 
 function sideView(side, label) {
   const person = side.person;
@@ -14,7 +14,8 @@ function sideView(side, label) {
     crop(side.crop_url, `the ${label.toLowerCase()} person's face`),
     person ? el("a", { href: `/console/persons/${person.id}` }, nameOf(person)) : el("span", { class: "muted" }, "deleted record"),
     el("div", { class: "muted" }, person ? `${person.status} · case ${person.external_ref || "—"}` : ""),
-    el("div", {}, `${ageText(side.age_at_photo, side.age_source)} · ${dateText(side.taken_at)}`));
+    el("div", {}, `${ageText(side.age_at_photo, side.age_source)} · ${dateText(side.taken_at)}`),
+    person ? qualityLine(side.quality) : null);
 }
 
 // Every warning the reviewer must weigh, in words.
