@@ -113,7 +113,7 @@ def build(settings: Settings, analyzer: Analyzer | None = None) -> Services:
     reindex = ReindexService(store, index, analyzer, audit)
     age_axis = AgeAxisPolicy(settings, store, index, analyzer, reindex, crossmatch)
     jobs = JobRegistry()
-    quality = QualityService(settings, store)
+    quality = QualityService(settings, store, analyzer)
     return Services(
         settings=settings,
         store=store,

@@ -46,6 +46,13 @@ def add_commands(commands: Any) -> None:
     )
     crossmatch.set_defaults(handler=_crossmatch)
 
+    quality = commands.add_parser(
+        "quality",
+        help="measure the image quality of faces stored before it was measured (reads their "
+        "photos again; resumable), then list whom to ask for another photo",
+    )
+    quality.set_defaults(handler=_quality)
+
     keys = commands.add_parser("keys", help="API keys")
     key_commands = keys.add_subparsers(title="keys commands")
     create = key_commands.add_parser("create", help="create a key; its secret is shown once")
@@ -180,6 +187,24 @@ def _crossmatch(args: argparse.Namespace) -> int:
     print(f"crossmatch {job.state}: {job.counts.get('faces', 0)} faces matched, {summary}; "
           f"{pending} pairs wait for review")  # fmt: skip
     return 0 if job.state == JobState.SUCCEEDED else 1
+
+
+def _quality(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    built = services(start=True)
+    with tqdm(unit="face", desc="quality") as bar:
+        measured = built.quality.measure_stored(bar.update)
+    registers = built.quality.registers()
+    built.close()
+    print(f"{measured} faces measured now")
+    for register in registers:
+        name, below = register.register.value, len(register.below)
+        print(f"{name}: {register.persons} persons, {register.measured} of {register.faces} "
+              f"faces measured; {below} to ask for another photo")  # fmt: skip
+        for person in register.below:
+            print(f"  {person.name} ({person.external_ref or person.person_id}): {person.advice}")
+    return 0
 
 
 def _keys_create(args: argparse.Namespace) -> int:

@@ -104,6 +104,13 @@ class Analyzer(Protocol):
         recipe (a re-embed)."""
         ...
 
+    def quality_of_stored(
+        self, data: bytes, detections: list[Detection], ages: list[float | None]
+    ) -> list[Quality]:
+        """Return the quality of known faces of a stored photo (faces stored before it was
+        measured; without the detector's nose, head pose is left out)."""
+        ...
+
 
 class Detector(Protocol):
     def detect(self, bgr: NDArray[np.uint8]) -> list[Detection]: ...
@@ -323,6 +330,15 @@ class PipelineAnalyzer:
             event.wait()
         here = {k: n.embed(v) for k, (n, v) in enumerate(inputs) if k not in helpers}
         return [helpers[k].result() if k in helpers else here[k] for k in range(len(inputs))]
+
+    def quality_of_stored(
+        self, data: bytes, detections: list[Detection], ages: list[float | None]
+    ) -> list[Quality]:
+        """Return the quality of known faces of a stored photo (no head pose: the nose
+        is not stored); no network is needed."""
+        with self._slots:
+            bgr = decode_image(data, NO_CAP, NO_CAP).bgr
+            return [self.assess(bgr, d, a) for d, a in zip(detections, ages, strict=True)]
 
     def embed_stored(
         self, data: bytes, detections: list[Detection], recipe: Recipe | None = None

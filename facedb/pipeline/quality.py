@@ -3,12 +3,11 @@ pipeline already has (the detector's box, five points and confidence, the photo'
 
 OFIQ, the standard's reference implementation, needs 450 MB of model files no registry
 carries, so each component here is computed directly and named after the component of the
-standard it approximates (``QualityComponent``). Each has a value in its own unit and a
-0-100 score (100: no harm to matching expected). The unified score is the lower of two:
-the capture score (the mean of ``CAPTURE``'s scores, or the lowest of them where that one
-is below ``SEVERE``) and the subject's age score; the
-component said to limit the face is the age, or the capture component scoring lowest. That
-rule was chosen by error versus discard on the dev sets (docs/ACCURACY.md, "Face image
+standard it approximates (``QualityComponent``). Each has a value in its own unit
+(docs/QUALITY.md) and a 0-100 score (100: no harm to matching expected). The unified score
+is the lower of two: the capture score (the mean of ``CAPTURE``'s scores, or the lowest of
+them where that one is below ``SEVERE``) and the subject's age score; the component said to
+limit the face is the age, or the capture component scoring lowest. That rule was chosen by error versus discard on the dev sets (docs/ACCURACY.md, "Face image
 quality"): the other components (blur, exposure, compression, pose) are measured and said,
 and a severe one is named beside the reason, but on the dev sets they did not tell which
 comparisons miss, so they do not move the score.
@@ -33,22 +32,6 @@ GOOD_IED = 60.0  # px between the eye centres for reliable matching (the words s
 _INNER = (slice(24, 104), slice(20, 92))  # the inner face of ArcFace's 112x112 chip
 _NOSE_DEPTH = 0.55  # the nose tip's height over the eyes' plane, in inter-eye distances
 _BLOCK = 8  # JPEG's block side
-
-
-UNITS: dict[C, str] = {
-    C.INTER_EYE_DISTANCE: "pixels between the eye centres in the photo",
-    C.SHARPNESS: "Laplacian variance over pixel variance of the aligned chip",
-    C.LUMINANCE_MEAN: "mean grey level of the inner face, 0-255",
-    C.UNDER_EXPOSURE: "share of the inner face at grey level 25 or below",
-    C.OVER_EXPOSURE: "share of the inner face at grey level 230 or above",
-    C.DYNAMIC_RANGE: "entropy of the inner face's grey levels, bits",
-    C.ILLUMINATION_UNIFORMITY: "left/right halves' mean grey difference over their sum",
-    C.COMPRESSION: "grey steps across 8-pixel block edges over steps elsewhere",
-    C.HEAD_POSE_YAW: "degrees turned to the side (from the nose against the eyes)",
-    C.HEAD_POSE_ROLL: "degrees the eye line is tilted",
-    C.DETECTION_CONFIDENCE: "the detector's confidence, 0-1",
-    C.SUBJECT_AGE: "the face's estimated age, years",
-}
 
 
 def _ramp(value: float, zero: float, full: float) -> int:

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from facedb.domain import EstimatedGender
 from facedb.domain import QualityComponent as C
-from facedb.records import Box
+from facedb.records import Box, FaceRecord
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,14 @@ class Detection:
     nose: tuple[int, int] | None = None
     mouth: tuple[int, int] | None = None
 
+    @classmethod
+    def stored(cls, face: FaceRecord) -> Detection:
+        """Return a stored face's detection (its box, eyes and confidence)."""
+        landmarks = face.landmarks or {}
+        left, right = landmarks.get("left_eye"), landmarks.get("right_eye")
+        return cls(face.box, face.confidence, tuple(left) if left else None,
+                   tuple(right) if right else None)  # fmt: skip
+
     def landmarks(self) -> dict[str, list[int] | None]:
         return {
             "left_eye": list(self.left_eye) if self.left_eye else None,
@@ -35,7 +43,7 @@ class Detection:
 
 @dataclass(frozen=True)
 class Measure:
-    """One component of one face: its value (in ``UNITS``) and its 0-100 score."""
+    """One component of one face: its value (each unit: docs/QUALITY.md) and its 0-100 score."""
 
     value: float
     score: int
@@ -61,18 +69,6 @@ class Quality:
             "reason": self.reason,
             "components": {c.value: m.as_dict() for c, m in self.components.items()},
         }
-
-    @classmethod
-    def of(cls, stored: dict[str, object]) -> Quality:
-        """Read a quality record back from ``as_dict``'s form."""
-        parts = stored["components"]
-        assert isinstance(parts, dict)
-        components = {
-            C(name): Measure(float(m["value"]), int(m["score"])) for name, m in parts.items()
-        }
-        return cls(
-            int(str(stored["score"])), components, C(str(stored["limiting"])), str(stored["reason"])
-        )
 
 
 @dataclass

@@ -4,14 +4,16 @@ photo)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from facedb.config import Settings
 from facedb.domain import PersonStatus, Register, register_of
 from facedb.errors import LowQuality
+from facedb.pipeline.base import Analyzer
 from facedb.pipeline.quality import ADVICE
-from facedb.pipeline.types import Quality
-from facedb.records import QualityRecord
+from facedb.pipeline.types import Detection, Quality
+from facedb.records import FaceRecord, QualityRecord
 from facedb.store.qualities import PersonFaces
 from facedb.store.unit import Store
 
@@ -82,10 +84,38 @@ class RegisterQuality:
     below: list[ToAsk]
 
 
+MEASURE_BATCH = 200  # faces read per unit of work when measuring stored faces
+
+
 @dataclass(frozen=True)
 class QualityService:
     settings: Settings
     store: Store
+    analyzer: Analyzer
+
+    def measure_stored(self, progress: Callable[[int], object] | None = None) -> int:
+        """Measure every face stored before quality was (reading its photo again), a batch
+        per transaction so an interrupted run goes on where it stopped; return how many."""
+        done = 0
+        while True:
+            with self.store.unit() as unit:
+                faces = unit.qualities.unmeasured(MEASURE_BATCH)
+                if not faces:
+                    return done
+                by_photo: dict[str, list[FaceRecord]] = {}
+                for face in faces:
+                    by_photo.setdefault(face.photo_id, []).append(face)
+                for photo_id, photo_faces in by_photo.items():
+                    content = unit.photos.content(photo_id)[0]
+                    measured = self.analyzer.quality_of_stored(
+                        content, [Detection.stored(f) for f in photo_faces],
+                        [f.age for f in photo_faces],
+                    )  # fmt: skip
+                    for face, quality in zip(photo_faces, measured, strict=True):
+                        unit.qualities.record(face.id, quality.as_dict())
+            done += len(faces)
+            if progress is not None:
+                progress(len(faces))
 
     def of_person(self, person_id: str) -> PersonQuality:
         """Return a person's best face and, when it is below FACEDB_QUALITY_WARN_BELOW,
@@ -125,8 +155,8 @@ class QualityService:
                     "no face measured: add a photo"
                     if not p.qualities
                     else (
-                        "its faces were stored before quality was measured: `facedb reindex "
-                        "--re-embed` measures them"
+                        "its faces were stored before quality was measured: `facedb quality` "
+                        "measures them"
                     )
                 )
                 below.append(ToAsk(p.person_id, p.name, p.external_ref, p.status, None, why))

@@ -196,7 +196,9 @@ class ReindexService:
             with self.store.unit() as unit:
                 content, _ = unit.photos.content(photo_id)
             try:
-                vectors = self.analyzer.embed_stored(content, [_detection(f) for f in photo_faces])
+                vectors = self.analyzer.embed_stored(
+                    content, [Detection.stored(f) for f in photo_faces]
+                )
             except ImageError as exc:
                 failed.update(f.id for f in photo_faces)
                 job.errors.append(f"photo {photo_id}: {exc.message}")
@@ -227,14 +229,3 @@ class ReindexService:
                 return False
             unit.changes.log(ChangeOp.GENERATION, [None])
         return True
-
-
-def _detection(face: FaceRecord) -> Detection:
-    landmarks = face.landmarks or {}
-    left, right = landmarks.get("left_eye"), landmarks.get("right_eye")
-    return Detection(
-        box=face.box,
-        confidence=face.confidence,
-        left_eye=tuple(left) if left else None,
-        right_eye=tuple(right) if right else None,
-    )

@@ -169,7 +169,7 @@ class Face(Base):
     gender_probability: Mapped[float | None] = mapped_column(Float)
     # ISO/IEC 29794-5 quality components as measured at enrolment (pipeline/quality.py);
     # NULL for faces stored before it was measured.
-    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))  # None: NULL
     crop_jpeg: Mapped[bytes] = mapped_column(Sealed("faces.crop_jpeg"), deferred=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # When this face was last searched against the other register; NULL: still to do.

@@ -298,7 +298,7 @@ ORDERS: dict[PairOrder, tuple[Any, ...]] = {
 
 def _side(person: PersonRecord | None, side: PairSideColumns) -> PairSide:
     """One side as the queue shows it: without its face once the person is erased (its
-    photo's warning is the casework's to add)."""
+    photo's warning and its face's quality are the casework's to add)."""
     return PairSide(
         person=person,
         person_id=side.person_id,
@@ -308,6 +308,7 @@ def _side(person: PersonRecord | None, side: PairSideColumns) -> PairSide:
         age_at_photo=side.age,
         age_source=side.age_source,
         photo_warning=None,
+        quality=None,
     )
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from facedb.domain import PersonStatus
-from facedb.records import QualityRecord
+from facedb.records import FaceRecord, QualityRecord
 from facedb.store.models import Face, Person
 
 
@@ -42,7 +42,18 @@ class FaceQualities:
         rows = self._session.execute(
             select(Face.id, Face.quality).where(Face.id.in_(face_ids), Face.quality.is_not(None))
         )
-        return {face_id: QualityRecord.model_validate(q) for face_id, q in rows}
+        return {face_id: QualityRecord.model_validate(q) for face_id, q in rows if q is not None}
+
+    def unmeasured(self, limit: int) -> list[FaceRecord]:
+        """Return up to ``limit`` faces stored before quality was measured, oldest first."""
+        rows = self._session.execute(
+            select(Face).where(Face.quality.is_(None)).order_by(Face.id).limit(limit)
+        ).scalars()
+        return [FaceRecord.model_validate(row) for row in rows]
+
+    def record(self, face_id: int, quality: dict[str, Any]) -> None:
+        """Store a face's measured quality (``Quality.as_dict()``)."""
+        self._session.execute(update(Face).where(Face.id == face_id).values(quality=quality))
 
     def by_person(self, statuses: frozenset[PersonStatus] | None = None) -> list[PersonFaces]:
         """Return every person (of ``statuses``, or all) with their faces' qualities, by

@@ -1,5 +1,6 @@
-"""Face image quality with the real detector on the celebrity photos, degraded the ways a
-case file's photos are: each component moves the way its name says."""
+"""Face image quality with the real detector and age estimate on the celebrity photos,
+degraded the ways a case file's photos are: each component moves the way its name says
+(measured where the service measures it, when a face is located)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from numpy.typing import NDArray
 from facedb.domain import QualityComponent as C
 from facedb.models.sample_data import photos
 from facedb.pipeline.analyzer import FaceAnalyzer
-from facedb.pipeline.types import Face
+from facedb.pipeline.base import LocatedFace
 
 pytestmark = pytest.mark.models
 Image = NDArray[np.uint8]
@@ -47,15 +48,15 @@ def jpeg5(bgr: Image) -> Image:
 
 def found(analyzer: FaceAnalyzer, bgr: Image) -> bool:
     ok, png = cv2.imencode(".png", bgr)
-    return ok and len(analyzer.analyze(png.tobytes())) == 1
+    return ok and len(analyzer.locate(png.tobytes())) == 1
 
 
-def face_of(analyzer: FaceAnalyzer, bgr: Image) -> Face:
+def face_of(analyzer: FaceAnalyzer, bgr: Image) -> LocatedFace:
     ok, png = cv2.imencode(".png", bgr)
     assert ok
-    faces = analyzer.analyze(png.tobytes())
+    faces = analyzer.locate(png.tobytes())
     assert faces, "the detector still finds the face"
-    return max(faces, key=lambda f: f.box.w * f.box.h)
+    return max(faces, key=lambda f: f.detection.box.w * f.detection.box.h)
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +69,11 @@ def originals(analyzer: FaceAnalyzer, celebrity: Path) -> list[Image]:
         frontal = []
         for path in files:
             bgr = np.asarray(cv2.imread(str(path), cv2.IMREAD_COLOR))
-            faces = analyzer.analyze(path.read_bytes())
+            faces = analyzer.locate(path.read_bytes())
             if len(faces) == 1 and faces[0].quality is not None:
                 yaw = faces[0].quality.components.get(C.HEAD_POSE_YAW)
                 if yaw is not None and abs(yaw.value) < 15:
-                    frontal.append((faces[0].box.w, bgr))
+                    frontal.append((faces[0].detection.box.w, bgr))
         for _, bgr in sorted(frontal, key=lambda f: -f[0]):
             if all(found(analyzer, degrade(bgr)) for degrade in DEGRADATIONS):
                 chosen.append(bgr)
@@ -116,7 +117,7 @@ def test_a_degraded_face_says_what_was_done_to_it(
     dark = face_of(analyzer, darkened(originals[0])).quality
     assert dark is not None and dark.score < good.score
     assert dark.limiting is C.LUMINANCE_MEAN and "too dark" in dark.reason
-    side = face_of(analyzer, originals[0]).box.w
+    side = face_of(analyzer, originals[0]).detection.box.w
     tiny = face_of(analyzer, downscaled(originals[0], side / 28)).quality  # a 28-px face
     assert tiny is not None and tiny.score < 20 and tiny.limiting is C.INTER_EYE_DISTANCE
     assert "px apart: at least 60" in tiny.reason
