@@ -7,8 +7,9 @@ standard it approximates (``QualityComponent``). Each has a value in its own uni
 (docs/QUALITY.md) and a 0-100 score (100: no harm to matching expected). The unified score
 is the lower of two: the capture score (the mean of ``CAPTURE``'s scores, or the lowest of
 them where that one is below ``SEVERE``) and the subject's age score; the component said to
-limit the face is the age, or the capture component scoring lowest. That rule was chosen by error versus discard on the dev sets (docs/ACCURACY.md, "Face image
-quality"): the other components (blur, exposure, compression, pose) are measured and said,
+limit the face is the age, or the capture component scoring lowest. That rule was chosen
+by error versus discard on the dev sets (docs/ACCURACY.md, "Face image quality"): the
+other components (blur, exposure, compression, pose) are measured and said,
 and a severe one is named beside the reason, but on the dev sets they did not tell which
 comparisons miss, so they do not move the score.
 
