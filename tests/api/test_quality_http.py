@@ -32,6 +32,13 @@ def enroll(server: Server, identity: int, age: int) -> tuple[str, dict[str, obje
     return person, reply.json()["results"][0]
 
 
+# Quality is the store's and the routes', not the index's: the two databases are enough.
+ON_DATABASES = pytest.mark.parametrize(
+    "server", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+@ON_DATABASES
 def test_each_face_is_stored_with_its_quality_and_a_poor_one_is_warned_about(
     server: Server,
 ) -> None:
@@ -55,6 +62,7 @@ def test_each_face_is_stored_with_its_quality_and_a_poor_one_is_warned_about(
         assert NOTHING_GOOD in report and "quality 19/100" in report
 
 
+@ON_DATABASES
 def test_a_search_says_how_good_the_searched_face_and_each_candidate_are(
     server: Server,
 ) -> None:
@@ -67,6 +75,7 @@ def test_a_search_says_how_good_the_searched_face_and_each_candidate_are(
     assert mine["quality"]["score"] == 19 and "child's face" in mine["quality"]["reason"]
 
 
+@ON_DATABASES
 def test_the_register_overview_lists_whom_to_ask_for_another_photo(server: Server) -> None:
     good, _ = enroll(server, 174, ADULT)
     poor, _ = enroll(server, 175, CHILD)
@@ -114,6 +123,7 @@ def test_below_the_floor_a_face_is_refused_saying_why_and_nothing_is_stored(
     assert [p["filename"] for p in photos] == ["adult.png"]
 
 
+@ON_DATABASES
 def test_the_review_queue_shows_each_sides_quality(server: Server) -> None:
     missing, _ = enroll(server, 177, CHILD)
     with server.client("enroller") as client:

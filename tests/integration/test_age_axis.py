@@ -322,6 +322,9 @@ def test_one_process_learns_it_while_the_others_wait(url: str, tmp_path: Path) -
 
 
 @pytest.mark.models
+@pytest.mark.parametrize(  # the real models on one database: the policy tests above take both
+    "url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 def test_learned_again_as_the_faces_grow_and_kept_where_the_new_faces_refuse_it(
     url: str, tmp_path: Path, analyzer: FaceAnalyzer, celebrity: Path
 ) -> None:

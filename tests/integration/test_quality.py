@@ -66,6 +66,8 @@ def originals(analyzer: FaceAnalyzer, celebrity: Path) -> list[Image]:
     components move, not how far the detector holds out)."""
     chosen = []
     for _, files in sorted(photos(celebrity / "train").items()):
+        if len(chosen) == 3:
+            break
         frontal = []
         for path in files:
             bgr = np.asarray(cv2.imread(str(path), cv2.IMREAD_COLOR))

@@ -77,7 +77,12 @@ def enroll(db: Services, people: dict[str, list[Path]], names: list[str]) -> dic
     return ids
 
 
-@pytest.mark.parametrize("backend", ["faiss", "milvus-lite"])
+# Each index on one database (the suite's time; either database meets either index elsewhere).
+@pytest.mark.parametrize(
+    ("url", "backend"),
+    [("sqlite", "milvus-lite"), pytest.param("postgres", "faiss", marks=pytest.mark.postgres)],
+    indirect=["url"],
+)
 def test_a_database_moves_from_facenet_to_the_fused_recipes(
     url: str, tmp_path: Path, fused: FaceAnalyzer, celebrity: Path, backend: str
 ) -> None:
