@@ -68,5 +68,4 @@ def _scaled(region: Any, factor: float, width: int, height: int) -> Detection:
         left_eye=point(region.left_eye),
         right_eye=point(region.right_eye),
         nose=point(getattr(region, "nose", None)),
-        mouth=point(getattr(region, "mouth", None)),
     )

@@ -43,7 +43,6 @@ class Region:
     left_eye: tuple[int, int]
     right_eye: tuple[int, int]
     nose: tuple[int, int] | None = None
-    mouth: tuple[int, int] | None = None  # the centre of the mouth's two corners
 
 
 def network_path(folder: Path, name: str) -> Path:
@@ -197,6 +196,5 @@ def _region(row: Array, width: int, height: int) -> Region:
     observer_left = (int(points[0]), int(points[5]))
     observer_right = (int(points[1]), int(points[6]))
     nose = (int(points[2]), int(points[7]))
-    mouth = (round((row[9] + row[10]) / 2), round((row[14] + row[15]) / 2))
     # mtcnn names eyes from the observer's side; deepface (and FaceDB) from the person's.
-    return Region(x, y, w, h, float(row[5]), observer_right, observer_left, nose, mouth)
+    return Region(x, y, w, h, float(row[5]), observer_right, observer_left, nose)

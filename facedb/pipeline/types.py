@@ -24,7 +24,6 @@ class Detection:
     right_eye: tuple[int, int] | None
     # Seen at detection only (quality's head pose); not stored, so None for a stored face.
     nose: tuple[int, int] | None = None
-    mouth: tuple[int, int] | None = None
 
     @classmethod
     def stored(cls, face: FaceRecord) -> Detection:
