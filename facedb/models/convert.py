@@ -27,7 +27,7 @@ from facedb.models.tfjs import Graph, graph_def, input_name
 from facedb.pipeline import onnx
 from facedb.pipeline.chips import facenet_margin_mirror
 from facedb.pipeline.decode import NO_CAP, decode_image
-from facedb.pipeline.faceres import AGE_OUTPUT, SIDE
+from facedb.pipeline.faceres import OUTPUTS, SIDE
 from facedb.pipeline.mtcnn import NETWORKS, OnnxMtcnn, network_path
 from facedb.pipeline.types import Detection
 from facedb.records import Box
@@ -142,12 +142,12 @@ def _versions() -> dict[str, str]:
             "onnxruntime": onnxruntime.__version__, "opset": str(OPSET)}  # fmt: skip
 
 
-# --- FaceRes's age head (a TensorFlow.js graph from the npm registry) ------------------------
-FACERES_MAX_APART = 1e-4  # largest difference of one class probability, ONNX against TF
+# --- FaceRes's age and gender heads (a TensorFlow.js graph from the npm registry) ------------------------
+FACERES_MAX_APART = 1e-4  # largest difference of one probability, ONNX against TF
 
 
 def convert_faceres(model_json: Path, target: Path) -> dict[str, Any]:
-    """Convert FaceRes's age head to ONNX at ``target`` and check it against TensorFlow on
+    """Convert FaceRes's age and gender heads to one ONNX network at ``target`` and check it against TensorFlow on
     seeded random chips; return what was checked. Raises ModelInstallError (writing
     nothing) when the two disagree."""
     import tf2onnx
@@ -156,13 +156,13 @@ def convert_faceres(model_json: Path, target: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".faceres-") as tmp:
         staging = Path(tmp) / target.name
         tf2onnx.convert.from_graph_def(graph, input_names=[input_name(graph)],
-                                       output_names=[AGE_OUTPUT], opset=OPSET,
+                                       output_names=list(OUTPUTS), opset=OPSET,
                                        output_path=str(staging))  # fmt: skip
         noise = np.random.default_rng(0).uniform(-124.0, 152.0, (4, SIDE, SIDE, 3))
         chips = np.asarray(noise, np.float32)
-        expected = Graph(model_json, [AGE_OUTPUT])(chips)[0]
-        got = onnx.run(onnx.session(staging), chips)[0]
-        apart = float(np.abs(expected - got).max())
+        expected = Graph(model_json, list(OUTPUTS))(chips)
+        got = onnx.run(onnx.session(staging), chips)
+        apart = max(float(np.abs(e - g).max()) for e, g in zip(expected, got, strict=True))
         if apart > FACERES_MAX_APART:
             raise ModelInstallError(f"ONNX FaceRes differs from TensorFlow by {apart}")
         staging.replace(target)

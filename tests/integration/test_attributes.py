@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facedb.domain import EstimatedGender
 from facedb.models.sample_data import photos
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.pipeline.attributes import predict_box
@@ -44,19 +45,37 @@ def test_the_reading_reproduces_the_packages_own_answer(
             assert reading.ages.shape == (81,) and reading.ages.sum() == pytest.approx(1, abs=1e-4)
 
 
-def test_the_pooled_age_is_an_adults_and_keeps_the_packages_gender(
-    analyzer: FaceAnalyzer, celebrity: Path
-) -> None:
+def test_the_pooled_age_is_an_adults(analyzer: FaceAnalyzer, celebrity: Path) -> None:
     """The celebrities are adults photographed between about 25 and 60: the pooled age of
-    each stays in adult years and near the package's own answer; gender is the package's."""
+    each stays in adult years and near the package's own answer."""
     for bgr, face in faces(analyzer, celebrity):
         (pooled,) = analyzer.attributes.estimate(bgr, [face])
         (alone,) = analyzer.attributes.estimate(bgr, [face], pooled=False)
         assert pooled is not None and alone is not None
         assert 18 <= pooled.age <= 75 and np.isfinite(pooled.age)
         assert abs(pooled.age - alone.age) <= 15
-        assert (pooled.gender, pooled.gender_probability) == (
-            alone.gender,
-            alone.gender_probability,
-        )
     assert analyzer.loaded()["age_gender"]
+
+
+GENDERS = {"ben_afflek": EstimatedGender.MALE, "elton_john": EstimatedGender.MALE,
+           "jerry_seinfeld": EstimatedGender.MALE, "madonna": EstimatedGender.FEMALE,
+           "mindy_kaling": EstimatedGender.FEMALE}  # fmt: skip
+
+
+def test_the_pooled_gender_is_each_celebritys_and_unsure_where_wrong(
+    analyzer: FaceAnalyzer, celebrity: Path
+) -> None:
+    """Both networks' gender pooled, on every validation photo: right for all but at most
+    one, and a wrong one is said with little certainty (the package alone calls one of
+    Madonna's photos male at 0.915)."""
+    wrong, seen = [], 0
+    for person, files in photos(celebrity / "val").items():
+        for path in files:
+            bgr = decode_image(path.read_bytes(), NO_CAP, NO_CAP).bgr
+            face = max(analyzer.detector.detect(bgr), key=lambda d: d.box.w * d.box.h)
+            (pooled,) = analyzer.attributes.estimate(bgr, [face])
+            assert pooled is not None and 0.5 <= pooled.gender_probability <= 1.0
+            seen += 1
+            if pooled.gender is not GENDERS[person]:
+                wrong.append(pooled.gender_probability)
+    assert seen >= 20 and len(wrong) <= 1 and all(p < 0.7 for p in wrong), wrong

