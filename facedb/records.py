@@ -38,7 +38,7 @@ def utc(moment: datetime) -> datetime:
 
 Moment = Annotated[datetime, AfterValidator(utc)]
 ESTIMATED_GENDER = (
-    "estimated: `male`, `female`, or `unknown` when the network is less sure than "
+    "estimated: `male`, `female`, or `unknown` when the networks are less sure than "
     "FACEDB_GENDER_MIN_PROBABILITY; null when no estimate was made"
 )
 

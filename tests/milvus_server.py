@@ -25,6 +25,7 @@ except ImportError:  # the test dependency is missing: the server tier skips, sa
     MilvusServer = MilvusServerConfig = None  # type: ignore[assignment,misc]
 
 START_TIMEOUT_S = 120.0
+SESSION_TTL_S = 10  # seconds; the package's default is 30
 
 
 def available() -> bool:
@@ -54,7 +55,11 @@ class _Config(MilvusServerConfig):  # type: ignore[misc,valid-type]
         text = milvus.read_text().replace(
             "\netcd:\n", f"\netcd:\n  config:\n    path: {configs / 'etcd.yaml'}\n", 1
         )
-        milvus.write_text(text)
+        # A server restarted after kill -9 waits for its dead sessions' etcd leases to run
+        # out (30 s each by default: about a minute per restart); the tests' run out sooner.
+        session = "    ttl: 30 # ttl value when session granting a lease to register service"
+        assert session in text, "the milvus package's config template changed"
+        milvus.write_text(text.replace(session, f"    ttl: {SESSION_TTL_S}", 1))
 
     def resolve_port(self, port_start: int) -> tuple[int, socket.socket]:
         """An unpinned port: one the system hands out, not the first free one from the
