@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from bench.attribute_groups import monotone_fit
 from bench.common import arguments, report, table
 from bench.datasets import STRANGERS, UtkFace, add_devsets, utk_dev, utk_strangers
 from bench.embeddings import cached
@@ -197,24 +198,6 @@ def gap(f: Faces, answered: NDArray[np.bool_], right: NDArray[np.bool_], race: i
 
 
 # --- the age correction -----------------------------------------------------------------------
-def monotone_fit(
-    x: NDArray[np.float64], y: NDArray[np.float64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Pool-adjacent-violators: the non-decreasing step function of x closest to y."""
-    order = np.argsort(x)
-    blocks: list[list[float]] = []  # [sum of y, count, first x, last x]
-    for xi, yi in zip(x[order], y[order], strict=True):
-        blocks.append([yi, 1, xi, xi])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-            total, count, _, last = blocks.pop()
-            blocks[-1][0] += total
-            blocks[-1][1] += count
-            blocks[-1][3] = last
-    xs = np.array([v for b in blocks for v in (b[2], b[3])])
-    ys = np.array([b[0] / b[1] for b in blocks for _ in (0, 1)])
-    return xs, ys
-
-
 # --- the report -------------------------------------------------------------------------------
 def gender_table(parts: dict[str, Faces], rules: dict[str, tuple[Female, float]]) -> list[str]:
     rows = []
