@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from bench.attribute_groups import monotone_fit
 from bench.common import arguments, report, table
-from bench.datasets import STRANGERS, UtkFace, add_devsets, utk_dev, utk_strangers
+from bench.datasets import STRANGERS, UtkFace, add_devsets, odd_day, utk_dev, utk_strangers
 from bench.embeddings import cached
 from facedb.config import Settings
 from facedb.pipeline.analyzer import FaceAnalyzer
@@ -102,11 +102,6 @@ class Faces:
 
     def part(self, keep: NDArray[np.bool_]) -> Faces:
         return Faces(*(getattr(self, f)[keep] for f in self.__dataclass_fields__))
-
-
-def odd_day(face: UtkFace) -> bool:
-    """Whether the photo's capture day (in its name) is odd."""
-    return int(face.path.name.split("_")[3][6:8]) % 2 == 1
 
 
 def faces_of(name: str, faces: list[UtkFace], arrays: Arrays) -> Faces:
@@ -198,6 +193,23 @@ def gap(f: Faces, answered: NDArray[np.bool_], right: NDArray[np.bool_], race: i
 
 
 # --- the age correction -----------------------------------------------------------------------
+def stack_features(f: Faces, values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Both networks' whole answers: their cumulative class probabilities, each network's
+    expected age and the served (pooled) one."""
+    served = served_ages(f, values)
+    return np.column_stack([np.ones(len(f.age)), np.cumsum(f.package, 1)[:, :-1],
+                            np.cumsum(f.faceres, 1)[:, :-1], f.package @ values,
+                            f.faceres @ np.arange(100.0), served, np.log1p(served)])  # fmt: skip
+
+
+def stacked(choose: Faces, values: NDArray[np.float64], lam: float = 100.0) -> NDArray[np.float64]:
+    """Ridge weights from ``stack_features`` to the true age, fitted on ``choose``."""
+    x = stack_features(choose, values)
+    penalty = lam * np.eye(x.shape[1])
+    penalty[0, 0] = 0.0  # the intercept is not shrunk
+    return np.asarray(np.linalg.solve(x.T @ x + penalty, x.T @ choose.age), np.float64)
+
+
 # --- the report -------------------------------------------------------------------------------
 def gender_table(parts: dict[str, Faces], rules: dict[str, tuple[Female, float]]) -> list[str]:
     rows = []
@@ -364,12 +376,16 @@ def run(args: argparse.Namespace) -> None:
 
     fit_age = served_ages(choose, values)
     xs, ys = monotone_fit(fit_age, choose.age)
+    weights = stacked(choose, values)
     estimates = {}
     for name, f in judged.items():
         age = served_ages(f, values)
         estimates[name] = {
             "as served": age,
             "monotone map fitted on the odd days": np.interp(age, xs, ys),
+            "both networks' classes stacked (ridge, odd days)": np.clip(
+                stack_features(f, values) @ weights, 0.0, 110.0
+            ),
         }
 
     lines = [SECTION, "",

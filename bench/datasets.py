@@ -65,6 +65,12 @@ class UtkFace:
             return None
 
 
+def odd_day(face: UtkFace) -> bool:
+    """Whether the photo's capture day (in its name) is odd: the split of
+    bench.attributes_held_out and bench.gender_candidates (UTKFace was gathered by day)."""
+    return int(face.path.name.split("_")[3][6:8]) % 2 == 1
+
+
 def utk_dev_paths(devsets: Path) -> list[Path]:
     """utk-dev's 598 crops, by name."""
     return sorted((devsets / "utk-dev").glob("*.jpg"))

@@ -23,6 +23,7 @@ from facedb.pipeline.faceres import AGE_OUTPUT as FACERES_AGE
 from facedb.pipeline.faceres import chip as faceres_chip
 
 Vectors = NDArray[np.float32]
+NPM_CACHE = Path("/work/devdata/npm")
 
 
 # --- the package and its graphs -------------------------------------------------------------

