@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import arguments, report, table
-from bench.datasets import STRANGERS, add_devsets, lag_dev, lag_dev_ids, utk_strangers
-from bench.embeddings import Embedded, embedded, embedded_in_chunks
-from bench.register_scale import NETWORKS, cells, cosines_of, ranks
+from bench.datasets import STRANGERS, add_devsets
+from bench.embeddings import Embedded
+from bench.registers import NETWORKS, cells, cosines_of, ranks, register_parts
 from facedb.errors import AgeAxisRefused
 from facedb.pipeline.age_axis import AxisGuard, AxisLearner, remove_axis
 from facedb.pipeline.recipes import DEFAULT
@@ -38,13 +38,7 @@ def main() -> None:
     parser.add_argument("--strangers", type=Path, default=STRANGERS)
     parser.add_argument("--most", type=int, default=5000, help="strangers in the register")
     args = parser.parse_args()
-    lag = lag_dev(args.lag, lag_dev_ids(args.devsets))
-    faces = utk_strangers(args.devsets, args.strangers)
-    order = np.random.default_rng(5).permutation(len(faces))
-    paths = [faces[i].path for i in order][: args.most]
-    parts = {"young": embedded("lag-young", lag.young, None, args.cache),
-             "adult": embedded("lag-adult", lag.adult, None, args.cache),
-             "strangers": embedded_in_chunks("utk-strangers", paths, None, args.cache)}  # fmt: skip
+    lag, paths, parts = register_parts(args, None, args.most)
     weights = [p.weight for p in DEFAULT.parts]
     register = join_parts([np.concatenate([getattr(parts[k], n) for k in ("young", "strangers")])
                            for n in NETWORKS], [1 / 3] * 3)  # fmt: skip

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import arguments, report, table
-from bench.datasets import STRANGERS, add_devsets, lag_dev, lag_dev_ids, utk_strangers
-from bench.embeddings import Embedded, embedded, embedded_in_chunks
+from bench.datasets import STRANGERS, add_devsets
+from bench.embeddings import Embedded
+from bench.registers import register_parts
 from bench.serving import sqlite_services
 from facedb.domain import AxisMode, JobKind, MatchState, PairOrder, PersonStatus
 from facedb.pipeline.embed import MODEL_NAME
@@ -118,13 +119,7 @@ def main() -> None:
     parser.add_argument("--strangers", type=Path, default=STRANGERS)
     parser.add_argument("--recipe", default="", help="FACEDB_RECIPE (default: the default)")
     args = parser.parse_args()
-    lag = lag_dev(args.lag, lag_dev_ids(args.devsets))
-    faces = utk_strangers(args.devsets, args.strangers)
-    order = np.random.default_rng(5).permutation(len(faces))
-    paths = [faces[i].path for i in order][: max(args.sizes)]
-    parts = {"young": embedded("lag-young", lag.young, None, args.cache),
-             "adult": embedded("lag-adult", lag.adult, None, args.cache),
-             "strangers": embedded_in_chunks("utk-strangers", paths, None, args.cache)}  # fmt: skip
+    lag, _, parts = register_parts(args, None, max(args.sizes))
     persons = range(max(lag.young_owner) + 1)
     owners = {"young": [[i for i, o in enumerate(lag.young_owner) if o == p] for p in persons],
               "adult": [[i for i, o in enumerate(lag.adult_owner) if o == p] for p in persons]}  # fmt: skip

@@ -36,12 +36,19 @@ from bench.datasets import (
     STRANGERS,
     LfwDev,
     add_devsets,
-    lag_dev,
-    lag_dev_ids,
     lfw_dev,
-    utk_strangers,
 )
-from bench.embeddings import Embedded, embedded, embedded_in_chunks
+from bench.embeddings import Embedded, embedded
+from bench.registers import (
+    BOOT,
+    NETWORKS,
+    Cosines,
+    Weights,
+    cells,
+    cosines_of,
+    ranks,
+    register_parts,
+)
 from bench.scoring import Fusion, cosines, lfw_searches
 from facedb.config import Settings
 from facedb.errors import AgeAxisRefused
@@ -53,53 +60,8 @@ from facedb.pipeline.vectors import join_parts
 
 SECTION = "## Register scale: a child among thousands of strangers"
 SIZES = (0, 1000, 3000, 5000)  # and every stranger read (11,323 of the list are in the folder)
-NETWORKS = ("facenet", "dlib", "sface")
 EQUAL = (1 / 3, 1 / 3, 1 / 3)
 FNIR_BAR = 0.035  # on lfw-dev: the issue's 0.04, less a margin (it guards the choice)
-BOOT = 1000
-Weights = tuple[float, float, float]
-
-
-@dataclass(frozen=True)
-class Cosines:
-    """Each network's adult-probe x childhood-photo and adult-probe x stranger cosines."""
-
-    young: dict[str, NDArray[np.float64]]
-    strangers: dict[str, NDArray[np.float64]]
-
-    def fused(self, w: Weights) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        young = sum(x * self.young[n] for x, n in zip(w, NETWORKS, strict=True))
-        strangers = sum(x * self.strangers[n] for x, n in zip(w, NETWORKS, strict=True))
-        return np.asarray(young), np.asarray(strangers)
-
-
-def cosines_of(adult: Embedded, young: Embedded, strangers: Embedded) -> Cosines:
-    return Cosines({n: cosines(getattr(adult, n), getattr(young, n)) for n in NETWORKS},
-                   {n: cosines(getattr(adult, n), getattr(strangers, n)) for n in NETWORKS})  # fmt: skip
-
-
-def ranks(young_scores: NDArray[np.float64], stranger_scores: NDArray[np.float64],
-          young_owner: NDArray[np.int64], adult_owner: NDArray[np.int64], size: int,
-          persons: NDArray[np.int64] | None = None) -> NDArray[np.int64]:  # fmt: skip
-    """Each adult search's rank of its own person among the lag-dev persons (``persons``
-    only, if given) and the first ``size`` strangers; 0 where the probe showed no face."""
-    keep = np.ones(len(adult_owner), bool) if persons is None else np.isin(adult_owner, persons)
-    owners = np.unique(young_owner) if persons is None else np.asarray(persons)
-    per = np.stack([young_scores[:, young_owner == p].max(axis=1) for p in owners], axis=1)
-    column = {int(p): i for i, p in enumerate(owners)}
-    rows = np.where(keep)[0]
-    mate = per[rows, [column[int(adult_owner[r])] for r in rows]]
-    above = (per[rows] > mate[:, None]).sum(axis=1)
-    above += (stranger_scores[rows, :size] > mate[:, None]).sum(axis=1)
-    return np.where(mate > -1.0, above + 1, 0).astype(np.int64)
-
-
-def cells(r: NDArray[np.int64]) -> list[str]:
-    rng, out = np.random.default_rng(0), []
-    for k in (1, 10, 50):
-        e = metrics.with_interval(lambda i, k=k: metrics.rank_rate(r[i], k), len(r), BOOT, rng)
-        out.append(f"{e['value']:.3f} [{e['low']:.3f}, {e['high']:.3f}]")
-    return out
 
 
 def paired(new: NDArray[np.int64], base: NDArray[np.int64]) -> list[str]:
@@ -199,13 +161,7 @@ def main() -> None:
     parser.add_argument("--most", type=int, default=None, help="read only this many strangers")
     args = parser.parse_args()
     analyzer = FaceAnalyzer(Settings())
-    lag = lag_dev(args.lag, lag_dev_ids(args.devsets))
-    faces = utk_strangers(args.devsets, args.strangers)
-    order = np.random.default_rng(5).permutation(len(faces))
-    paths = [faces[i].path for i in order][: args.most]
-    parts = {"young": embedded("lag-young", lag.young, analyzer, args.cache),
-             "adult": embedded("lag-adult", lag.adult, analyzer, args.cache),
-             "strangers": embedded_in_chunks("utk-strangers", paths, analyzer, args.cache)}  # fmt: skip
+    lag, paths, parts = register_parts(args, analyzer, args.most)
     lfw = lfw_dev(args.devsets)
     open_set = OpenSet(lfw, embedded("lfw-dev", lfw.paths, analyzer, args.cache))
     yo, ao = np.array(lag.young_owner), np.array(lag.adult_owner)
