@@ -21,6 +21,7 @@ from facedb.domain import (
     AxisMode,
     EstimatedGender,
     Gender,
+    InconclusiveReason,
     PersonStatus,
     Register,
     UploadStatus,
@@ -367,8 +368,13 @@ class MatchPage(Page[MatchOut]):
 class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    decision: Literal["confirmed", "rejected"]
+    decision: Literal["confirmed", "rejected", "inconclusive"]
     note: Text | None = Field(default=None, max_length=2000)
+    reason: InconclusiveReason | None = Field(
+        default=None,
+        description="with `inconclusive` only, and then required: what would decide it "
+        "(`better_photo`, `second_examiner`, `dna_or_dental`)",
+    )
 
 
 class MeOut(BaseModel):

@@ -16,7 +16,8 @@ Run: .venv/bin/python -m bench.gender_candidates [--devsets ../shared/devsets]
   project has is UTKFace.
 
 Each runs on the detector's largest face, the box grown by ``--margin`` shares and made
-square (the two networks' demos crop wide; 0.8 measured best of 0.4-1.0 here). A network is
+square (the two networks' demos crop wide; 0.8 measured best of 0.4-1.0 here), without
+the mirror the served networks also see. A network is
 kept only if adding its log-odds to the served pool's raises the share right.
 """
 

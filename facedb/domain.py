@@ -97,15 +97,31 @@ class MatchState(StrEnum):
     # The age check rules it out (the found photo predates the birth, or the face is far
     # too old or young); never in the queue, listed under its own filter.
     IMPOSSIBLE = "impossible"
+    # A reviewer could not decide (a reason from InconclusiveReason, and a note): out of the
+    # queue, listed under its own filter, back to pending when either person gets a photo.
+    INCONCLUSIVE = "inconclusive"
 
     @property
     def decided(self) -> bool:
         return self in (MatchState.CONFIRMED, MatchState.REJECTED)
 
     @property
+    def reviewable(self) -> bool:
+        """A decision a reviewer may give: confirmed, rejected or inconclusive."""
+        return self.decided or self is MatchState.INCONCLUSIVE
+
+    @property
     def open(self) -> bool:
         """Undecided: the cross-matcher may still raise it."""
         return self in (MatchState.PENDING, MatchState.IMPOSSIBLE)
+
+
+class InconclusiveReason(StrEnum):
+    """Why a reviewer could not decide a pair (as examiners record it)."""
+
+    BETTER_PHOTO = "better_photo"  # needs a better photo of either person
+    SECOND_EXAMINER = "second_examiner"  # needs another examiner's eyes
+    DNA_OR_DENTAL = "dna_or_dental"  # needs DNA or dental records
 
 
 class PairOrder(StrEnum):

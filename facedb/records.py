@@ -23,6 +23,7 @@ from facedb.domain import (
     AxisOutcome,
     EstimatedGender,
     Gender,
+    InconclusiveReason,
     MatchState,
     PersonStatus,
     QualityComponent,
@@ -247,6 +248,11 @@ class Decision(Record):
     by: str | None = Field(description="the name of the key that decided")
     at: Moment
     note: str | None
+    reason: InconclusiveReason | None = Field(
+        None,
+        description="why the reviewer could not decide (an `inconclusive` decision; kept when "
+        "a new photo brings the pair back to the queue)",
+    )
 
 
 class Claim(Record):

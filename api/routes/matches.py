@@ -63,7 +63,8 @@ def list_matches(
     offset: Offset = 0,
 ) -> MatchPage:
     """Candidate pairs. `state=pending` is the review queue; `impossible` lists the pairs the
-    age check keeps out of it, `superseded` those a confirmation took out."""
+    age check keeps out of it, `superseded` those a confirmation took out, `inconclusive`
+    those a reviewer could not decide (back in the queue with a new photo of either)."""
     items, total = review.page(where, sort, limit, offset)
     return MatchPage.of(items, total, limit, offset)
 
@@ -103,8 +104,10 @@ def release(match_id: MatchId, review: Review, caller: Reviewer) -> MatchOut:
     responses=documented(*COMMON, 400, 404, 409),
 )
 async def decide(match_id: MatchId, body: DecisionIn, review: Review, caller: Reviewer) -> MatchOut:
-    """Confirm or reject a pair; a second decision replaces the first (both are audited)."""
+    """Confirm or reject a pair, or find it `inconclusive` with a `reason` (it leaves the
+    queue until a new photo of either person arrives); a second decision replaces the first
+    (both are audited)."""
     record = await run_in_threadpool(
-        review.decide, caller, match_id, MatchState(body.decision), body.note
+        review.decide, caller, match_id, MatchState(body.decision), body.note, body.reason
     )
     return MatchOut.model_validate(record)

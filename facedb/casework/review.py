@@ -5,10 +5,12 @@ closed (their case is resolved; closed persons take part in no cross-matching) a
 names the other in ``linked_person_id``. A person is linked to at most one other record:
 confirming when either is linked elsewhere is refused (``AlreadyLinked``), and a
 confirmation takes both persons' other pending pairs out of the queue (``superseded``).
-Reversing a confirmation (a second decision, ``rejected``) restores the statuses it
-changed, clears the links and puts the superseded pairs back. Every decision attempt is
-written to the audit trail, and each decision is announced (``notices``); cross-matching
-never changes a decided pair.
+Reversing a confirmation (a second decision, ``rejected`` or ``inconclusive``) restores the
+statuses it changed, clears the links and puts the superseded pairs back. An inconclusive
+pair (a reason, a note) stays out of the queue until a new photo of either person arrives
+(``PairRepository.reopen_inconclusive``, called where the photo is stored). Every decision
+attempt is written to the audit trail, and each decision is announced (``notices``);
+cross-matching never changes a decided or inconclusive pair.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from facedb.casework.checks import described
-from facedb.domain import AgeVerdict, AuditAction, MatchState, PairOrder, PersonStatus
+from facedb.domain import (
+    AgeVerdict,
+    AuditAction,
+    InconclusiveReason,
+    MatchState,
+    PairOrder,
+    PersonStatus,
+)
 from facedb.errors import AlreadyLinked, Claimed, InvalidInput
 from facedb.records import Caller, Claim, PairFilter, PairRecord
 from facedb.store.unit import Store, Unit
@@ -53,12 +62,17 @@ class ReviewService:
             return described(unit, [unit.pairs.get(pair_id)])[0]
 
     def decide(
-        self, caller: Caller, pair_id: int, decision: MatchState, note: str | None
+        self,
+        caller: Caller,
+        pair_id: int,
+        decision: MatchState,
+        note: str | None,
+        reason: InconclusiveReason | None = None,
     ) -> PairRecord:
-        """Confirm or reject a pair (audited); a change of decision undoes the earlier one."""
+        """Confirm, reject or find a pair inconclusive (with its ``reason``; audited); a
+        change of decision undoes the earlier one."""
         with self.audit.audited(AuditAction.DECISION, caller) as trail:
-            if not decision.decided:
-                raise InvalidInput("a decision is `confirmed` or `rejected`", field="decision")
+            check_reason(decision, reason)
             if note is not None and len(note) > MAX_NOTE:
                 raise InvalidInput(f"the note is longer than {MAX_NOTE} characters", field="note")
             if (
@@ -77,11 +91,11 @@ class ReviewService:
                 statuses, moved = None, 0
                 if decision is MatchState.CONFIRMED and pair.state is not MatchState.CONFIRMED:
                     statuses, moved = link_confirmed(unit, pair.persons, pair_id)
-                elif pair.state is MatchState.CONFIRMED and decision is MatchState.REJECTED:
+                elif pair.state is MatchState.CONFIRMED and decision is not MatchState.CONFIRMED:
                     unit.persons.unlink(pair.persons, pair.statuses_before)
                     moved = _reopen(unit, pair_id)
                 unit.pairs.decide(
-                    pair_id, decision, caller.key_name, datetime.now(UTC), note, statuses
+                    pair_id, decision, caller.key_name, datetime.now(UTC), note, statuses, reason
                 )
                 self.notices.decided(unit, Decided(pair_id, decision, pair.state,
                                                    *pair.persons, caller.key_name))  # fmt: skip
@@ -93,6 +107,7 @@ class ReviewService:
                     "missing_person_id": pair.missing_person_id,
                     "found_person_id": pair.found_person_id,
                     "note": note,
+                    "reason": reason.value if reason else None,
                     "pairs_superseded" if statuses else "pairs_reopened": moved,
                 }
             ]
@@ -112,6 +127,21 @@ class ReviewService:
             trail.results = [{"match_id": pair_id, "claimed": claim,
                               "until": until.isoformat() if until else None}]  # fmt: skip
         return self.get(pair_id)
+
+
+def check_reason(decision: MatchState, reason: InconclusiveReason | None) -> None:
+    """Refuse a decision a reviewer cannot give, an inconclusive one without its reason, and
+    a reason given with a confirmation or a rejection."""
+    if not decision.reviewable:
+        raise InvalidInput(
+            "a decision is `confirmed`, `rejected` or `inconclusive`", field="decision"
+        )
+    if decision is MatchState.INCONCLUSIVE and reason is None:
+        choices = ", ".join(f"`{r.value}`" for r in InconclusiveReason)
+        raise InvalidInput(f"say why it is inconclusive: a reason, one of {choices}",
+                           field="reason")  # fmt: skip
+    if decision is not MatchState.INCONCLUSIVE and reason is not None:
+        raise InvalidInput("a reason goes with an `inconclusive` decision only", field="reason")
 
 
 def claimant(caller: Caller) -> str:

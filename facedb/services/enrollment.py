@@ -292,6 +292,7 @@ class EnrollmentService:
             )
             embedded = Embedded(generation, self.analyzer.model_name, face.model_version)
             record = unit.photos.add(photo, [new_face(face)], embedded)
+            unit.pairs.reopen_inconclusive(person_id)  # a new photo: the reviewer's wish
         warned = quality.warning(face.quality, self.settings.quality_warn_below)
         return PhotoResult(upload.filename, UploadStatus.STORED, checked(record), warning=warned)
 

@@ -36,6 +36,7 @@ from facedb.domain import (
     EstimatedGender,
     EventType,
     Gender,
+    InconclusiveReason,
     MatchState,
     PersonStatus,
     Register,
@@ -400,6 +401,10 @@ class MatchCandidate(Base):
     decided_by: Mapped[str | None] = mapped_column(String(200))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     note: Mapped[str | None] = mapped_column(String(2000))
+    # Why an inconclusive decision could not decide (kept when the pair is back in the queue).
+    reason: Mapped[InconclusiveReason | None] = mapped_column(
+        closed_set(InconclusiveReason, "reason")
+    )
     # Statuses before a confirmation changed them, restored if the decision is reversed.
     statuses_before: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The confirmed pair that took this one out of the queue (state superseded).

@@ -32,6 +32,7 @@ EXPORTED_COLUMNS = (
     "decided_by",
     "decided_at",
     "note",
+    "reason",
     "statuses_before",
 )
 

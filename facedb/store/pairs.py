@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from facedb.domain import AgeVerdict, MatchState, PairOrder, PersonStatus
+from facedb.domain import AgeVerdict, InconclusiveReason, MatchState, PairOrder, PersonStatus
 from facedb.records import Claim, Decision, PairFilter, PairRecord, PairSide, PersonRecord
 from facedb.store import pair_writes
 from facedb.store.models import Face, MatchCandidate, PairSideColumns, Person, Photo
@@ -144,10 +144,12 @@ class PairRepository:
         at: datetime,
         note: str | None,
         statuses_before: dict[str, PersonStatus] | None = None,
+        reason: InconclusiveReason | None = None,
     ) -> None:
-        """Record a decision (and, for a confirmation, the statuses it changed)."""
+        """Record a decision (and, for a confirmation, the statuses it changed; for an
+        inconclusive one, its reason)."""
         values: dict[str, Any] = {"state": state, "decided_by": by, "decided_at": at, "note": note,
-                                  "superseded_by": None, "claimed_by": None,
+                                  "reason": reason, "superseded_by": None, "claimed_by": None,
                                   "claimed_until": None}  # fmt: skip
         if statuses_before is not None:
             values["statuses_before"] = {k: v.value for k, v in statuses_before.items()}
@@ -187,6 +189,16 @@ class PairRepository:
             .where(MatchCandidate.id == pair_id)
             .values(state=state, superseded_by=superseded_by)
         )
+
+    def reopen_inconclusive(self, person_id: str) -> int:
+        """A new photo of this person: put their inconclusive pairs back in the queue
+        (pending; the decision that held them stays on the pair); return how many."""
+        result = self._session.execute(
+            update(MatchCandidate)
+            .where(MatchCandidate.state == MatchState.INCONCLUSIVE, involving([person_id]))
+            .values(state=MatchState.PENDING)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     def confirmed_of(self, person_id: str) -> int | None:
         """Return the confirmed pair that links this person, if any."""
@@ -317,7 +329,9 @@ def _record(row: MatchCandidate, persons: dict[str, PersonRecord], rank: int) ->
     missing = _side(persons.get(row.missing.person_id), row.missing)
     found = _side(persons.get(row.found.person_id), row.found)
     decision = (
-        Decision(by=row.decided_by, at=row.decided_at, note=row.note) if row.decided_at else None
+        Decision(by=row.decided_by, at=row.decided_at, note=row.note, reason=row.reason)
+        if row.decided_at
+        else None
     )
     return PairRecord(
         id=row.id,

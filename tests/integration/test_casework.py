@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from facedb.casework import batch
 from facedb.casework.crossmatch import CrossMatcher
-from facedb.domain import AgeSource, JobKind, MatchState, PersonStatus
+from facedb.domain import AgeSource, InconclusiveReason, JobKind, MatchState, PersonStatus
+from facedb.errors import InvalidInput
 from facedb.models.sample_data import photos
 from facedb.pipeline.analyzer import FaceAnalyzer
 from facedb.records import PairFilter
@@ -200,3 +201,44 @@ def test_a_crashed_batch_resumes_after_the_last_batch_written(
     resumed = [i for batch in queried for i in batch]
     assert resumed[: len(dead_batch)] == dead_batch  # the batch that died is redone
     assert not set(first_batch) & set(resumed)  # the batch written is not
+
+
+def test_an_inconclusive_pair_leaves_the_queue_until_either_person_gets_a_photo(
+    db: Services, registers: dict[str, str]
+) -> None:
+    elton, found = registers["elton"], registers["found_elton"]
+    pair = next(m.id for m in db.review.page(PairFilter(person_id=found), limit=100)[0]
+                if m.missing.person and m.missing.person.id == elton)  # fmt: skip
+    with pytest.raises(InvalidInput, match="say why it is inconclusive"):
+        db.review.decide(LOCAL, pair, MatchState.INCONCLUSIVE, "blurred")
+    with pytest.raises(InvalidInput, match="with an `inconclusive` decision only"):
+        db.review.decide(LOCAL, pair, MatchState.CONFIRMED, None, InconclusiveReason.BETTER_PHOTO)
+    assert db.review.get(pair).state is MatchState.PENDING  # refused: nothing changed
+
+    held = db.review.decide(
+        LOCAL, pair, MatchState.INCONCLUSIVE, "the found photo is blurred",
+        InconclusiveReason.BETTER_PHOTO,
+    )  # fmt: skip
+    assert held.state is MatchState.INCONCLUSIVE
+    assert held.decision and held.decision.reason is InconclusiveReason.BETTER_PHOTO
+    assert (elton, found) not in pairs(db, MatchState.PENDING)
+    assert (elton, found) in pairs(db, MatchState.INCONCLUSIVE)
+    db.crossmatch.run_batch(Job(kind=JobKind.CROSSMATCH, params={}))  # a re-run keeps it out
+    assert db.review.get(pair).state is MatchState.INCONCLUSIVE
+    enroll_bytes(db, registers["ben"], fake_photo(3, 7))  # someone else's photo: still out
+    assert db.review.get(pair).state is MatchState.INCONCLUSIVE
+
+    enroll_bytes(db, found, fake_photo(2, 6))  # the better photo arrives
+    back = db.review.get(pair)
+    assert back.state is MatchState.PENDING and (elton, found) in pairs(db, MatchState.PENDING)
+    assert back.decision and back.decision.reason is InconclusiveReason.BETTER_PHOTO  # kept
+
+    confirmed = db.review.decide(LOCAL, pair, MatchState.CONFIRMED, "same ear")
+    assert db.persons.get(elton).linked_person_id == found and confirmed.decision
+    assert confirmed.decision.reason is None
+    again = db.review.decide(
+        LOCAL, pair, MatchState.INCONCLUSIVE, None, InconclusiveReason.DNA_OR_DENTAL
+    )
+    assert again.state is MatchState.INCONCLUSIVE  # a confirmation undone, as a rejection does
+    assert db.persons.get(elton).linked_person_id is None
+    assert db.persons.get(elton).status is PersonStatus.MISSING

@@ -1,11 +1,16 @@
 // One candidate pair as a card: both faces side by side, every warning of the pair and of
 // the photos it rests on, the score in words, and (for a reviewer) the decision.
 import { api, json } from "../api.js";
-import { ask, el, field, formError, showNotice } from "../dom.js";
+import { ask, el, field, formError, select, showNotice } from "../dom.js";
 import { ageText, dateText, fixed, nameOf, when, whoText } from "../format.js";
 import { pendingCount } from "../chrome.js";
 import { may, state } from "../session.js";
 import { VERDICTS, ageCheckLine, crop, qualityLine, scoreBar, scoreMeaning } from "../widgets.js";
+
+// Why a reviewer could not decide (the API's `reason` of an inconclusive decision).
+export const REASONS = [["better_photo", "Needs a better photo"], ["second_examiner", "Needs another examiner"],
+  ["dna_or_dental", "Needs DNA or dental records"]];
+const reasonText = (reason) => (REASONS.find(([v]) => v === reason) || [reason, reason])[1];
 
 function sideView(side, label) {
   const person = side.person;
@@ -53,7 +58,9 @@ export function pairCard(m, afterDecision) {
   }
   if (m.decision) {
     card.append(el("p", { class: "decision" },
-      `${m.state} by ${m.decision.by || "—"} on ${when(m.decision.at)}` +
+      `${m.decision.reason && m.state !== "inconclusive" ? "inconclusive before, " : m.state} by ` +
+      `${m.decision.by || "—"} on ${when(m.decision.at)}` +
+      (m.decision.reason ? ` (${reasonText(m.decision.reason).toLowerCase()})` : "") +
       (m.decision.note ? `: “${m.decision.note}”` : "")));
   }
   const mine = m.claim && m.claim.by === (state.me.name || "local admin");
@@ -87,9 +94,9 @@ function decisionForm(m, warnings, afterDecision) {
   const note = el("textarea", { name: "note", rows: 2, maxlength: 2000 });
   const form = el("form", { class: "decide", onsubmit: (event) => event.preventDefault() });
   const names = `${whoText(m.missing.person)} and ${whoText(m.found.person)}`;
-  const decide = async (decision, text) => {
+  const decide = async (decision, text, reason) => {
     try {
-      await api(`/v1/matches/${m.id}/decision`, json("POST", { decision, note: text || null }));
+      await api(`/v1/matches/${m.id}/decision`, json("POST", { decision, note: text || null, reason: reason || null }));
     } catch (err) {
       formError(form, err);
       return;
@@ -124,8 +131,23 @@ function decisionForm(m, warnings, afterDecision) {
       },
     });
   };
+  const unsure = () => {
+    const reason = select("reason", REASONS, REASONS[0][0]);
+    const why = el("textarea", { name: "note", rows: 3, maxlength: 2000 }, note.value);
+    ask({
+      title: "Inconclusive: what would decide it?", yes: "Record as inconclusive",
+      body: [el("p", {}, `${names}: the pair leaves the queue and waits under Inconclusive until a new photo of either person arrives` +
+        (m.state === "confirmed" ? "; the confirmation is undone: the link goes and both records reopen." : ".")),
+      field("What is needed", reason), field("Note (optional)", why)],
+      onyes: async () => {
+        await decide("inconclusive", why.value, reason.value);
+        return true;
+      },
+    });
+  };
   form.append(field("Note", note), el("div", { class: "row" },
     m.state !== "confirmed" ? el("button", { type: "button", onclick: confirm }, "Confirm: same person") : null,
-    m.state !== "rejected" ? el("button", { type: "button", class: "secondary", onclick: reject }, "Reject…") : null));
+    m.state !== "rejected" ? el("button", { type: "button", class: "secondary", onclick: reject }, "Reject…") : null,
+    m.state !== "inconclusive" ? el("button", { type: "button", class: "secondary", onclick: unsure }, "Inconclusive…") : null));
   return form;
 }

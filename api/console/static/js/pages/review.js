@@ -6,10 +6,11 @@ import { crop } from "../widgets.js";
 import { pairCard } from "./pair.js";
 
 const TABS = [["pending", "Waiting"], ["confirmed", "Confirmed"], ["rejected", "Rejected"],
-  ["superseded", "Superseded"], ["impossible", "Impossible by age"]];
+  ["inconclusive", "Inconclusive"], ["superseded", "Superseded"], ["impossible", "Impossible by age"]];
 const EXPLAINED = {
   pending: ", pairs without warnings first, then by how far each stands above the two persons' other candidates",
   impossible: ": the age check rules these out (a photo before the birth, or a face far too old or young). Kept here so nothing is lost: confirm one if the dates were wrong.",
+  inconclusive: ": a reviewer could not decide these (the reason is on each); a new photo of either person puts a pair back in the queue",
   superseded: ": one of their persons was linked to someone else by a confirmation; reversing it brings them back",
 };
 const LIMIT = 20;
